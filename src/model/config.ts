@@ -1,0 +1,78 @@
+/**
+ * Model architecture description shared by the compiler, the reference and the chip runtime.
+ * One shape covers the Mixtral / Mistral / Llama family: a decoder-only transformer with RMSNorm,
+ * rotary embeddings (Hugging Face rotate-half convention), grouped-query attention and a SwiGLU
+ * feed-forward that is either dense (experts = 1) or a top-k softmax-routed mixture of experts.
+ */
+
+export type ModelFamily = 'mixtral' | 'llama' | 'mistral';
+
+export interface ModelConfig {
+  /** Display name: a built-in name or the folder it was read from. */
+  readonly name: string;
+  readonly family: ModelFamily;
+  readonly hidden: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  /** FFN inner width (per expert for MoE). */
+  readonly intermediate: number;
+  /** 1 for a dense FFN. */
+  readonly experts: number;
+  /** Experts selected per token (1 for dense). */
+  readonly expertsPerToken: number;
+  readonly vocab: number;
+  readonly ropeTheta: number;
+  readonly rmsNormEps: number;
+  readonly maxPositions: number;
+  readonly tieEmbeddings: boolean;
+  /** Mistral's sliding-window attention span; null = full causal attention. */
+  readonly slidingWindow: number | null;
+}
+
+/** Weight storage dtypes the compiler places and the runtime dequantises. */
+export type WeightDtype = 'bf16' | 'fp16' | 'int8' | 'fp8';
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ['bf16', 'fp16', 'int8', 'fp8'];
+
+export function bytesPerParam(dtype: WeightDtype): number {
+  return dtype === 'bf16' || dtype === 'fp16' ? 2 : 1;
+}
+
+export function isMoe(m: ModelConfig): boolean {
+  return m.experts > 1;
+}
+
+/** Parameter counts, derived from the shapes (used in reports and tested against FACTS.md). */
+export interface ParamCounts {
+  readonly attentionPerLayer: number;
+  readonly expertPerLayer: number;
+  readonly routerPerLayer: number;
+  readonly normsPerLayer: number;
+  readonly embedding: number;
+  readonly lmHead: number;
+  readonly total: number;
+  /** Parameters touched per token (top-k experts only). */
+  readonly active: number;
+}
+
+export function paramCounts(m: ModelConfig): ParamCounts {
+  const q = m.heads * m.headDim;
+  const kv = m.kvHeads * m.headDim;
+  const attentionPerLayer = m.hidden * (q + 2 * kv) + q * m.hidden;
+  const expertPerLayer = 3 * m.hidden * m.intermediate;
+  const routerPerLayer = isMoe(m) ? m.experts * m.hidden : 0;
+  const normsPerLayer = 2 * m.hidden;
+  const embedding = m.vocab * m.hidden;
+  const lmHead = m.tieEmbeddings ? 0 : m.vocab * m.hidden;
+  const perLayer = attentionPerLayer + m.experts * expertPerLayer + routerPerLayer + normsPerLayer;
+  const activePerLayer = attentionPerLayer + m.expertsPerToken * expertPerLayer + routerPerLayer + normsPerLayer;
+  const total = m.layers * perLayer + embedding + lmHead + m.hidden;
+  const active = m.layers * activePerLayer + embedding + lmHead + m.hidden;
+  return { attentionPerLayer, expertPerLayer, routerPerLayer, normsPerLayer, embedding, lmHead, total, active };
+}
+
+/** Bytes of KV cache per token (all layers) at the given element size. */
+export function kvBytesPerToken(m: ModelConfig, elementBytes: number): number {
+  return 2 * m.layers * m.kvHeads * m.headDim * elementBytes;
+}
