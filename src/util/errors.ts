@@ -42,6 +42,7 @@ export const ERRORS = {
   RACKEMU_ERR_NO_ROUTE: { exitCode: 70, summary: 'internal: no route between two chips' },
   // runtime and transport
   RACKEMU_ERR_TRANSPORT: { exitCode: 69, summary: 'transport failure (connection, publish, subscribe)' },
+  RACKEMU_ERR_TRANSPORT_CONFIG: { exitCode: 78, summary: 'transport configuration is invalid (kind, chip id, run id, window, missing channel)' },
   RACKEMU_ERR_NATS_UNAVAILABLE: { exitCode: 69, summary: 'nats-server is not installed or not reachable' },
   RACKEMU_ERR_FRAME: { exitCode: 70, summary: 'a frame could not be decoded' },
   RACKEMU_ERR_SCHEDULE_VIOLATION: { exitCode: 3, summary: 'a chip saw a late, missing, duplicate, corrupt or unexpected frame' },

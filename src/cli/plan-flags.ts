@@ -1,0 +1,54 @@
+import { Option, type Command } from 'commander';
+import { WEIGHT_DTYPES, type WeightDtype } from '../model/config.js';
+import { loadModel } from '../model/load.js';
+import { Fabric } from '../topology/fabric.js';
+import { loadTopology, parseSetArg } from '../topology/load.js';
+import { compile } from '../compiler/compile.js';
+import type { Plan } from '../compiler/plan.js';
+import { UsageError } from '../util/errors.js';
+
+/** Flags shared by every command that compiles a Plan (compile, generate, and later serve). */
+export interface PlanFlags {
+  topology: string;
+  model: string;
+  dtype: WeightDtype;
+  batch?: number;
+  context?: number;
+  promptTokens?: number;
+  set: string[];
+}
+
+function int(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
+      throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected a positive integer, got "${v}"`, { details: { path: flag, expected: 'positive integer', got: v } });
+    }
+    return n;
+  };
+}
+
+export function addPlanFlags(cmd: Command): Command {
+  return cmd
+    .requiredOption('--topology <file>', 'topology YAML file (see topologies/)')
+    .requiredOption('--model <name|folder>', 'built-in model (mixtral-8x7b, mixtral-tiny, llama-2-70b, mistral-7b) or a Hugging Face folder')
+    .addOption(new Option('--dtype <dtype>', 'weight storage dtype').choices(WEIGHT_DTYPES as string[]).default('bf16'))
+    .option('--batch <n>', 'sequences decoded together', int('--batch'))
+    .option('--context <n>', 'KV-cache positions per sequence (default: the model maximum)', int('--context'))
+    .option('--prompt-tokens <n>', 'prompt length the TTFT prediction assumes (default 128)', int('--prompt-tokens'))
+    .option('--set <key.path=value>', 'override a topology key (repeatable), e.g. --set chip.sram_mib=0.05', (v: string, prev: string[]) => [...prev, v], [] as string[]);
+}
+
+export interface CompiledPlan {
+  plan: Plan;
+  fabric: Fabric;
+}
+
+/** topology + model -> Plan, from the shared flags. */
+export function planFromFlags(f: PlanFlags, extra: { promptTokens?: number; withWeights?: boolean } = {}): CompiledPlan & { weights: ReturnType<typeof loadModel>['weights'] } {
+  const topology = loadTopology(f.topology, f.set.map(parseSetArg));
+  const { config, weights } = loadModel(f.model, { dtype: f.dtype, withWeights: extra.withWeights ?? false });
+  const fabric = new Fabric(topology);
+  const plan = compile(topology, config, { dtype: f.dtype, batch: f.batch, context: f.context, promptTokens: extra.promptTokens ?? f.promptTokens }, fabric);
+  return { plan, fabric, weights };
+}

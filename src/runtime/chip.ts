@@ -1,0 +1,429 @@
+import type { Kernel, Tensor } from '../compiler/plan.js';
+import type { Instruction, Program } from '../compiler/programs.js';
+import type { ModelConfig } from '../model/config.js';
+import type { ChipEndpoint } from '../transport/types.js';
+import { decodeFrame, encodeFrame, tensorView } from '../transport/frame.js';
+import { RunError } from '../util/errors.js';
+import { weightKey, type ChipWeights } from './chip-weights.js';
+import {
+  addInPlace,
+  applyRope,
+  argmaxRows,
+  attend,
+  combineArgmax,
+  embedLookup,
+  KvCache,
+  lmHeadSlice,
+  matmulXWt,
+  rmsNorm,
+  routeTopK,
+  swigluSlice,
+  type ArgmaxPartial,
+} from './kernels.js';
+import { usesMoe } from './reference.js';
+import { runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstance, type StepLengths } from './run-spec.js';
+
+/**
+ * One emulated chip: its SRAM contents (weight slices, KV cache, activations) and the executor of
+ * its Program. Instructions run in tick order; a receive waits (in wall time) for its frame, which
+ * may have arrived early and waits in a buffer. Virtual time never depends on wall time: each
+ * tensor carries the virtual tick it became available, propagated through frame headers, so a run
+ * on schedule reproduces the Plan's ticks exactly, and a late frame shows up as a violation and as
+ * a shifted timeline, never silently.
+ */
+
+export type TensorMeta = Pick<Tensor, 'name' | 'rows' | 'cols' | 'dtype' | 'bytes'>;
+
+export interface ChipInit {
+  readonly chip: number;
+  readonly chipId: string;
+  readonly model: ModelConfig;
+  readonly fidelity: Fidelity;
+  readonly context: number;
+  readonly prefillChunk: number;
+  readonly program: Program;
+  /** Metadata of every tensor this chip's Program touches, per step kind. */
+  readonly tensors: { readonly prefill: Record<number, TensorMeta>; readonly decode: Record<number, TensorMeta> };
+  /** Chip index -> chip id, for every peer in the Program. */
+  readonly peers: Record<number, string>;
+  readonly stepLengths: StepLengths;
+  /** Tick within a step at which its input token ids are ready (the sync overhead). */
+  readonly startTick: number;
+  /** On the sampler: ids of its `tok` and `next` tensors per step kind. */
+  readonly sampler: { readonly tok: { prefill: number; decode: number }; readonly next: { prefill: number; decode: number } } | null;
+  /** Wall-clock limit on waiting for one frame before it is declared missing. */
+  readonly watchdogMs: number;
+}
+
+export type ViolationKind = 'late' | 'missing' | 'duplicate' | 'corrupt' | 'unexpected';
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly step: number;
+  readonly tensor: string;
+  readonly src: string;
+  readonly dst: string;
+  /** Virtual tick the frame arrived (late), or was due (missing). */
+  readonly tick: number;
+  /** Virtual tick by which it was needed. */
+  readonly needBy?: number;
+  readonly message: string;
+}
+
+export interface ChipRunResult {
+  readonly chipId: string;
+  readonly violations: Violation[];
+  readonly framesSent: number;
+  readonly bytesSent: number;
+  /** Sampler only: the generated ids, and per step the virtual tick and wall ms at which they were known. */
+  readonly tokens: number[] | null;
+  readonly tokenTicks: number[] | null;
+  readonly tokenWallMs: number[] | null;
+}
+
+type Value = Float32Array | Int32Array | null;
+
+interface Waiter {
+  key: string;
+  resolve: (f: Uint8Array) => void;
+  since: number;
+  step: number;
+  tensor: string;
+  src: string;
+  tick: number;
+  needBy: number;
+}
+
+export class ChipRuntime {
+  private endpoint: ChipEndpoint | null = null;
+  private readonly buffered = new Map<string, Uint8Array>();
+  private readonly consumed = new Set<string>();
+  private waiter: Waiter | null = null;
+  private readonly violations: Violation[] = [];
+  private fatal: RunError | null = null;
+  private failRun: ((e: RunError) => void) | null = null;
+  private readonly seq = new Map<string, number>();
+  private readonly caches = new Map<number, KvCache>();
+  private framesSent = 0;
+  private bytesSent = 0;
+  /** lm_head chips: the logits slice of the most recent step (host readback for final_logits). */
+  lastLogits: { start: number; logits: Float32Array } | null = null;
+  private readonly moe: boolean;
+
+  constructor(
+    readonly init: ChipInit,
+    private readonly weights: ChipWeights,
+  ) {
+    this.moe = usesMoe(init.model);
+    if (init.fidelity === 'numeric') {
+      const m = init.model;
+      for (const ins of init.program.decode.instructions) {
+        if (ins.kind === 'compute' && ins.kernel.kind === 'attention') {
+          const k = ins.kernel;
+          this.caches.set(k.layer, new KvCache(init.context, k.kvHeadEnd - k.kvHeadStart, m.headDim, k.kvHeadStart));
+        }
+      }
+    }
+  }
+
+  attach(endpoint: ChipEndpoint): void {
+    this.endpoint = endpoint;
+    endpoint.onFrame((frame, src) => this.onFrame(frame, src));
+    endpoint.onError((err) => this.abort(new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: transport failed: ${err.message}`, { cause: err })));
+  }
+
+  private violation(v: Omit<Violation, 'message' | 'dst'>, message: string): Violation {
+    const full: Violation = { ...v, dst: this.init.chipId, message: `${v.kind} frame: ${message}` };
+    this.violations.push(full);
+    return full;
+  }
+
+  private abort(e: RunError): void {
+    if (this.fatal) return;
+    this.fatal = e;
+    this.failRun?.(e);
+  }
+
+  private onFrame(frame: Uint8Array, src: string): void {
+    let decoded;
+    try {
+      decoded = decodeFrame(frame, { verify: false });
+    } catch (cause) {
+      const v = this.violation({ kind: 'corrupt', step: -1, tensor: '?', src, tick: -1 }, `undecodable frame from ${src} at ${this.init.chipId}`);
+      this.abort(new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', v.message, { cause, details: { violation: v } }));
+      return;
+    }
+    const h = decoded.header;
+    const key = `${h.step}|${h.tensor}|${src}`;
+    if (this.buffered.has(key) || this.consumed.has(key)) {
+      this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
+      return;
+    }
+    if (this.waiter?.key === key) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve(frame);
+    } else {
+      this.buffered.set(key, frame);
+    }
+  }
+
+  /** The frame for (step, tensor, src), waiting for it if it has not arrived. */
+  private take(step: number, tensor: string, src: string, tick: number, needBy: number): Promise<Uint8Array> | Uint8Array {
+    const key = `${step}|${tensor}|${src}`;
+    this.consumed.add(key);
+    const f = this.buffered.get(key);
+    if (f) {
+      this.buffered.delete(key);
+      return f;
+    }
+    return new Promise((resolve) => {
+      this.waiter = { key, resolve, since: Date.now(), step, tensor, src, tick, needBy };
+    });
+  }
+
+  /** Wall-clock watchdog: a receive that waits longer than watchdogMs is a missing frame. */
+  private checkWatchdog(): void {
+    const w = this.waiter;
+    if (!w || Date.now() - w.since < this.init.watchdogMs) return;
+    const v = this.violation(
+      { kind: 'missing', step: w.step, tensor: w.tensor, src: w.src, tick: w.tick, needBy: w.needBy },
+      `${w.tensor} from ${w.src} to ${this.init.chipId} (step ${w.step}) was due at tick ${w.tick} and has not arrived after ${this.init.watchdogMs} ms of wall time`,
+    );
+    this.abort(new RunError('RACKEMU_ERR_WATCHDOG', v.message, { details: { violation: v } }));
+  }
+
+  async run(spec: RunSpec): Promise<ChipRunResult> {
+    const steps = runSteps(spec, this.init.prefillChunk, this.init.stepLengths);
+    const isSampler = this.init.sampler !== null;
+    const tokens: number[] = [];
+    const tokenTicks: number[] = [];
+    const tokenWallMs: number[] = [];
+    const timer = setInterval(() => this.checkWatchdog(), Math.max(50, Math.min(1000, this.init.watchdogMs / 4)));
+    const failed = new Promise<never>((_, reject) => {
+      this.failRun = reject;
+      if (this.fatal) reject(this.fatal);
+    });
+    failed.catch(() => undefined);
+    try {
+      let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
+      for (const step of steps) {
+        carry = await Promise.race([this.runStep(step, spec.faults ?? [], carry), failed]);
+        if (isSampler) {
+          tokenTicks.push(carry.tick);
+          tokenWallMs.push(performance.now());
+          if (carry.ids) tokens.push(carry.ids[0]);
+        }
+      }
+      // Frames nobody asked for: a sender with a wrong Program, or a misrouted frame.
+      for (const key of this.buffered.keys()) {
+        const [step, tensor, src] = key.split('|');
+        this.violation({ kind: 'unexpected', step: Number(step), tensor, src, tick: -1 }, `${tensor} from ${src} (step ${step}) is not in ${this.init.chipId}'s Program`);
+      }
+      this.buffered.clear();
+    } finally {
+      clearInterval(timer);
+      this.failRun = null;
+    }
+    return {
+      chipId: this.init.chipId,
+      violations: this.violations,
+      framesSent: this.framesSent,
+      bytesSent: this.bytesSent,
+      tokens: isSampler && this.init.fidelity === 'numeric' ? tokens : null,
+      tokenTicks: isSampler ? tokenTicks : null,
+      tokenWallMs: isSampler ? tokenWallMs : null,
+    };
+  }
+
+  private async runStep(step: StepInstance, faults: readonly FrameFault[], carry: { ids: Int32Array | null; tick: number }): Promise<{ ids: Int32Array | null; tick: number }> {
+    const prog = this.init.program[step.kind].instructions;
+    const meta = this.init.tensors[step.kind];
+    const values = new Map<number, Value>();
+    const ready = new Map<number, number>();
+    let chipFree = 0;
+    const s = this.init.sampler;
+    if (s) {
+      values.set(s.tok[step.kind], step.inputIds ?? carry.ids);
+      ready.set(s.tok[step.kind], Math.max(step.base + this.init.startTick, carry.tick));
+    }
+    for (const ins of prog) {
+      if (ins.kind === 'recv') {
+        const m = meta[ins.tensor];
+        const src = this.init.peers[ins.from];
+        const got = this.take(step.index, m.name, src, step.base + ins.tick, step.base + ins.needBy);
+        const frame = got instanceof Uint8Array ? got : await got;
+        const d = decodeFrame(frame, { verify: this.init.fidelity === 'numeric' });
+        if (d.integrity === 'mismatch') {
+          const v = this.violation({ kind: 'corrupt', step: step.index, tensor: m.name, src, tick: d.header.tick }, `${m.name} from ${src} to ${this.init.chipId} (step ${step.index}, tick ${d.header.tick}) failed its checksum`);
+          throw new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', v.message, { details: { violation: v } });
+        }
+        const needBy = step.base + ins.needBy;
+        if (d.header.tick > needBy) {
+          this.violation(
+            { kind: 'late', step: step.index, tensor: m.name, src, tick: d.header.tick, needBy },
+            `${m.name} from ${src} to ${this.init.chipId} (step ${step.index}) arrived at tick ${d.header.tick}, needed at tick ${needBy} (${d.header.tick - needBy} ticks late)`,
+          );
+        }
+        values.set(ins.tensor, tensorView(d) ?? null);
+        ready.set(ins.tensor, d.header.tick);
+      } else if (ins.kind === 'compute') {
+        let start = Math.max(step.base + ins.tick, chipFree);
+        for (const t of ins.inputs) start = Math.max(start, ready.get(t) ?? Infinity);
+        const end = start + (ins.end - ins.tick);
+        chipFree = end;
+        ready.set(ins.output, end);
+        values.set(ins.output, this.init.fidelity === 'numeric' ? this.compute(ins, step, values) : null);
+      } else {
+        this.send(ins, step, meta, values, ready, faults);
+      }
+    }
+    if (!s) return { ids: null, tick: 0 };
+    const next = s.next[step.kind];
+    return { ids: values.get(next) as Int32Array | null, tick: ready.get(next) ?? 0 };
+  }
+
+  private send(
+    ins: Extract<Instruction, { kind: 'send' }>,
+    step: StepInstance,
+    meta: Record<number, TensorMeta>,
+    values: Map<number, Value>,
+    ready: Map<number, number>,
+    faults: readonly FrameFault[],
+  ): void {
+    const m = meta[ins.tensor];
+    const dst = this.init.peers[ins.to];
+    const depart = Math.max(step.base + ins.tick, ready.get(ins.tensor) ?? Infinity);
+    let tick = depart + (ins.arrive - ins.tick);
+    const fault = faults.find((f) => f.step === step.index && f.tensor === m.name && f.src === this.init.chipId && (f.dst === undefined || f.dst === dst));
+    if (fault?.kind === 'drop') return;
+    if (fault?.kind === 'delay') tick += fault.ticks ?? 0;
+    const v = values.get(ins.tensor) ?? null;
+    const pairKey = dst;
+    const seq = this.seq.get(pairKey) ?? 0;
+    this.seq.set(pairKey, seq + 1);
+    const cols = m.dtype === 'argmax' ? 2 : m.cols;
+    const frame =
+      v === null
+        ? encodeFrame({ src: this.init.chipId, dst, step: step.index, tick, tensor: m.name, dtype: 'none', shape: [m.rows, cols], seq, byteLength: m.bytes }, new Uint8Array(0))
+        : encodeFrame(
+            { src: this.init.chipId, dst, step: step.index, tick, tensor: m.name, dtype: v instanceof Float32Array ? 'f32' : 'i32', shape: [m.rows, cols], seq },
+            new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+          );
+    if (fault?.kind === 'corrupt' && frame.length > 0) frame[frame.length - 1] ^= 0xff;
+    this.framesSent++;
+    this.bytesSent += v === null ? m.bytes : v.byteLength;
+    const endpoint = this.endpoint!;
+    if (fault?.kind === 'duplicate') endpoint.send(dst, Uint8Array.from(frame));
+    endpoint.send(dst, frame);
+  }
+
+  /** Numeric kernels; inputs are the chip's own buffers or views of received frames (never mutated). */
+  private compute(ins: Extract<Instruction, { kind: 'compute' }>, step: StepInstance, values: Map<number, Value>): Float32Array | Int32Array {
+    const m = this.init.model;
+    const w = this.weights;
+    const H = m.hidden;
+    const input = (i: number) => values.get(ins.inputs[i]) as Float32Array;
+    const k: Kernel = ins.kernel;
+    const rows = step.positions.length;
+    switch (k.kind) {
+      case 'embed':
+        return embedLookup(values.get(ins.inputs[0]) as Int32Array, w[weightKey.embed()], k.vocabStart, k.vocabEnd, H);
+      case 'sum': {
+        const out = Float32Array.from(input(0));
+        for (let i = 1; i < ins.inputs.length; i++) addInPlace(out, input(i));
+        return out;
+      }
+      case 'attention': {
+        const hd = m.headDim;
+        const heads = k.headEnd - k.headStart;
+        const kvh = k.kvHeadEnd - k.kvHeadStart;
+        const xn = rmsNorm(input(0), rows, H, w[weightKey.ln1(k.layer)], m.rmsNormEps);
+        const q = matmulXWt(xn, rows, H, w[weightKey.q(k.layer)], heads * hd);
+        const kk = matmulXWt(xn, rows, H, w[weightKey.k(k.layer)], kvh * hd);
+        const vv = matmulXWt(xn, rows, H, w[weightKey.v(k.layer)], kvh * hd);
+        applyRope(q, rows, heads, hd, step.positions, m.ropeTheta);
+        applyRope(kk, rows, kvh, hd, step.positions, m.ropeTheta);
+        const cache = this.caches.get(k.layer)!;
+        cache.append(kk, vv, step.positions.subarray(0, step.valid));
+        const a = attend(q, cache, step.positions, m.heads / m.kvHeads, m.slidingWindow, { qHeadOffset: k.headStart });
+        return matmulXWt(a, rows, heads * hd, w[weightKey.o(k.layer)], H);
+      }
+      case 'ffn':
+        return this.ffn(k, input(0), rows);
+      case 'lm_head': {
+        const row = step.valid - 1;
+        const xn = rmsNorm(input(0).subarray(row * H, (row + 1) * H), 1, H, w[weightKey.finalNorm()], m.rmsNormEps);
+        const logits = lmHeadSlice(xn, 1, H, w[weightKey.lmHead()], k.vocabStart, k.vocabEnd);
+        this.lastLogits = { start: k.vocabStart, logits };
+        return packArgmax(argmaxRows(logits, 1, k.vocabEnd - k.vocabStart, k.vocabStart));
+      }
+      case 'sample': {
+        const parts = ins.inputs.map((t) => unpackArgmax(values.get(t) as Int32Array));
+        return Int32Array.from(combineArgmax(...parts).indices);
+      }
+    }
+  }
+
+  private ffn(k: Extract<Kernel, { kind: 'ffn' }>, h: Float32Array, rows: number): Float32Array {
+    const m = this.init.model;
+    const w = this.weights;
+    const H = m.hidden;
+    const xn = rmsNorm(h, rows, H, w[weightKey.ln2(k.layer)], m.rmsNormEps);
+    const out = new Float32Array(rows * H);
+    if (!this.moe) {
+      for (const u of k.units) {
+        swigluSlice(xn, rows, H, w[weightKey.w1(k.layer, u.expert)], w[weightKey.w3(k.layer, u.expert)], w[weightKey.w2(k.layer, u.expert)], u.end - u.start, out, true);
+      }
+      return out;
+    }
+    // The router is replicated on every chip and computed over the full hidden dimension, so every
+    // chip of the group makes the same (bit-identical) routing decision as the reference.
+    const logits = matmulXWt(xn, rows, H, w[weightKey.router(k.layer)], m.experts);
+    const route = routeTopK(logits, rows, m.experts, m.expertsPerToken);
+    for (const u of k.units) {
+      const picked: number[] = [];
+      const gate: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < m.expertsPerToken; j++) {
+          if (route.experts[r * m.expertsPerToken + j] === u.expert) {
+            picked.push(r);
+            gate.push(route.weights[r * m.expertsPerToken + j]);
+          }
+        }
+      }
+      if (picked.length === 0) continue; // not routed here this step: the slot in the schedule stays, the work is zero
+      const xs = new Float32Array(picked.length * H);
+      picked.forEach((r, i) => xs.set(xn.subarray(r * H, (r + 1) * H), i * H));
+      const y = swigluSlice(xs, picked.length, H, w[weightKey.w1(k.layer, u.expert)], w[weightKey.w3(k.layer, u.expert)], w[weightKey.w2(k.layer, u.expert)], u.end - u.start);
+      picked.forEach((r, i) => {
+        const g = gate[i];
+        for (let c = 0; c < H; c++) out[r * H + c] = Math.fround(out[r * H + c] + g * y[i * H + c]);
+      });
+    }
+    return out;
+  }
+}
+
+/** (value, index) per row as two int32 words: the float's bits, then the index. */
+function packArgmax(p: ArgmaxPartial): Int32Array {
+  const out = new Int32Array(p.values.length * 2);
+  const f = new Float32Array(out.buffer);
+  for (let r = 0; r < p.values.length; r++) {
+    f[2 * r] = p.values[r];
+    out[2 * r + 1] = p.indices[r];
+  }
+  return out;
+}
+
+function unpackArgmax(a: Int32Array): ArgmaxPartial {
+  const rows = a.length / 2;
+  const f = new Float32Array(a.buffer, a.byteOffset, a.length);
+  const values = new Float32Array(rows);
+  const indices = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    values[r] = f[2 * r];
+    indices[r] = a[2 * r + 1];
+  }
+  return { values, indices };
+}

@@ -1,0 +1,72 @@
+/**
+ * What one run asks of the chips, and the sequence of schedule steps it expands to. Every chip
+ * derives the same step list from the same RunSpec, so no per-step coordination is needed.
+ */
+
+export type Fidelity = 'numeric' | 'timing';
+
+/** A fault applied by the sending chip to one frame (tests and, later, fault campaigns). */
+export interface FrameFault {
+  readonly kind: 'delay' | 'drop' | 'duplicate' | 'corrupt';
+  /** Run step index (0 = first prefill step). */
+  readonly step: number;
+  /** Tensor name as in the Plan (e.g. `o.L3.r0.n0.c1`). */
+  readonly tensor: string;
+  /** Sending chip id. */
+  readonly src: string;
+  /** Receiving chip id (all receivers of the tensor when absent). */
+  readonly dst?: string;
+  /** Virtual ticks added to the frame's arrival (delay). */
+  readonly ticks?: number;
+}
+
+export interface RunSpec {
+  /** Prompt token ids (numeric); in timing fidelity only their count matters. */
+  readonly promptIds: readonly number[];
+  readonly maxNewTokens: number;
+  readonly faults?: readonly FrameFault[];
+}
+
+export interface StepInstance {
+  readonly index: number;
+  readonly kind: 'prefill' | 'decode';
+  /** Absolute virtual tick at which the step starts on schedule. */
+  readonly base: number;
+  /** Position of each row (pad rows repeat the last valid position). */
+  readonly positions: Int32Array;
+  /** Rows that carry real tokens; the rest pad a partial prefill chunk. */
+  readonly valid: number;
+  /** Token ids of a prefill step's rows (pads are 0); decode steps take the previous step's output. */
+  readonly inputIds: Int32Array | null;
+}
+
+export interface StepLengths {
+  readonly prefill: number;
+  readonly decode: number;
+}
+
+/**
+ * ceil(prompt / chunk) prefill steps (the last one yields the first new token), then one decode step
+ * per further token, back to back on the global tick timeline.
+ */
+export function runSteps(spec: RunSpec, prefillChunk: number, lengths: StepLengths): StepInstance[] {
+  const P = spec.promptIds.length;
+  const steps: StepInstance[] = [];
+  let base = 0;
+  for (let start = 0; start < P; start += prefillChunk) {
+    const valid = Math.min(prefillChunk, P - start);
+    const positions = new Int32Array(prefillChunk);
+    const inputIds = new Int32Array(prefillChunk);
+    for (let r = 0; r < prefillChunk; r++) {
+      positions[r] = start + Math.min(r, valid - 1);
+      inputIds[r] = r < valid ? spec.promptIds[start + r] : 0;
+    }
+    steps.push({ index: steps.length, kind: 'prefill', base, positions, valid, inputIds });
+    base += lengths.prefill;
+  }
+  for (let i = 1; i < spec.maxNewTokens; i++) {
+    steps.push({ index: steps.length, kind: 'decode', base, positions: Int32Array.of(P + i - 1), valid: 1, inputIds: null });
+    base += lengths.decode;
+  }
+  return steps;
+}

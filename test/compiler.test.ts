@@ -1,0 +1,270 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compile } from '../src/compiler/compile.js';
+import { HardwareModel } from '../src/compiler/cost.js';
+import type { Plan, Step } from '../src/compiler/plan.js';
+import { predict } from '../src/compiler/report.js';
+import { BUILTIN_MODELS } from '../src/model/builtin.js';
+import { Fabric } from '../src/topology/fabric.js';
+import { loadTopology, parseSetArg } from '../src/topology/load.js';
+import { RackemuError } from '../src/util/errors.js';
+import { topo } from './helpers/cli.js';
+
+const mixtral = BUILTIN_MODELS['mixtral-8x7b'];
+
+/** Per link, the busy windows of every transfer crossing it, in one step. */
+function linkWindows(fabric: Fabric, step: Step): Map<number, [number, number][]> {
+  const w = new Map<number, [number, number][]>();
+  for (const tr of step.transfers) {
+    let offset = 0;
+    for (const id of tr.links) {
+      const list = w.get(id) ?? [];
+      list.push([tr.depart + offset, tr.depart + offset + tr.busyTicks]);
+      w.set(id, list);
+      offset += fabric.links[id].latencyTicks;
+    }
+  }
+  return w;
+}
+
+function checkStepInvariants(plan: Plan, fabric: Fabric, step: Step): void {
+  // every transfer follows existing links from its source to its destination and takes at least latency + serialisation
+  for (const tr of step.transfers) {
+    let at = tr.src;
+    let latency = 0;
+    for (const id of tr.links) {
+      const l = fabric.links[id];
+      expect(l, `link ${id}`).toBeDefined();
+      // a switch port is a chip's own up or down port; a mesh or global link joins two chips
+      if (l.from === l.to) {
+        if (l.name.endsWith(':up')) expect(l.from).toBe(at);
+        else at = l.to;
+      } else {
+        expect(l.from).toBe(at);
+        at = l.to;
+      }
+      latency += l.latencyTicks;
+    }
+    expect(at).toBe(tr.dst);
+    expect(tr.arrive).toBe(tr.depart + latency + tr.busyTicks);
+    expect(tr.busyTicks).toBeGreaterThanOrEqual(Math.ceil(tr.bytes / Math.min(...tr.links.map((id) => fabric.links[id].bytesPerTick))));
+  }
+  // no link carries two transfers in the same tick
+  for (const [id, windows] of linkWindows(fabric, step)) {
+    windows.sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < windows.length; i++) expect(windows[i][0], `link ${fabric.links[id].name}`).toBeGreaterThanOrEqual(windows[i - 1][1]);
+  }
+  // every op starts after its inputs are on its chip; a chip runs one op at a time
+  const producedEnd = new Map<number, number>();
+  for (const op of step.ops) producedEnd.set(op.output, op.end);
+  const arrival = new Map<string, number>();
+  for (const tr of step.transfers) {
+    expect(tr.depart).toBeGreaterThanOrEqual(producedEnd.get(tr.tensor) ?? 0);
+    arrival.set(`${tr.tensor}@${tr.dst}`, tr.arrive);
+  }
+  const lastEnd = new Map<number, number>();
+  for (const op of step.ops) {
+    for (const t of op.inputs) {
+      const tensor = step.tensors[t];
+      const ready = tensor.chip === op.chip ? (producedEnd.get(t) ?? 0) : arrival.get(`${t}@${op.chip}`);
+      expect(ready, `input ${tensor.name} of op ${op.id} reaches chip ${op.chip}`).toBeDefined();
+      expect(op.start).toBeGreaterThanOrEqual(ready!);
+    }
+    expect(op.start).toBeGreaterThanOrEqual(lastEnd.get(op.chip) ?? 0);
+    expect(op.end).toBeGreaterThan(op.start);
+    lastEnd.set(op.chip, op.end);
+  }
+  expect(step.lengthTicks).toBe(Math.max(...step.ops.map((o) => o.end)));
+}
+
+/**
+ * Memory of every chip at every tick, recomputed here from the schedule: static bytes plus each
+ * tensor held from its creation (op start, or transfer departure on the receiver) to its last use.
+ */
+function maxMemoryOverTicks(plan: Plan, step: Step): { chip: number; bytes: number } {
+  const held = new Map<string, [number, number]>();
+  const hold = (t: number, chip: number, from: number, to: number) => {
+    const k = `${t}@${chip}`;
+    const cur = held.get(k);
+    held.set(k, cur ? [Math.min(cur[0], from), Math.max(cur[1], to)] : [from, to]);
+  };
+  for (const op of step.ops) {
+    hold(op.output, op.chip, op.start, op.end);
+    for (const t of op.inputs) hold(t, op.chip, op.end, op.end);
+  }
+  for (const tr of step.transfers) {
+    hold(tr.tensor, tr.src, tr.depart, tr.depart + tr.busyTicks);
+    hold(tr.tensor, tr.dst, tr.depart, tr.arrive);
+  }
+  const perChip = new Map<number, { t: number; d: number }[]>();
+  for (const [k, [a, b]] of held) {
+    const [t, chip] = k.split('@').map(Number);
+    const list = perChip.get(chip) ?? [];
+    list.push({ t: a, d: step.tensors[t].bytes }, { t: b + 1, d: -step.tensors[t].bytes });
+    perChip.set(chip, list);
+  }
+  let worst = { chip: -1, bytes: 0 };
+  for (const p of plan.placement) {
+    const events = (perChip.get(p.chip) ?? []).sort((x, y) => x.t - y.t || x.d - y.d);
+    let cur = p.memory.weightBytes + p.memory.kvBytes;
+    let peak = cur;
+    for (const e of events) peak = Math.max(peak, (cur += e.d));
+    if (peak > worst.bytes) worst = { chip: p.chip, bytes: peak };
+  }
+  return worst;
+}
+
+describe('compiler', () => {
+  let plan: Plan;
+  let fabric: Fabric;
+  beforeAll(() => {
+    const t = loadTopology(topo('groq-576'));
+    fabric = new Fabric(t);
+    plan = compile(t, mixtral, {}, fabric);
+  });
+
+  it('compiler - mixtral-8x7b fits groq-576 on at most 512 active chips with 64 spares holding nothing', () => {
+    const used = plan.placement.filter((p) => p.role !== 'spare' && p.role !== 'idle');
+    expect(used.length).toBeLessThanOrEqual(512);
+    const spares = plan.placement.filter((p) => p.role === 'spare');
+    expect(spares.length).toBe(64);
+    for (const s of spares) {
+      expect(fabric.isSpare(s.chip)).toBe(true);
+      expect(s.memory.weightBytes + s.memory.kvBytes + s.memory.peakActivationBytes.decode).toBe(0);
+    }
+    for (const step of [plan.steps.decode, plan.steps.prefill]) {
+      for (const op of step.ops) expect(fabric.isSpare(op.chip)).toBe(false);
+      for (const tr of step.transfers) expect(fabric.isSpare(tr.src) || fabric.isSpare(tr.dst)).toBe(false);
+    }
+    expect(plan.layout.groups).toHaveLength(32);
+    // every layer, every expert slice and every vocabulary row is placed exactly once
+    const layers = plan.layout.groups.flatMap((g) => g.layers).sort((a, b) => a - b);
+    expect(layers).toEqual([...Array(32).keys()]);
+    for (const slices of [plan.layout.embed, plan.layout.lmHead]) {
+      expect(slices[0].start).toBe(0);
+      slices.forEach((s, i) => i > 0 && expect(s.start).toBe(slices[i - 1].end));
+      expect(slices[slices.length - 1].end).toBe(mixtral.vocab);
+    }
+  });
+
+  it('compiler - decode and prefill steps: links exist, none oversubscribed, ops wait for inputs', () => {
+    checkStepInvariants(plan, fabric, plan.steps.decode);
+    checkStepInvariants(plan, fabric, plan.steps.prefill);
+  });
+
+  it('compiler - no chip exceeds its SRAM at any tick', () => {
+    for (const step of [plan.steps.decode, plan.steps.prefill]) {
+      const worst = maxMemoryOverTicks(plan, step);
+      expect(worst.bytes).toBeLessThanOrEqual(plan.capacityBytes);
+    }
+    for (const p of plan.placement) {
+      const m = p.memory;
+      expect(m.weightBytes + m.kvBytes + Math.max(m.peakActivationBytes.prefill, m.peakActivationBytes.decode)).toBeLessThanOrEqual(plan.capacityBytes);
+    }
+  });
+
+  it('compiler - the schedule reserves every expert slice for the worst routing, so routing cannot change it', () => {
+    const hw = new HardwareModel(plan.topology, mixtral, 'bf16');
+    const ffnOps = plan.steps.decode.ops.filter((o) => o.kernel.kind === 'ffn');
+    // every chip of every group computes its slice of all 8 experts' units in every step, routed to or not
+    expect(ffnOps.length).toBe(32 * plan.layout.chipsPerGroup);
+    for (const op of ffnOps) {
+      if (op.kernel.kind !== 'ffn') continue;
+      expect(new Set(op.kernel.units.map((u) => u.expert)).size).toBe(8);
+      // batch 1, top-2: the op streams exactly two experts' slices, whichever two the router picks
+      const width = op.kernel.units[0].end - op.kernel.units[0].start;
+      expect(op.weightBytes).toBe(2 * 3 * mixtral.hidden * width * 2 + 8 * mixtral.hidden * 2);
+      expect(op.end - op.start).toBe(hw.opCost(op.kernel, 1, 1, plan.options.context, 1).ticks);
+    }
+    // compiling again gives the same timeline: nothing but topology, model shape and options goes in
+    const again = compile(plan.topology, mixtral, {});
+    expect(again.steps.decode.lengthTicks).toBe(plan.steps.decode.lengthTicks);
+    expect(again.steps.decode.transfers.map((t) => [t.src, t.dst, t.depart])).toEqual(plan.steps.decode.transfers.map((t) => [t.src, t.dst, t.depart]));
+  });
+
+  it('compiler - predicted tokens/s follows the calibrated rate and the published figure', () => {
+    const p = predict(plan);
+    expect(p.tokens_per_s_per_user).toBeGreaterThan(470);
+    expect(p.tokens_per_s_per_user).toBeLessThan(490);
+    expect(p.tpot_ms).toBeCloseTo(plan.steps.decode.lengthTicks / 900e3, 9);
+    expect(p.breakdown.compute_ms + p.breakdown.transfer_ms + p.breakdown.sync_ms).toBeLessThanOrEqual(p.tpot_ms + 1e-9);
+  });
+
+  it('compiler - llama-2-70b needs 8-bit weights on groq-576', () => {
+    const t = loadTopology(topo('groq-576'));
+    let err: RackemuError | undefined;
+    try {
+      compile(t, BUILTIN_MODELS['llama-2-70b'], { dtype: 'bf16' });
+    } catch (e) {
+      err = e as RackemuError;
+    }
+    expect(err?.code).toBe('RACKEMU_ERR_DOES_NOT_FIT');
+    expect(err?.exitCode).toBe(2);
+    expect(err?.message).toMatch(/needs [\d.]+ GB .* hold [\d.]+ GB/);
+    expect(err?.message).toContain('--dtype int8');
+    const int8 = compile(t, BUILTIN_MODELS['llama-2-70b'], { dtype: 'int8' });
+    expect(int8.placement.filter((p) => p.role === 'layers').length).toBeLessThanOrEqual(512);
+  });
+
+  it('compiler - shrunk SRAM spreads mixtral-tiny over hundreds of chips', () => {
+    const t = loadTopology(topo('groq-576'), [parseSetArg('chip.sram_mib=0.03')]);
+    const tiny = compile(t, BUILTIN_MODELS['mixtral-tiny'], { context: 64, promptTokens: 8 });
+    const used = tiny.placement.filter((p) => p.role !== 'spare' && p.role !== 'idle').length;
+    expect(used).toBeGreaterThanOrEqual(256);
+    checkStepInvariants(tiny, new Fabric(t), tiny.steps.decode);
+    expect(maxMemoryOverTicks(tiny, tiny.steps.decode).bytes).toBeLessThanOrEqual(tiny.capacityBytes);
+  });
+
+  it('compiler - GPU topologies place weights in HBM and compile', () => {
+    for (const name of ['h100-8x', 'a100-8x']) {
+      const p = compile(loadTopology(topo(name)), mixtral, {});
+      expect(p.memoryKind).toBe('hbm');
+      expect(p.placement.filter((c) => c.role === 'layers')).toHaveLength(8);
+      checkStepInvariants(p, new Fabric(p.topology), p.steps.decode);
+    }
+  });
+
+  it('compiler - mixtral-8x7b compiles on groq-10440 and leaves the rest idle or spare', () => {
+    const t = loadTopology(topo('groq-10440'));
+    const f = new Fabric(t);
+    const big = compile(t, mixtral, {}, f);
+    const roles = new Map<string, number>();
+    for (const p of big.placement) roles.set(p.role, (roles.get(p.role) ?? 0) + 1);
+    expect(roles.get('spare')).toBe(145 * 8);
+    expect(roles.get('idle')).toBeGreaterThan(0);
+    checkStepInvariants(big, f, big.steps.decode);
+  });
+
+  it('compiler - bad options are coded errors', () => {
+    const t = loadTopology(topo('groq-576'));
+    expect(() => compile(t, mixtral, { batch: 0 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }));
+    expect(() => compile(t, mixtral, { context: 1e6 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }));
+    expect(() => compile(t, mixtral, { context: 64, promptTokens: 64 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }));
+  });
+});
+
+describe('compiler programs', () => {
+  it('compiler - every chip Program is in tick order and its sends and receives pair up across chips', () => {
+    const t = loadTopology(topo('groq-576'));
+    const plan = compile(t, mixtral, {});
+    for (const kind of ['prefill', 'decode'] as const) {
+      const sends: string[] = [];
+      const recvs: string[] = [];
+      let computes = 0;
+      for (const [chip, prog] of plan.programs) {
+        const ins = prog[kind].instructions;
+        for (let i = 1; i < ins.length; i++) expect(ins[i].tick).toBeGreaterThanOrEqual(ins[i - 1].tick);
+        for (const i of ins) {
+          if (i.kind === 'send') sends.push(`${chip}>${i.to}:${i.tensor}@${i.arrive}`);
+          if (i.kind === 'recv') {
+            recvs.push(`${i.from}>${chip}:${i.tensor}@${i.tick}`);
+            expect(i.needBy).toBeGreaterThanOrEqual(i.tick);
+          }
+          if (i.kind === 'compute') computes++;
+        }
+      }
+      expect(sends.sort()).toEqual(recvs.sort());
+      expect(sends.length).toBe(plan.steps[kind].transfers.length);
+      expect(computes).toBe(plan.steps[kind].ops.length);
+    }
+  });
+});
