@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ERRORS, isRackemuError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { compileCommand } from './compile.js';
+import { generateCommand } from './generate.js';
 
 /**
  * `rackemu <command>`: returns the exit status instead of exiting, so tests can call it in-process.
@@ -17,6 +18,7 @@ export async function main(argv: string[], io = { out: (s: string) => void proce
       if (cmd.opts().verbose) setLogLevel('info');
     });
   compileCommand(program, io.out);
+  generateCommand(program, io.out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -26,10 +26,12 @@ import { runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstan
 /**
  * One emulated chip: its SRAM contents (weight slices, KV cache, activations) and the executor of
  * its Program. Instructions run in tick order; a receive waits (in wall time) for its frame, which
- * may have arrived early and waits in a buffer. Virtual time never depends on wall time: each
- * tensor carries the virtual tick it became available, propagated through frame headers, so a run
- * on schedule reproduces the Plan's ticks exactly, and a late frame shows up as a violation and as
- * a shifted timeline, never silently.
+ * may have arrived early and waits in a buffer. Virtual time never depends on wall time: as on the
+ * hardware, every instruction happens at the tick the Program gives it (step base + tick), and each
+ * frame carries the virtual tick it arrives at. A frame that arrives after the tick its first
+ * consumer needs it is a schedule violation: counted and reported with chip ids and ticks. The
+ * emulator still hands the consumer the right values (it waited in wall time), so one fault shows up
+ * as one violation, not as a cascade, and the timeline stays the compiler's.
  */
 
 export type TensorMeta = Pick<Tensor, 'name' | 'rows' | 'cols' | 'dtype' | 'bytes'>;
@@ -99,7 +101,7 @@ export class ChipRuntime {
   private readonly buffered = new Map<string, Uint8Array>();
   private readonly consumed = new Set<string>();
   private waiter: Waiter | null = null;
-  private readonly violations: Violation[] = [];
+  private violations: Violation[] = [];
   private fatal: RunError | null = null;
   private failRun: ((e: RunError) => void) | null = null;
   private readonly seq = new Map<string, number>();
@@ -162,6 +164,7 @@ export class ChipRuntime {
     if (this.waiter?.key === key) {
       const w = this.waiter;
       this.waiter = null;
+      this.consumed.add(key);
       w.resolve(frame);
     } else {
       this.buffered.set(key, frame);
@@ -171,10 +174,10 @@ export class ChipRuntime {
   /** The frame for (step, tensor, src), waiting for it if it has not arrived. */
   private take(step: number, tensor: string, src: string, tick: number, needBy: number): Promise<Uint8Array> | Uint8Array {
     const key = `${step}|${tensor}|${src}`;
-    this.consumed.add(key);
     const f = this.buffered.get(key);
     if (f) {
       this.buffered.delete(key);
+      this.consumed.add(key);
       return f;
     }
     return new Promise((resolve) => {
@@ -195,6 +198,9 @@ export class ChipRuntime {
 
   async run(spec: RunSpec): Promise<ChipRunResult> {
     const steps = runSteps(spec, this.init.prefillChunk, this.init.stepLengths);
+    this.violations = [];
+    // keys of earlier runs can no longer collide (step numbers only grow); forget them
+    for (const key of this.consumed) if (Number(key.slice(0, key.indexOf('|'))) < steps[0].index) this.consumed.delete(key);
     const isSampler = this.init.sampler !== null;
     const tokens: number[] = [];
     const tokenTicks: number[] = [];
@@ -207,9 +213,11 @@ export class ChipRuntime {
     failed.catch(() => undefined);
     try {
       let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
-      for (const step of steps) {
+      const lastPrefill = steps.findLastIndex((st) => st.kind === 'prefill');
+      for (const [i, step] of steps.entries()) {
         carry = await Promise.race([this.runStep(step, spec.faults ?? [], carry), failed]);
-        if (isSampler) {
+        // a prefill step's output token counts only at the end of the prompt (the first new token)
+        if (isSampler && i >= lastPrefill) {
           tokenTicks.push(carry.tick);
           tokenWallMs.push(performance.now());
           if (carry.ids) tokens.push(carry.ids[0]);
@@ -240,13 +248,9 @@ export class ChipRuntime {
     const prog = this.init.program[step.kind].instructions;
     const meta = this.init.tensors[step.kind];
     const values = new Map<number, Value>();
-    const ready = new Map<number, number>();
-    let chipFree = 0;
     const s = this.init.sampler;
-    if (s) {
-      values.set(s.tok[step.kind], step.inputIds ?? carry.ids);
-      ready.set(s.tok[step.kind], Math.max(step.base + this.init.startTick, carry.tick));
-    }
+    let nextTick = 0;
+    if (s) values.set(s.tok[step.kind], step.inputIds ?? carry.ids);
     for (const ins of prog) {
       if (ins.kind === 'recv') {
         const m = meta[ins.tensor];
@@ -266,21 +270,15 @@ export class ChipRuntime {
           );
         }
         values.set(ins.tensor, tensorView(d) ?? null);
-        ready.set(ins.tensor, d.header.tick);
       } else if (ins.kind === 'compute') {
-        let start = Math.max(step.base + ins.tick, chipFree);
-        for (const t of ins.inputs) start = Math.max(start, ready.get(t) ?? Infinity);
-        const end = start + (ins.end - ins.tick);
-        chipFree = end;
-        ready.set(ins.output, end);
         values.set(ins.output, this.init.fidelity === 'numeric' ? this.compute(ins, step, values) : null);
+        if (s && ins.output === s.next[step.kind]) nextTick = step.base + ins.end;
       } else {
-        this.send(ins, step, meta, values, ready, faults);
+        this.send(ins, step, meta, values, faults);
       }
     }
     if (!s) return { ids: null, tick: 0 };
-    const next = s.next[step.kind];
-    return { ids: values.get(next) as Int32Array | null, tick: ready.get(next) ?? 0 };
+    return { ids: values.get(s.next[step.kind]) as Int32Array | null, tick: nextTick };
   }
 
   private send(
@@ -288,13 +286,11 @@ export class ChipRuntime {
     step: StepInstance,
     meta: Record<number, TensorMeta>,
     values: Map<number, Value>,
-    ready: Map<number, number>,
     faults: readonly FrameFault[],
   ): void {
     const m = meta[ins.tensor];
     const dst = this.init.peers[ins.to];
-    const depart = Math.max(step.base + ins.tick, ready.get(ins.tensor) ?? Infinity);
-    let tick = depart + (ins.arrive - ins.tick);
+    let tick = step.base + ins.arrive;
     const fault = faults.find((f) => f.step === step.index && f.tensor === m.name && f.src === this.init.chipId && (f.dst === undefined || f.dst === dst));
     if (fault?.kind === 'drop') return;
     if (fault?.kind === 'delay') tick += fault.ticks ?? 0;

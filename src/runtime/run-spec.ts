@@ -8,7 +8,7 @@ export type Fidelity = 'numeric' | 'timing';
 /** A fault applied by the sending chip to one frame (tests and, later, fault campaigns). */
 export interface FrameFault {
   readonly kind: 'delay' | 'drop' | 'duplicate' | 'corrupt';
-  /** Run step index (0 = first prefill step). */
+  /** Step index on the deployment's timeline (RunSpec.stepOffset + index in the run). */
   readonly step: number;
   /** Tensor name as in the Plan (e.g. `o.L3.r0.n0.c1`). */
   readonly tensor: string;
@@ -21,6 +21,11 @@ export interface FrameFault {
 }
 
 export interface RunSpec {
+  /**
+   * Index of this run's first step on the deployment's timeline of steps (runs on one deployment
+   * continue its step numbering, so frames of consecutive runs never share a key). Default 0.
+   */
+  readonly stepOffset?: number;
   /** Prompt token ids (numeric); in timing fidelity only their count matters. */
   readonly promptIds: readonly number[];
   readonly maxNewTokens: number;
@@ -51,6 +56,7 @@ export interface StepLengths {
  */
 export function runSteps(spec: RunSpec, prefillChunk: number, lengths: StepLengths): StepInstance[] {
   const P = spec.promptIds.length;
+  const first = spec.stepOffset ?? 0;
   const steps: StepInstance[] = [];
   let base = 0;
   for (let start = 0; start < P; start += prefillChunk) {
@@ -61,11 +67,11 @@ export function runSteps(spec: RunSpec, prefillChunk: number, lengths: StepLengt
       positions[r] = start + Math.min(r, valid - 1);
       inputIds[r] = r < valid ? spec.promptIds[start + r] : 0;
     }
-    steps.push({ index: steps.length, kind: 'prefill', base, positions, valid, inputIds });
+    steps.push({ index: first + steps.length, kind: 'prefill', base, positions, valid, inputIds });
     base += lengths.prefill;
   }
   for (let i = 1; i < spec.maxNewTokens; i++) {
-    steps.push({ index: steps.length, kind: 'decode', base, positions: Int32Array.of(P + i - 1), valid: 1, inputIds: null });
+    steps.push({ index: first + steps.length, kind: 'decode', base, positions: Int32Array.of(P + i - 1), valid: 1, inputIds: null });
     base += lengths.decode;
   }
   return steps;

@@ -11,7 +11,7 @@
 import { Worker, type TransferListItem } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { TransportError } from '../util/errors.js';
-import { compiledSibling } from './compiled-url.js';
+import { compiledUrl } from '../util/compiled-url.js';
 import { createEmbeddedFabric } from './embedded.js';
 import { spawnNatsServer } from './nats-server.js';
 import type { TransportConfig } from './types.js';
@@ -59,7 +59,7 @@ export async function measureRawRate(kind: 'embedded' | 'nats', opts: RawRateOpt
     const config: TransportConfig = { kind: 'nats', servers: url, runId: `rawrate-${process.pid}-${Date.now().toString(36)}`, window: opts.window };
     configs.push({ config, transferList: [] }, { config, transferList: [] });
   }
-  const script = compiledSibling('raw-rate-worker.js', import.meta.url);
+  const script = compiledUrl('./raw-rate-worker.js', import.meta.url);
   const common = { frameBytes: opts.frameBytes, frames: opts.frames };
   const sender = new Worker(script, {
     workerData: { role: 'send', chipId: a, peer: b, config: configs[0].config, ...common },

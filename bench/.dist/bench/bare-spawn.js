@@ -1,0 +1,25 @@
+/**
+ * Start-up and memory baseline, in a fresh process: spawn N node:worker_threads workers at once (as the
+ * host agents do), wait until every one has posted 'ready', report the wall time and the peak RSS.
+ * Usage: node dist/bench/bare-spawn.js N  ->  one JSON line.
+ */
+import { Worker } from 'node:worker_threads';
+const n = Number(process.argv[2] ?? 576);
+const script = new URL('./bare-worker.js', import.meta.url);
+const rssBeforeMb = process.memoryUsage().rss / 2 ** 20;
+const t0 = performance.now();
+const workers = [];
+await Promise.all(Array.from({ length: n }, (_, i) => {
+    const w = new Worker(script, { name: `bare-${i}` });
+    workers.push(w);
+    return new Promise((resolve, reject) => {
+        w.once('message', () => resolve());
+        w.once('error', reject);
+    });
+}));
+const seconds = (performance.now() - t0) / 1000;
+const peakRssMb = process.resourceUsage().maxRSS / 1024;
+const rssAllUpMb = process.memoryUsage().rss / 2 ** 20;
+await Promise.all(workers.map((w) => w.terminate()));
+console.log(JSON.stringify({ workers: n, seconds, rss_before_mb: rssBeforeMb, rss_all_up_mb: rssAllUpMb, peak_rss_mb: peakRssMb }));
+//# sourceMappingURL=bare-spawn.js.map

@@ -1,0 +1,108 @@
+import { Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { totalmem } from 'node:os';
+import { paramCounts, bytesPerParam } from '../model/config.js';
+import { Deployment } from '../control/deployment.js';
+import { predict } from '../compiler/report.js';
+import { spawnNatsServer } from '../transport/nats-server.js';
+import { RunError, UsageError } from '../util/errors.js';
+import { addPlanFlags, planFromFlags } from './plan-flags.js';
+function ids(v) {
+    const out = v.split(',').map((s) => Number(s.trim()));
+    if (v.trim() === '' || out.some((n) => !Number.isInteger(n) || n < 0)) {
+        throw new UsageError('RACKEMU_ERR_USAGE', `--prompt-ids: expected comma-separated token ids such as 1,2,3, got "${v}"`, { details: { path: '--prompt-ids', got: v } });
+    }
+    return out;
+}
+function positive(flag) {
+    return (v) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 1)
+            throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected a positive integer, got "${v}"`, { details: { path: flag, got: v } });
+        return n;
+    };
+}
+export function generateCommand(program, out) {
+    addPlanFlags(program.command('generate').description('run the compiled Plan on emulated chips and generate tokens'))
+        .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
+        .option('--max-new-tokens <n>', 'tokens to generate', positive('--max-new-tokens'), 16)
+        .addOption(new Option('--fidelity <f>', 'numeric: real values; timing: sizes only').choices(['numeric', 'timing']).default('numeric'))
+        .addOption(new Option('--transport <t>', 'how chips exchange tensor slices').choices(['embedded', 'nats']).default('embedded'))
+        .option('--nats-url <url>', 'NATS server for --transport nats')
+        .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']))
+        .addOption(new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent').choices(['thread', 'process']).default('thread'))
+        .option('--watchdog-ms <ms>', 'wall-clock limit on a chip waiting for one frame', positive('--watchdog-ms'), 30000)
+        .option('--no-progress', 'no progress bar while chips start')
+        .option('--json', 'print one JSON object')
+        .action(async (flags) => {
+        const promptIds = ids(flags.promptIds);
+        const { plan, fabric, weights } = planFromFlags(flags, { promptTokens: promptIds.length, withWeights: flags.fidelity === 'numeric' });
+        if (flags.fidelity === 'numeric') {
+            const bytes = paramCounts(plan.model).total * Math.max(4, bytesPerParam(plan.options.dtype));
+            if (bytes > totalmem() / 2) {
+                throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `numeric fidelity would hold ${(bytes / 1e9).toFixed(1)} GB of float32 weights on this ${(totalmem() / 2 ** 30).toFixed(0)} GiB machine; use --fidelity timing`, {
+                    details: { expected: '--fidelity timing', got: '--fidelity numeric' },
+                });
+            }
+        }
+        if (plan.options.batch !== 1) {
+            throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', 'generate runs one prompt: --batch must be 1 (batches are for compile predictions)', { details: { got: String(plan.options.batch) } });
+        }
+        let nats = null;
+        let deployment = null;
+        const bar = flags.progress ? new cliProgress.SingleBar({ stream: process.stderr, format: 'chips {bar} {value}/{total} up and loaded | {duration}s', noTTYOutput: true, notTTYSchedule: 2000, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+        try {
+            let natsUrl = flags.natsUrl;
+            if (flags.transport === 'nats' && flags.nats === 'spawn') {
+                nats = await spawnNatsServer();
+                natsUrl = nats.url;
+            }
+            deployment = await Deployment.start(plan, fabric, {
+                fidelity: flags.fidelity,
+                transport: flags.transport,
+                natsUrl,
+                isolation: flags.isolation,
+                model: { spec: flags.model, dtype: plan.options.dtype },
+                weights,
+                watchdogMs: flags.watchdogMs,
+                onProgress: (ready, total) => {
+                    if (!bar)
+                        return;
+                    if (ready === 0)
+                        bar.start(total, 0);
+                    else
+                        bar.update(ready);
+                },
+            });
+            bar?.stop();
+            const r = await deployment.generate({ promptIds, maxNewTokens: flags.maxNewTokens });
+            const p = predict(plan);
+            const report = { topology: plan.topology.name, model: plan.model.name, fidelity: flags.fidelity, transport: flags.transport, isolation: flags.isolation, ...r, predicted: { ttft_ms: p.ttft_ms, tpot_ms: p.tpot_ms } };
+            out(flags.json ? JSON.stringify(report) + '\n' : format(report));
+            if (r.violations.length > 0) {
+                throw new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', `${r.violations.length} schedule violation(s); first: ${r.violations[0].message}`, {
+                    details: { violations: r.violations },
+                });
+            }
+        }
+        finally {
+            bar?.stop();
+            await deployment?.stop();
+            await nats?.stop();
+        }
+    });
+}
+function format(r) {
+    const f = (n, d = 3) => n.toFixed(d);
+    return [
+        `${r.model} on ${r.topology}: ${r.generated} token(s), ${r.fidelity} fidelity, ${r.transport} transport, ${r.isolation} isolation`,
+        `chips     ${r.chips.workers} workers on ${r.chips.hosts} host agents (${r.chips.used} with work)`,
+        r.tokens ? `tokens    ${r.tokens.join(' ')}` : 'tokens    (timing fidelity: sizes only, no values)',
+        `virtual   TTFT ${f(r.virtual.ttft_ms)} ms, TPOT ${f(r.virtual.tpot_ms, 4)} ms, ${f(r.virtual.tokens_per_s_per_user, 1)} tokens/s per user (predicted: ${f(r.predicted.ttft_ms)} ms, ${f(r.predicted.tpot_ms, 4)} ms)`,
+        `wall      start-up ${f(r.wall.startup_s, 2)} s, ${f(r.wall.per_token_ms, 1)} ms per token, run ${f(r.wall.run_s, 2)} s (real-time factor ${f(r.wall.per_token_ms / r.virtual.tpot_ms, 0)}x)`,
+        `messages  ${r.messages.count} frames, ${(r.messages.bytes / 1e6).toFixed(2)} MB of tensor data`,
+        `violations ${r.violations.length}`,
+        '',
+    ].join('\n');
+}
+//# sourceMappingURL=generate.js.map

@@ -1,0 +1,99 @@
+import { bytesPerParam } from '../model/config.js';
+/**
+ * The hardware model: how many ticks an operation takes on one chip. An op costs the largest of
+ * (weights it streams / weight streaming rate), (flops / peak rate for the dtype) and (other bytes
+ * it moves / memory bandwidth), plus a fixed issue overhead. Every rate comes from the topology.
+ */
+/** Activations and the KV cache are kept in 16-bit floats, as on the hardware being modelled. */
+export const ACT_BYTES = 2;
+export const KV_BYTES = 2;
+export class HardwareModel {
+    topology;
+    model;
+    dtype;
+    ticksPerNs;
+    /** Bytes per tick of the memory that holds weights and the KV cache. */
+    memoryBytesPerTick;
+    weightBytesPerTick;
+    flopsPerTick;
+    overheadTicks;
+    memoryKind;
+    capacityBytes;
+    weightBytesPerParam;
+    constructor(topology, model, dtype) {
+        this.topology = topology;
+        this.model = model;
+        this.dtype = dtype;
+        const chip = topology.chip;
+        const hz = chip.clock_mhz * 1e6;
+        this.ticksPerNs = chip.clock_mhz / 1000;
+        this.memoryKind = chip.hbm_gib > 0 ? 'hbm' : 'sram';
+        const tbps = this.memoryKind === 'hbm' ? chip.hbm_bandwidth_tbps : chip.sram_bandwidth_tbps;
+        this.memoryBytesPerTick = (tbps * 1e12) / hz;
+        this.weightBytesPerTick =
+            chip.weight_load_bytes_per_tick > 0 ? Math.min(chip.weight_load_bytes_per_tick, this.memoryBytesPerTick) : this.memoryBytesPerTick;
+        this.flopsPerTick = (chip.peak_tflops[dtype] * 1e12) / hz;
+        this.overheadTicks = Math.ceil(chip.op_overhead_ns * this.ticksPerNs);
+        this.capacityBytes = Math.floor(this.memoryKind === 'hbm' ? chip.hbm_gib * 2 ** 30 : chip.sram_mib * 2 ** 20);
+        this.weightBytesPerParam = bytesPerParam(dtype);
+    }
+    nsToTicks(ns) {
+        return Math.ceil(ns * this.ticksPerNs);
+    }
+    ticksToMs(ticks) {
+        return ticks / this.ticksPerNs / 1e6;
+    }
+    cost(weightBytes, flops, otherBytes) {
+        const t = Math.max(weightBytes / this.weightBytesPerTick, flops / this.flopsPerTick, otherBytes / this.memoryBytesPerTick);
+        return { ticks: Math.max(1, Math.ceil(t)) + this.overheadTicks, weightBytes, flops };
+    }
+    /**
+     * Cost of one op for a step of `rows` = batch x tokensPerSequence rows. Attention is costed for a
+     * full `context` of cached keys: the schedule is fixed at compile time, so every step is sized for
+     * the worst case it may meet. MoE ops are costed for the worst routing (the most distinct experts
+     * the rows can select), so routing changes values, never the schedule.
+     */
+    opCost(k, rows, batch, context, inputs) {
+        const m = this.model;
+        const wb = this.weightBytesPerParam;
+        const h = m.hidden;
+        switch (k.kind) {
+            case 'embed':
+                return this.cost(0, 0, rows * h * (wb + ACT_BYTES));
+            case 'sum':
+                return this.cost(0, rows * h * inputs, rows * h * ACT_BYTES * (inputs + 1));
+            case 'attention': {
+                const heads = k.headEnd - k.headStart;
+                const kv = k.kvHeadEnd - k.kvHeadStart;
+                const params = h * (heads + 2 * kv) * m.headDim + heads * m.headDim * h;
+                const perSeq = rows / batch;
+                const coreFlops = 4 * heads * m.headDim * perSeq * context * batch;
+                const kvBytes = 2 * kv * m.headDim * context * batch * KV_BYTES;
+                return this.cost(params * wb, 2 * rows * params + coreFlops, kvBytes);
+            }
+            case 'ffn': {
+                const perExpert = new Map();
+                for (const u of k.units)
+                    perExpert.set(u.expert, (perExpert.get(u.expert) ?? 0) + (u.end - u.start));
+                const widths = [...perExpert.values()].sort((a, b) => b - a);
+                // worst case: the widest experts this chip holds are all selected, by every row that can select them
+                const distinct = Math.min(widths.length, m.expertsPerToken * rows);
+                let weightParams = 0;
+                for (let i = 0; i < distinct; i++)
+                    weightParams += 3 * h * widths[i];
+                const pairs = rows * Math.min(m.expertsPerToken, widths.length);
+                const expertFlops = 2 * pairs * 3 * h * (widths[0] ?? 0);
+                const router = m.experts > 1 ? 2 * rows * h * m.experts : 0;
+                const routerBytes = m.experts > 1 ? m.experts * h * wb : 0;
+                return this.cost(weightParams * wb + routerBytes, expertFlops + router, 0);
+            }
+            case 'lm_head': {
+                const params = (k.vocabEnd - k.vocabStart) * h;
+                return this.cost(params * wb, 2 * batch * params, 0);
+            }
+            case 'sample':
+                return this.cost(0, 0, inputs * batch * 8);
+        }
+    }
+}
+//# sourceMappingURL=cost.js.map

@@ -1,0 +1,158 @@
+import { Fabric } from '../topology/fabric.js';
+function ms(plan, ticks) {
+    return ticks / (plan.topology.chip.clock_mhz * 1e3);
+}
+/** Walks the decode step's critical path back from the sample op, splitting it into compute, transfer and sync. */
+function breakdown(plan, step) {
+    const producer = new Map();
+    for (const op of step.ops)
+        producer.set(op.output, op.id);
+    const arrival = new Map();
+    for (const tr of step.transfers)
+        arrival.set(`${tr.tensor}@${tr.dst}`, tr.id);
+    const prevOnChip = new Map();
+    const lastOnChip = new Map();
+    for (const op of step.ops) {
+        const p = lastOnChip.get(op.chip);
+        if (p !== undefined)
+            prevOnChip.set(op.id, p);
+        lastOnChip.set(op.chip, op.id);
+    }
+    let compute = 0;
+    let transfer = 0;
+    let opId = step.ops[step.ops.length - 1].id;
+    while (opId !== undefined) {
+        const op = step.ops[opId];
+        compute += op.end - op.start;
+        let best = -1;
+        let next;
+        let viaTransfer = -1;
+        for (const t of op.inputs) {
+            const tr = arrival.get(`${t}@${op.chip}`);
+            const at = tr !== undefined ? step.transfers[tr].arrive : step.ops[producer.get(t) ?? 0]?.end ?? 0;
+            if (at > best) {
+                best = at;
+                next = producer.get(t);
+                viaTransfer = tr ?? -1;
+            }
+        }
+        const prev = prevOnChip.get(op.id);
+        if (prev !== undefined && step.ops[prev].end > best) {
+            next = prev;
+            viaTransfer = -1;
+        }
+        else if (viaTransfer >= 0) {
+            const tr = step.transfers[viaTransfer];
+            transfer += tr.arrive - (next !== undefined ? step.ops[next].end : tr.depart);
+        }
+        opId = next;
+    }
+    const sync = plan.topology.sync.step_overhead_ticks;
+    return { compute_ms: ms(plan, compute), transfer_ms: ms(plan, transfer), sync_ms: ms(plan, sync) };
+}
+function linkUtilisation(fabric, step) {
+    const busy = new Map();
+    for (const tr of step.transfers)
+        for (const id of tr.links)
+            busy.set(id, (busy.get(id) ?? 0) + tr.busyTicks);
+    let max = 0;
+    let sum = 0;
+    let busiest = '';
+    for (const [id, b] of busy) {
+        const u = b / step.lengthTicks;
+        sum += u;
+        if (u > max) {
+            max = u;
+            busiest = fabric.links[id].name;
+        }
+    }
+    return { used_links: busy.size, max, mean: busy.size ? sum / busy.size : 0, busiest };
+}
+export function predict(plan) {
+    const o = plan.options;
+    const prefillSteps = Math.ceil(o.promptTokens / o.prefillChunk);
+    const prefill = plan.steps.prefill.lengthTicks;
+    const decode = plan.steps.decode.lengthTicks;
+    const tpot = ms(plan, decode);
+    return {
+        ttft_ms: ms(plan, prefill * prefillSteps),
+        tpot_ms: tpot,
+        tokens_per_s_per_user: 1000 / tpot,
+        tokens_per_s_total: (1000 / tpot) * o.batch,
+        prefill_step_ms: ms(plan, prefill),
+        prefill_steps: prefillSteps,
+        breakdown: breakdown(plan, plan.steps.decode),
+    };
+}
+export function report(plan, fabric = new Fabric(plan.topology)) {
+    const t = plan.topology;
+    const o = plan.options;
+    const used = plan.placement.filter((p) => p.role !== 'spare' && p.role !== 'idle');
+    const spare = plan.placement.filter((p) => p.role === 'spare').length;
+    const total = plan.placement.length;
+    const memUsed = used.map((p) => p.memory.weightBytes + p.memory.kvBytes + Math.max(p.memory.peakActivationBytes.prefill, p.memory.peakActivationBytes.decode));
+    const predicted = predict(plan);
+    // Power and cost are those of the nodes the plan occupies: every node holding a used chip, plus the
+    // spare nodes of the racks those are in (they stand by for failover). The rest of a big topology is
+    // free for other work and is not charged to this model.
+    const racksUsed = new Set(used.map((p) => fabric.rackOf(p.chip)));
+    const nodesUsed = new Set(used.map((p) => fabric.globalNodeOf(p.chip)));
+    for (const p of plan.placement)
+        if (p.role === 'spare' && racksUsed.has(fabric.rackOf(p.chip)))
+            nodesUsed.add(fabric.globalNodeOf(p.chip));
+    const nodes = nodesUsed.size;
+    const chipsInNodes = nodes * t.chips_per_node;
+    const power = used.length * t.chip.power_w + (chipsInNodes - used.length) * t.chip.idle_power_w + nodes * t.host.power_w;
+    const capexPerHour = (nodes * t.prices.node_usd) / (t.prices.amortisation_years * 365 * 24);
+    const energyPerHour = (power / 1000) * t.prices.electricity_usd_per_kwh;
+    const tokensPerHour = predicted.tokens_per_s_total * 3600;
+    const decode = plan.steps.decode;
+    const bytes = decode.transfers.reduce((s, tr) => s + tr.bytes, 0);
+    return {
+        topology: t.name,
+        model: plan.model.name,
+        dtype: o.dtype,
+        batch: o.batch,
+        context: o.context,
+        prompt_tokens: o.promptTokens,
+        prefill_chunk: o.prefillChunk,
+        fits: true,
+        chips: { total, active: total - spare, spare, used: used.length, idle: total - spare - used.length },
+        sram: {
+            kind: plan.memoryKind,
+            capacity_bytes: plan.capacityBytes,
+            min_used_bytes: Math.min(...memUsed),
+            mean_used_bytes: memUsed.reduce((a, b) => a + b, 0) / memUsed.length,
+            max_used_bytes: Math.max(...memUsed),
+        },
+        layout: {
+            groups: plan.layout.groups.length,
+            chips_per_group: plan.layout.chipsPerGroup,
+            layers_per_group: plan.layout.layersPerGroup,
+            attention_chips_per_group: plan.layout.attentionChips,
+            ffn_slices: plan.layout.ffnSlices,
+            embed_chips: plan.layout.embed.length,
+            lm_head_chips: plan.layout.lmHead.length,
+            sampler: fabric.chipId(plan.layout.sampler),
+            why: plan.layout.why,
+            per_layer: plan.layout.groups.flatMap((g) => g.layers.map((layer) => ({ layer, chips: chipRange(fabric, g.chips), lead: fabric.chipId(g.lead) }))),
+        },
+        predicted,
+        links: linkUtilisation(fabric, decode),
+        power_w: power,
+        nodes_occupied: nodes,
+        cost_per_million_tokens_usd: ((capexPerHour + energyPerHour) / tokensPerHour) * 1e6,
+        messages_per_token: decode.transfers.length / o.batch,
+        bytes_per_token: bytes / o.batch,
+        decode_step: { ticks: decode.lengthTicks, ops: decode.ops.length, transfers: decode.transfers.length },
+        calibrated: (t.calibrated ?? []).map((c) => ({ key: c.key, figure: c.figure })),
+    };
+}
+/** "r0.n0.c0..r0.n1.c7" for a contiguous run of chips, else a count. */
+function chipRange(fabric, chips) {
+    if (chips.length === 1)
+        return fabric.chipId(chips[0]);
+    const contiguous = chips.every((c, i) => i === 0 || c === chips[i - 1] + 1);
+    return contiguous ? `${fabric.chipId(chips[0])}..${fabric.chipId(chips[chips.length - 1])}` : `${chips.length} chips from ${fabric.chipId(chips[0])}`;
+}
+//# sourceMappingURL=report.js.map

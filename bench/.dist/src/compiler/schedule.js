@@ -1,0 +1,215 @@
+import { ACT_BYTES } from './cost.js';
+import { LinkCalendar } from './links.js';
+import { layerKernels } from './partition.js';
+/**
+ * List scheduling of one step's dataflow onto chips and links. Ops are created in dataflow order;
+ * each starts when its inputs have arrived and its chip's compute unit is free; each transfer
+ * departs at the earliest tick its whole route is free (LinkCalendar). Nothing here looks at values.
+ *
+ * Dataflow of a step (rows = batch x tokens per sequence):
+ *   tok@sampler -> embed slices -> sum@lead(0) = x0
+ *   per layer l on group g: x_l -> attention chips -> partial o -> sum (tree) @lead = x_l + o = h_l
+ *                            h_l -> every chip of the group (FFN slices) -> partial y -> sum (tree) @lead = h_l + y = x_{l+1}
+ *   x_L -> lm_head slices -> (max, index) partials -> sample@sampler = next tok
+ */
+export class StepBuilder {
+    hw;
+    fabric;
+    kind;
+    batch;
+    tokensPerSequence;
+    context;
+    tensors = [];
+    ops = [];
+    transfers = [];
+    ready = [];
+    /** (tensor, chip) -> arrival tick of that tensor at that chip. */
+    arrivals = new Map();
+    chipFree = new Map();
+    calendar;
+    routes = new Map();
+    constructor(hw, fabric, kind, batch, tokensPerSequence, context) {
+        this.hw = hw;
+        this.fabric = fabric;
+        this.kind = kind;
+        this.batch = batch;
+        this.tokensPerSequence = tokensPerSequence;
+        this.context = context;
+        this.calendar = new LinkCalendar(fabric);
+    }
+    get rows() {
+        return this.batch * this.tokensPerSequence;
+    }
+    tensor(name, chip, rows, cols, dtype, readyAt) {
+        const elem = dtype === 'act' ? ACT_BYTES : dtype === 'i32' ? 4 : 8;
+        const id = this.tensors.length;
+        this.tensors.push({ id, name, chip, rows, cols, dtype, bytes: rows * cols * elem });
+        this.ready.push(readyAt);
+        return id;
+    }
+    route(src, dst) {
+        const key = `${src}>${dst}`;
+        let r = this.routes.get(key);
+        if (!r) {
+            r = this.fabric.route(src, dst);
+            this.routes.set(key, r);
+        }
+        return r;
+    }
+    /** Tick at which tensor `t` is available on `chip`, scheduling a transfer the first time it is needed there. */
+    availableAt(t, chip) {
+        const tensor = this.tensors[t];
+        if (tensor.chip === chip)
+            return this.ready[t];
+        const key = `${t}@${chip}`;
+        const known = this.arrivals.get(key);
+        if (known !== undefined)
+            return known;
+        const r = this.route(tensor.chip, chip);
+        const busyTicks = Math.max(1, Math.ceil(tensor.bytes / r.bytesPerTick));
+        const depart = this.calendar.reserve(r.links, this.ready[t], busyTicks);
+        const arrive = depart + r.latencyTicks + busyTicks;
+        this.transfers.push({ id: this.transfers.length, tensor: t, src: tensor.chip, dst: chip, links: r.links, depart, arrive, bytes: tensor.bytes, busyTicks });
+        this.arrivals.set(key, arrive);
+        return arrive;
+    }
+    op(chip, kernel, inputs, out) {
+        let start = this.chipFree.get(chip) ?? 0;
+        for (const t of inputs)
+            start = Math.max(start, this.availableAt(t, chip));
+        const cost = this.hw.opCost(kernel, this.rows, this.batch, this.context, inputs.length);
+        const end = start + cost.ticks;
+        this.chipFree.set(chip, end);
+        const output = this.tensor(out.name, chip, out.rows, out.cols, out.dtype, end);
+        this.ops.push({ id: this.ops.length, chip, kernel, inputs, output, start, end, weightBytes: cost.weightBytes, flops: cost.flops });
+        return output;
+    }
+    /**
+     * Sums partials onto `lead` through a two-level tree: the partials of each other node are first
+     * summed on one chip of that node (in-node links are direct), then the lead sums its residual, its
+     * own node's partials and one tensor per other node. This bounds the lead's fan-in (ingress
+     * serialisation and receive buffers) by chips-per-node + nodes rather than by the group size.
+     */
+    reduce(lead, residual, parts, layer, what, name) {
+        const R = this.rows;
+        const byNode = new Map();
+        for (const t of parts) {
+            const node = this.fabric.globalNodeOf(this.tensors[t].chip);
+            const list = byNode.get(node) ?? [];
+            list.push(t);
+            byNode.set(node, list);
+        }
+        const leadNode = this.fabric.globalNodeOf(lead);
+        const inputs = residual === null ? [] : [residual];
+        for (const [node, list] of byNode) {
+            if (node === leadNode || list.length === 1) {
+                inputs.push(...list);
+                continue;
+            }
+            const agg = this.tensors[list[0]].chip;
+            inputs.push(this.op(agg, { kind: 'sum', layer, what }, list, { name: `${name}.${this.fabric.chipId(agg)}`, rows: R, cols: this.hw.model.hidden, dtype: 'act' }));
+        }
+        return this.op(lead, { kind: 'sum', layer, what }, inputs, { name, rows: R, cols: this.hw.model.hidden, dtype: 'act' });
+    }
+    build(layout, startTick) {
+        const m = this.hw.model;
+        const R = this.rows;
+        const act = (name) => ({ name, rows: R, cols: m.hidden, dtype: 'act' });
+        const tok = this.tensor('tok', layout.sampler, R, 1, 'i32', startTick);
+        const lead0 = layout.groups[0].lead;
+        const embedParts = layout.embed.map((s) => this.op(s.chip, { kind: 'embed', vocabStart: s.start, vocabEnd: s.end }, [tok], act(`e.${this.fabric.chipId(s.chip)}`)));
+        let x = this.reduce(lead0, null, embedParts, 0, 'embed', 'x.L0');
+        for (const g of layout.groups) {
+            for (const layer of g.layers) {
+                const attnParts = [];
+                const ffnParts = [];
+                for (let i = 0; i < layout.attentionChips; i++) {
+                    const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
+                    attnParts.push(this.op(g.chips[i], k.attention, [x], act(`o.L${layer}.${this.fabric.chipId(g.chips[i])}`)));
+                }
+                const h = this.reduce(g.lead, x, attnParts, layer, 'attention', `h.L${layer}`);
+                for (let i = 0; i < g.chips.length; i++) {
+                    const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
+                    if (k.ffn.kind === 'ffn' && k.ffn.units.length === 0)
+                        continue;
+                    ffnParts.push(this.op(g.chips[i], k.ffn, [h], act(`y.L${layer}.${this.fabric.chipId(g.chips[i])}`)));
+                }
+                x = this.reduce(g.lead, h, ffnParts, layer, 'ffn', `x.L${layer + 1}`);
+            }
+        }
+        const lmParts = layout.lmHead.map((s) => this.op(s.chip, { kind: 'lm_head', vocabStart: s.start, vocabEnd: s.end }, [x], {
+            name: `m.${this.fabric.chipId(s.chip)}`,
+            rows: this.batch,
+            cols: 1,
+            dtype: 'argmax',
+        }));
+        const next = this.op(layout.sampler, { kind: 'sample' }, lmParts, { name: 'next', rows: this.batch, cols: 1, dtype: 'i32' });
+        return {
+            kind: this.kind,
+            tokensPerSequence: this.tokensPerSequence,
+            rows: R,
+            lengthTicks: this.ready[next],
+            tensors: this.tensors,
+            ops: this.ops,
+            transfers: this.transfers,
+        };
+    }
+}
+/**
+ * Peak live activation bytes per chip over a step. A tensor occupies memory on its producing chip
+ * from its op's start until its last local use or last departure; on a receiving chip from the
+ * transfer's departure (the buffer is reserved before the first flit lands) until its last local use.
+ */
+export function peakActivationBytes(step) {
+    const events = new Map();
+    const add = (chip, t, d) => {
+        let list = events.get(chip);
+        if (!list)
+            events.set(chip, (list = []));
+        list.push({ t, d });
+    };
+    const lastUse = new Map();
+    const touch = (tensor, chip, t) => {
+        const key = `${tensor}@${chip}`;
+        lastUse.set(key, Math.max(lastUse.get(key) ?? t, t));
+    };
+    const firstUse = new Map();
+    for (const op of step.ops) {
+        firstUse.set(`${op.output}@${op.chip}`, op.start);
+        touch(op.output, op.chip, op.end);
+        for (const t of op.inputs)
+            touch(t, op.chip, op.end);
+    }
+    for (const tr of step.transfers) {
+        touch(tr.tensor, tr.src, tr.depart + tr.busyTicks);
+        const key = `${tr.tensor}@${tr.dst}`;
+        firstUse.set(key, Math.min(firstUse.get(key) ?? tr.depart, tr.depart));
+    }
+    // the step's input and output token ids stay for the whole step
+    const tok = step.tensors.find((t) => t.name === 'tok');
+    if (tok)
+        firstUse.set(`${tok.id}@${tok.chip}`, 0);
+    const next = step.tensors.find((t) => t.name === 'next');
+    if (next)
+        touch(next.id, next.chip, step.lengthTicks);
+    for (const [key, start] of firstUse) {
+        const [tensor, chip] = key.split('@').map(Number);
+        const end = lastUse.get(key) ?? start;
+        const bytes = step.tensors[tensor].bytes;
+        add(chip, start, bytes);
+        add(chip, end + 1, -bytes);
+    }
+    const peaks = new Map();
+    for (const [chip, list] of events) {
+        list.sort((a, b) => a.t - b.t || a.d - b.d);
+        let cur = 0;
+        let peak = 0;
+        for (const e of list) {
+            cur += e.d;
+            peak = Math.max(peak, cur);
+        }
+        peaks.set(chip, peak);
+    }
+    return peaks;
+}
+//# sourceMappingURL=schedule.js.map

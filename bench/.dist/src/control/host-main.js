@@ -1,0 +1,38 @@
+/**
+ * A host agent as its own OS process (--isolation process): it receives its chips' Programs from the
+ * coordinator over IPC, loads the weight slices itself from the model source, and runs the chips as
+ * its worker threads. Chips in different processes talk over NATS.
+ */
+import { loadModel } from '../model/load.js';
+import { toWireError } from '../runtime/chip-protocol.js';
+import { HostAgent } from './host-agent.js';
+import { weightsFor } from './host.js';
+let agent = null;
+const send = (m) => process.send(m);
+process.on('message', (msg) => {
+    void handle(msg).catch((e) => send({ type: 'error', error: toWireError(e) }));
+});
+process.on('disconnect', () => process.exit(0));
+async function handle(msg) {
+    switch (msg.type) {
+        case 'load': {
+            const numeric = msg.chips.some((c) => c.init.fidelity === 'numeric');
+            const { weights } = loadModel(msg.model.spec, { dtype: msg.model.dtype, withWeights: numeric });
+            agent = new HostAgent(msg.hostId);
+            await agent.load(msg.chips.map((c) => ({ init: c.init, transport: c.transport, transferList: [], weights: weightsFor(c.init, weights) })), (chipId) => send({ type: 'chip-ready', chipId }));
+            send({ type: 'loaded' });
+            return;
+        }
+        case 'run':
+            send({ type: 'ran', outcomes: await agent.run(msg.spec) });
+            return;
+        case 'readback':
+            send({ type: 'logits', logits: await agent.readback(msg.chipIds) });
+            return;
+        case 'stop':
+            await agent?.stop();
+            send({ type: 'stopped' });
+            process.exit(0);
+    }
+}
+//# sourceMappingURL=host-main.js.map

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=weights.js.map

@@ -1,0 +1,281 @@
+import { CompileError } from '../util/errors.js';
+export function chipIdOf(rack, node, chip) {
+    return `r${rack}.n${node}.c${chip}`;
+}
+const CHIP_ID = /^r(\d+)\.n(\d+)\.c(\d+)$/;
+export class Fabric {
+    topology;
+    chipCount;
+    nodesPerRack;
+    chipsPerNode;
+    links = [];
+    adjacency;
+    bfsCache = new Map();
+    /** Ticks per ns, from the chip clock. */
+    ticksPerNs;
+    constructor(topology) {
+        this.topology = topology;
+        this.nodesPerRack = topology.nodes_per_rack;
+        this.chipsPerNode = topology.chips_per_node;
+        this.chipCount = topology.racks * topology.nodes_per_rack * topology.chips_per_node;
+        this.ticksPerNs = topology.chip.clock_mhz / 1000;
+        this.adjacency = Array.from({ length: this.chipCount }, () => []);
+        this.wireLocal();
+        this.wireGlobal();
+    }
+    rackOf(chip) {
+        return Math.floor(chip / (this.nodesPerRack * this.chipsPerNode));
+    }
+    /** Node index within its rack. */
+    nodeOf(chip) {
+        return Math.floor(chip / this.chipsPerNode) % this.nodesPerRack;
+    }
+    /** Global node index (rack-major). */
+    globalNodeOf(chip) {
+        return Math.floor(chip / this.chipsPerNode);
+    }
+    chipInNode(chip) {
+        return chip % this.chipsPerNode;
+    }
+    chipId(chip) {
+        return chipIdOf(this.rackOf(chip), this.nodeOf(chip), this.chipInNode(chip));
+    }
+    hostId(chip) {
+        return `r${this.rackOf(chip)}.n${this.nodeOf(chip)}`;
+    }
+    chipIndex(id) {
+        const m = CHIP_ID.exec(id);
+        if (!m)
+            return -1;
+        const [r, n, c] = [Number(m[1]), Number(m[2]), Number(m[3])];
+        if (r >= this.topology.racks || n >= this.nodesPerRack || c >= this.chipsPerNode)
+            return -1;
+        return (r * this.nodesPerRack + n) * this.chipsPerNode + c;
+    }
+    /** Spare nodes are the last `spare_nodes_per_rack` nodes of each rack. */
+    isSpare(chip) {
+        return this.nodeOf(chip) >= this.nodesPerRack - this.topology.spare_nodes_per_rack;
+    }
+    addLink(kind, from, to, name) {
+        const cls = kind === 'local' ? this.topology.links.local : this.topology.links.global;
+        // lanes x Gb/s -> bytes per ns -> bytes per tick
+        const bytesPerNs = (cls.lanes * cls.lane_gbps) / 8;
+        const link = {
+            id: this.links.length,
+            kind,
+            from,
+            to,
+            bytesPerTick: bytesPerNs / this.ticksPerNs,
+            latencyTicks: Math.ceil(cls.hop_latency_ns * this.ticksPerNs),
+            name,
+        };
+        this.links.push(link);
+        return link.id;
+    }
+    wireLocal() {
+        const t = this.topology;
+        const C = t.chips_per_node;
+        if (C === 1)
+            return;
+        const nodes = t.racks * t.nodes_per_rack;
+        for (let node = 0; node < nodes; node++) {
+            const base = node * C;
+            if (t.links.local.wiring === 'full_mesh') {
+                for (let a = 0; a < C; a++) {
+                    for (let b = 0; b < C; b++) {
+                        if (a === b)
+                            continue;
+                        const id = this.addLink('local', base + a, base + b, `${this.chipId(base + a)}->${this.chipId(base + b)}`);
+                        this.adjacency[base + a].push({ to: base + b, links: [id], kind: 'local' });
+                    }
+                }
+            }
+            else {
+                // switch: each chip's links are bundled into one port up to and one port down from the switch.
+                const up = [];
+                const down = [];
+                for (let a = 0; a < C; a++) {
+                    up.push(this.addSwitchPort(base + a, 'up'));
+                    down.push(this.addSwitchPort(base + a, 'down'));
+                }
+                for (let a = 0; a < C; a++) {
+                    for (let b = 0; b < C; b++) {
+                        if (a !== b)
+                            this.adjacency[base + a].push({ to: base + b, links: [up[a], down[b]], kind: 'local' });
+                    }
+                }
+            }
+        }
+    }
+    addSwitchPort(chip, dir) {
+        const cls = this.topology.links.local;
+        const bytesPerNs = (cls.per_chip * cls.lanes * cls.lane_gbps) / 8;
+        const link = {
+            id: this.links.length,
+            kind: 'local',
+            from: chip,
+            to: chip,
+            bytesPerTick: bytesPerNs / this.ticksPerNs,
+            // A trip through the switch is one traversal: its latency is charged on the up port only.
+            latencyTicks: dir === 'up' ? Math.ceil(cls.hop_latency_ns * this.ticksPerNs) : 0,
+            name: `${this.chipId(chip)}:${dir}`,
+        };
+        this.links.push(link);
+        return link.id;
+    }
+    connectGlobal(a, b) {
+        const ab = this.addLink('global', a, b, `${this.chipId(a)}=>${this.chipId(b)}`);
+        const ba = this.addLink('global', b, a, `${this.chipId(b)}=>${this.chipId(a)}`);
+        this.adjacency[a].push({ to: b, links: [ab], kind: 'global' });
+        this.adjacency[b].push({ to: a, links: [ba], kind: 'global' });
+    }
+    /**
+     * Dragonfly with racks as groups. A node's global ports are numbered q = k * chips + c (link k of
+     * chip c), so consecutive ports sit on different chips. Ports 0..N-2 join the node to the other
+     * N-1 nodes of its rack (one cable per pair; a single rack repeats the pattern to use all ports);
+     * the remaining ports of all the rack's nodes, interleaved across nodes, go round-robin to the
+     * other racks, the same number of cables to each.
+     */
+    wireGlobal() {
+        const t = this.topology;
+        if (t.links.global.wiring !== 'dragonfly' || t.links.global.per_chip === 0)
+            return;
+        const C = t.chips_per_node;
+        const N = t.nodes_per_rack;
+        const ports = C * t.links.global.per_chip;
+        const chipOfPort = (rack, node, q) => (rack * N + node) * C + (q % C);
+        const intraRounds = t.racks === 1 && N > 1 ? Math.floor(ports / (N - 1)) : 1;
+        const nextPort = new Int32Array(t.racks * N); // next free port per node
+        for (let rack = 0; rack < t.racks; rack++) {
+            for (let round = 0; round < intraRounds; round++) {
+                for (let n = 0; n < N; n++) {
+                    for (let m = n + 1; m < N; m++) {
+                        // port index of m among n's peers and of n among m's peers, offset by the round
+                        const qn = round * (N - 1) + (m - 1);
+                        const qm = round * (N - 1) + n;
+                        this.connectGlobal(chipOfPort(rack, n, qn), chipOfPort(rack, m, qm));
+                    }
+                }
+            }
+            for (let n = 0; n < N; n++)
+                nextPort[rack * N + n] = intraRounds * (N - 1);
+        }
+        if (t.racks === 1)
+            return;
+        // Free ports of each rack, interleaved across its nodes.
+        const free = [];
+        for (let rack = 0; rack < t.racks; rack++) {
+            const list = [];
+            for (let q = N - 1; q < ports; q++)
+                for (let n = 0; n < N; n++)
+                    list.push(chipOfPort(rack, n, q));
+            free.push(list);
+        }
+        const perRack = free[0].length;
+        const rounds = Math.floor(perRack / (t.racks - 1));
+        const cursor = new Int32Array(t.racks);
+        for (let round = 0; round < rounds; round++) {
+            for (let a = 0; a < t.racks; a++) {
+                for (let b = a + 1; b < t.racks; b++) {
+                    this.connectGlobal(free[a][cursor[a]++], free[b][cursor[b]++]);
+                }
+            }
+        }
+        // Ports left over after the even rounds: pair them greedily, farthest-apart racks first, so
+        // as few ports as possible stay dark.
+        for (let d = t.racks - 1; d >= 1; d--) {
+            for (let a = 0; a + d < t.racks; a++) {
+                const b = a + d;
+                if (cursor[a] < perRack && cursor[b] < perRack)
+                    this.connectGlobal(free[a][cursor[a]++], free[b][cursor[b]++]);
+            }
+        }
+    }
+    /**
+     * BFS tree from a source towards one destination rack (deterministic: neighbours in wiring order).
+     * Only Dragonfly-minimal paths are considered: they stay inside the source and destination racks
+     * and cross between them once (a detour through a third rack is the non-minimal, Valiant kind of
+     * route). Among paths with the fewest traversals, fewer cross-node links win.
+     */
+    bfs(src, dstRack) {
+        const key = src * this.topology.racks + dstRack;
+        let cached = this.bfsCache.get(key);
+        if (cached)
+            return cached;
+        const srcRack = this.rackOf(src);
+        const dist = new Int32Array(this.chipCount).fill(-1);
+        const globals = new Int32Array(this.chipCount);
+        const parent = new Int32Array(this.chipCount).fill(-1);
+        const edge = new Int32Array(this.chipCount).fill(-1); // index into adjacency[parent]
+        const queue = [src];
+        dist[src] = 0;
+        for (let head = 0; head < queue.length; head++) {
+            const u = queue[head];
+            const ru = this.rackOf(u);
+            const edges = this.adjacency[u];
+            for (let e = 0; e < edges.length; e++) {
+                const v = edges[e].to;
+                const rv = this.rackOf(v);
+                if (rv !== ru && !(ru === srcRack && rv === dstRack))
+                    continue;
+                const g = globals[u] + (edges[e].kind === 'global' ? 1 : 0);
+                if (dist[v] < 0) {
+                    dist[v] = dist[u] + 1;
+                    globals[v] = g;
+                    parent[v] = u;
+                    edge[v] = e;
+                    queue.push(v);
+                }
+                else if (dist[v] === dist[u] + 1 && g < globals[v]) {
+                    globals[v] = g;
+                    parent[v] = u;
+                    edge[v] = e;
+                }
+            }
+        }
+        cached = { dist, parent, edge };
+        if (this.bfsCache.size > 4096)
+            this.bfsCache.clear();
+        this.bfsCache.set(key, cached);
+        return cached;
+    }
+    /**
+     * A minimal route: Dragonfly-minimal (source rack, at most one rack-to-rack link, destination rack)
+     * with the fewest chip-to-chip traversals. Throws RACKEMU_ERR_NO_ROUTE if there is none.
+     */
+    route(src, dst) {
+        if (src === dst)
+            return { src, dst, links: [], traversals: 0, hops: 0, latencyTicks: 0, bytesPerTick: Infinity };
+        const { dist, parent, edge } = this.bfs(src, this.rackOf(dst));
+        if (dist[dst] < 0) {
+            throw new CompileError('RACKEMU_ERR_NO_ROUTE', `no route from ${this.chipId(src)} to ${this.chipId(dst)}`, {
+                details: { src: this.chipId(src), dst: this.chipId(dst) },
+            });
+        }
+        const edges = [];
+        for (let v = dst; v !== src;) {
+            const u = parent[v];
+            edges.push(this.adjacency[u][edge[v]]);
+            v = u;
+        }
+        edges.reverse();
+        const links = edges.flatMap((e) => e.links);
+        let hops = 0;
+        edges.forEach((e, i) => {
+            if (e.kind === 'global' || i === 0 || i === edges.length - 1)
+                hops++;
+        });
+        let latencyTicks = 0;
+        let bytesPerTick = Infinity;
+        for (const id of links) {
+            latencyTicks += this.links[id].latencyTicks;
+            bytesPerTick = Math.min(bytesPerTick, this.links[id].bytesPerTick);
+        }
+        return { src, dst, links, traversals: edges.length, hops, latencyTicks, bytesPerTick };
+    }
+    /** Neighbouring chips of a chip with the links to each (for tests and the rack view). */
+    neighbours(chip) {
+        return this.adjacency[chip].map((e) => ({ to: e.to, links: e.links, kind: e.kind }));
+    }
+}
+//# sourceMappingURL=fabric.js.map

@@ -1,0 +1,78 @@
+/**
+ * JSON Schema of a topology file: the single place where keys, types and ranges are defined.
+ * Every object is closed (additionalProperties: false) so a misspelt key is an error, not a silent default.
+ */
+const count = (description, minimum = 1) => ({ type: 'integer', minimum, description });
+const positive = (description) => ({ type: 'number', exclusiveMinimum: 0, description });
+const nonNegative = (description) => ({ type: 'number', minimum: 0, description });
+const closed = (properties, optional = []) => ({
+    type: 'object',
+    additionalProperties: false,
+    required: Object.keys(properties).filter((k) => !optional.includes(k)),
+    properties,
+});
+const linkClass = (what) => closed({
+    per_chip: count(`${what} links per chip`, 0),
+    lanes: count('lanes per link'),
+    lane_gbps: positive('line rate of one lane, one direction, Gb/s'),
+    hop_latency_ns: nonNegative('latency of one traversal, ns'),
+    wiring: { enum: ['full_mesh', 'switch', 'dragonfly', 'none'], description: 'how these links are wired' },
+});
+export const TOPOLOGY_SCHEMA = closed({
+    name: { type: 'string', minLength: 1, description: 'topology name' },
+    description: { type: 'string' },
+    racks: count('racks'),
+    nodes_per_rack: count('nodes (servers) per rack, spares included'),
+    spare_nodes_per_rack: count('spare nodes per rack, holding nothing until failover', 0),
+    chips_per_node: count('chips per node'),
+    cpus_per_node: count('host CPUs per node'),
+    chip: closed({
+        kind: { enum: ['lpu', 'gpu'] },
+        clock_mhz: positive('chip clock, MHz (one tick = one cycle)'),
+        sram_mib: positive('on-chip SRAM per chip, MiB'),
+        sram_bandwidth_tbps: positive('SRAM bandwidth, TB/s'),
+        hbm_gib: nonNegative('external memory per chip, GiB (0 = none)'),
+        hbm_bandwidth_tbps: nonNegative('external memory bandwidth, TB/s'),
+        peak_tflops: closed({
+            bf16: positive('bf16 dense peak, TFLOPS'),
+            fp16: positive('fp16 dense peak, TFLOPS'),
+            int8: positive('int8 dense peak, TOPS'),
+            fp8: positive('fp8 dense peak, TFLOPS'),
+        }),
+        weight_load_bytes_per_tick: nonNegative('rate weights stream into the matrix units, bytes/tick (0 = memory bound)'),
+        op_overhead_ns: nonNegative('fixed cost per issued operation, ns'),
+        power_w: nonNegative('power of a busy chip, W'),
+        idle_power_w: nonNegative('power of an idle or spare chip, W'),
+    }),
+    links: closed({ local: linkClass('in-node'), global: linkClass('cross-node') }),
+    sync: closed({
+        epoch_ticks: count('ticks between global-time counter exchanges'),
+        step_overhead_ticks: count('synchronisation cost per schedule step, ticks', 0),
+    }),
+    host: closed({
+        ram_gib: positive('host RAM per node, GiB'),
+        pcie_gbps: positive('PCIe bandwidth per chip, GB/s'),
+        power_w: nonNegative('host power per node (CPUs, RAM, fans, NICs), W'),
+    }),
+    prices: closed({
+        node_usd: nonNegative('price of one node with its chips, USD'),
+        electricity_usd_per_kwh: nonNegative('electricity price, USD per kWh'),
+        amortisation_years: positive('years over which hardware is amortised'),
+    }),
+    calibrated: {
+        type: 'array',
+        items: closed({ key: { type: 'string' }, figure: { type: 'string' }, method: { type: 'string' } }),
+    },
+}, ['description', 'calibrated']);
+/** The schema node at a key path, or undefined when the path is not defined (for --set validation). */
+export function schemaAt(path) {
+    let node = TOPOLOGY_SCHEMA;
+    for (const key of path) {
+        const props = node?.properties;
+        node = props?.[key];
+        if (!node)
+            return undefined;
+    }
+    return node;
+}
+//# sourceMappingURL=schema.js.map

@@ -1,0 +1,170 @@
+/**
+ * A private nats-server child process for tests, benchmarks and `--nats spawn`: loopback only, on a
+ * free port, killed on stop() and when this process exits.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect as tcpConnect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { TransportError } from '../util/errors.js';
+const INSTALL_HINT = 'install it with `apt-get install -y nats-server` (or run scripts/ensure-deps.sh); Debian puts it in /usr/sbin, ' +
+    'which must be on PATH, or set RACKEMU_NATS_SERVER to the binary';
+// Children still running; one exit hook kills them all so a crashed test or CLI leaves no server behind.
+const live = new Set();
+let exitHookInstalled = false;
+function track(child) {
+    live.add(child);
+    if (!exitHookInstalled) {
+        exitHookInstalled = true;
+        process.on('exit', () => {
+            for (const c of live)
+                c.kill('SIGKILL');
+        });
+    }
+    child.once('exit', () => live.delete(child));
+}
+function unavailable(message, cause, details = {}) {
+    return new TransportError('RACKEMU_ERR_NATS_UNAVAILABLE', message, { cause, details });
+}
+function findBinary(explicit) {
+    const named = explicit ?? process.env.RACKEMU_NATS_SERVER;
+    if (named)
+        return named;
+    for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+        if (!dir)
+            continue;
+        const p = join(dir, 'nats-server');
+        try {
+            accessSync(p, fsConstants.X_OK);
+            return p;
+        }
+        catch {
+            // not in this directory
+        }
+    }
+    throw unavailable(`nats-server is not installed (not found on PATH): ${INSTALL_HINT}`, undefined, { path: process.env.PATH ?? '' });
+}
+/** A port the OS just reported free on loopback (another process could still take it: callers retry). */
+export function freePort() {
+    return new Promise((resolve, reject) => {
+        const srv = createServer();
+        srv.unref();
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => {
+            const addr = srv.address();
+            const port = typeof addr === 'object' && addr ? addr.port : 0;
+            srv.close(() => resolve(port));
+        });
+    });
+}
+/** True once something on the port speaks NATS (sends its INFO line). */
+function probe(port) {
+    return new Promise((resolve) => {
+        const s = tcpConnect({ port, host: '127.0.0.1' });
+        const done = (ok) => {
+            s.destroy();
+            resolve(ok);
+        };
+        s.setTimeout(1000, () => done(false));
+        s.once('error', () => done(false));
+        s.once('data', (b) => done(b.subarray(0, 4).toString('latin1') === 'INFO'));
+    });
+}
+function sleep(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+}
+export async function spawnNatsServer(opts = {}) {
+    const bin = findBinary(opts.bin);
+    let confDir;
+    const args = [];
+    if (opts.maxPayload !== undefined) {
+        if (!Number.isSafeInteger(opts.maxPayload) || opts.maxPayload < 64) {
+            throw new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', `maxPayload must be an integer >= 64 (got ${opts.maxPayload})`);
+        }
+        // max_payload has no command-line flag, only a config-file key.
+        confDir = await mkdtemp(join(tmpdir(), 'rackemu-nats-'));
+        const conf = join(confDir, 'nats.conf');
+        await writeFile(conf, `max_payload: ${opts.maxPayload}\n`);
+        args.push('-c', conf);
+    }
+    const cleanup = async () => {
+        if (confDir)
+            await rm(confDir, { recursive: true, force: true });
+    };
+    // A port picked by us can be taken by someone else before the server binds it: retry a few times.
+    const attempts = opts.port === undefined ? 3 : 1;
+    let lastErr;
+    for (let i = 0; i < attempts; i++) {
+        const port = opts.port ?? (await freePort());
+        try {
+            return await start(bin, [...args, '-a', '127.0.0.1', '-p', String(port)], port, opts.startTimeoutMs ?? 10_000, cleanup);
+        }
+        catch (e) {
+            lastErr = e;
+            if (e.details?.reason !== 'exited')
+                break;
+        }
+    }
+    await cleanup();
+    throw lastErr;
+}
+async function start(bin, args, port, timeoutMs, cleanup) {
+    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderrTail = '';
+    child.stderr.on('data', (b) => {
+        stderrTail = (stderrTail + b.toString('utf8')).slice(-4096);
+    });
+    let exited;
+    let spawnError;
+    const exitPromise = new Promise((resolve) => {
+        child.once('exit', (code, signal) => {
+            exited = { code, signal };
+            resolve();
+        });
+        child.once('error', (e) => {
+            spawnError = e;
+            resolve();
+        });
+    });
+    track(child);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        if (spawnError) {
+            throw unavailable(spawnError.code === 'ENOENT' ? `nats-server binary ${bin} does not exist: ${INSTALL_HINT}` : `cannot start nats-server (${bin}): ${spawnError.message}`, spawnError, { bin });
+        }
+        if (exited) {
+            throw unavailable(`nats-server exited during start-up (code ${exited.code}, signal ${exited.signal}): ${stderrTail.trim().slice(-600)}`, undefined, {
+                bin,
+                port,
+                reason: 'exited',
+            });
+        }
+        if (await probe(port))
+            break;
+        if (Date.now() > deadline) {
+            child.kill('SIGKILL');
+            throw unavailable(`nats-server did not accept connections on port ${port} within ${timeoutMs} ms`, undefined, { bin, port });
+        }
+        await sleep(25);
+    }
+    let stopping;
+    return {
+        url: `nats://127.0.0.1:${port}`,
+        port,
+        stop() {
+            stopping ??= (async () => {
+                if (!exited && !spawnError) {
+                    child.kill('SIGTERM');
+                    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+                    await exitPromise;
+                    clearTimeout(t);
+                }
+                await cleanup();
+            })();
+            return stopping;
+        },
+    };
+}
+//# sourceMappingURL=nats-server.js.map

@@ -1,0 +1,438 @@
+/**
+ * NATS transport: each chip endpoint has its own connection, subscribes to its own data subject, and
+ * publishes to its peers' data subjects.
+ *
+ * Subjects (chip ids have dots, which NATS reads as token separators, so '.' becomes '_'):
+ *   rackemu.<runId>.c.<chip>   frames and chunks for <chip>; each message's reply field names the
+ *                              sender's credit subject, which is how the receiver knows whom to credit
+ *   rackemu.<runId>.k.<chip>   credit grants for <chip> as a sender; the reply field names the granting
+ *                              receiver's data subject, which keys the sender's per-destination state
+ *
+ * Order and loss: NATS core delivers one connection's messages to one subscriber in publish order, and
+ * every message to a destination goes through one FIFO, so frames of a (src, dst) pair arrive in order,
+ * and chunks of a frame arrive contiguously. Core NATS drops messages only for slow consumers and across
+ * reconnects; the credit window keeps far below the server's slow-consumer limit, and reconnect is off
+ * by default so a lost connection is an error rather than a silent gap. The caller must open every
+ * endpoint before any chip sends (a message to a subject with no subscriber is dropped by the server).
+ *
+ * Credit flow control, per destination: at most window.frames messages and window.bytes bytes
+ * un-acknowledged. Beyond that, messages wait in the destination's FIFO (send never blocks) and the
+ * transition to waiting counts one credit stall. The receiver counts what it has taken off the socket
+ * and handled per sender and grants it back in one 8-byte message per sender per event-loop turn
+ * ([u32 messages][u32 bytes]), so acks are batched under load and never held back when idle.
+ */
+import { connect } from '@nats-io/transport-node';
+import { TransportError } from '../util/errors.js';
+import { chunkFrame, FrameReassembler, isChunk } from './chunk.js';
+import { ErrorRelay } from './error-relay.js';
+import { Fifo } from './fifo.js';
+import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_FRAMES, } from './types.js';
+const CHIP_ID = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/;
+const RUN_ID = /^[A-Za-z0-9-]+$/;
+function configError(message, details = {}) {
+    return new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', message, { details });
+}
+/** The subject token of a chip id ('.' -> '_'); chip ids are restricted so this is reversible. */
+export function chipToken(chipId) {
+    if (!CHIP_ID.test(chipId)) {
+        throw configError(`chip id ${JSON.stringify(chipId)} is not usable on NATS (letters, digits, '-', separated by '.')`, { got: chipId });
+    }
+    return chipId.replaceAll('.', '_');
+}
+export function dataSubject(runId, chipId) {
+    return `rackemu.${runId}.c.${chipToken(chipId)}`;
+}
+export function creditSubject(runId, chipId) {
+    return `rackemu.${runId}.k.${chipToken(chipId)}`;
+}
+function serverList(s) {
+    return typeof s === 'string' ? [s] : [...s];
+}
+/** Map a nats.js connect failure to a coded error: unreachable servers vs. anything else. */
+function connectError(cause, servers) {
+    const text = `${cause?.name ?? ''} ${cause?.message ?? String(cause)} ${String(cause?.code ?? '')}`;
+    const unreachable = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timeout|TimeoutError|connection refused/i.test(text);
+    return new TransportError(unreachable ? 'RACKEMU_ERR_NATS_UNAVAILABLE' : 'RACKEMU_ERR_TRANSPORT', unreachable
+        ? `no NATS server reachable at ${servers.join(', ')} (start one, or use --nats spawn)`
+        : `cannot connect to NATS at ${servers.join(', ')}: ${cause?.message ?? String(cause)}`, { cause, details: { servers } });
+}
+export async function openNatsEndpoint(config, chipId, opts = {}) {
+    if (!RUN_ID.test(config.runId))
+        throw configError(`run id ${JSON.stringify(config.runId)} must be letters, digits and '-'`, { got: config.runId });
+    chipToken(chipId);
+    const windowFrames = config.window?.frames ?? DEFAULT_WINDOW_FRAMES;
+    const windowBytes = config.window?.bytes ?? DEFAULT_WINDOW_BYTES;
+    if (!Number.isSafeInteger(windowFrames) || windowFrames < 1 || !Number.isSafeInteger(windowBytes) || windowBytes < 1) {
+        throw configError(`credit window must be positive integers (frames ${windowFrames}, bytes ${windowBytes})`);
+    }
+    const servers = serverList(config.servers);
+    if (servers.length === 0)
+        throw configError('no NATS server given');
+    const reconnect = config.reconnect ?? false;
+    let nc;
+    try {
+        nc = await connect({
+            servers,
+            name: opts.name ?? `rackemu ${config.runId} ${chipId}`,
+            timeout: config.connectTimeoutMs ?? 5000,
+            reconnect,
+            maxReconnectAttempts: reconnect ? -1 : 0,
+        });
+    }
+    catch (cause) {
+        throw connectError(cause, servers);
+    }
+    const serverMax = nc.info?.max_payload ?? 1024 * 1024;
+    const maxMsg = Math.min(serverMax, config.maxPayload ?? serverMax);
+    const ep = new NatsEndpoint(nc, config.runId, chipId, { windowFrames, windowBytes, maxMsg }, opts.onError);
+    try {
+        // The SUBs must be registered at the server before anyone may send to this chip.
+        await nc.flush();
+    }
+    catch (cause) {
+        await nc.close().catch(() => undefined);
+        throw new TransportError('RACKEMU_ERR_TRANSPORT', `NATS subscription of ${chipId} was not confirmed`, { cause, details: { servers } });
+    }
+    return ep;
+}
+export class NatsEndpoint {
+    nc;
+    kind = 'nats';
+    chipId;
+    /** Largest message this endpoint publishes; frames above it are chunked. */
+    maxMessageBytes;
+    runId;
+    windowFrames;
+    windowBytes;
+    mySubject;
+    myCreditSubject;
+    pubOpts;
+    creditOpts;
+    dests = new Map();
+    destsBySubject = new Map();
+    grants = new Map();
+    srcIds = new Map();
+    reassembler = new FrameReassembler();
+    errors = new ErrorRelay();
+    early = [];
+    drainWaiters = [];
+    handler;
+    grantScheduled = false;
+    closing = false;
+    closePromise;
+    chunkSeq = 0;
+    queuedTotal = 0;
+    framesSent = 0;
+    bytesSent = 0;
+    framesReceived = 0;
+    bytesReceived = 0;
+    creditStalls = 0;
+    maxInFlight = 0;
+    constructor(nc, runId, chipId, limits, onError) {
+        this.nc = nc;
+        this.runId = runId;
+        this.chipId = chipId;
+        this.windowFrames = limits.windowFrames;
+        this.windowBytes = limits.windowBytes;
+        this.maxMessageBytes = limits.maxMsg;
+        this.mySubject = dataSubject(runId, chipId);
+        this.myCreditSubject = creditSubject(runId, chipId);
+        this.pubOpts = { reply: this.myCreditSubject };
+        this.creditOpts = { reply: this.mySubject };
+        if (onError)
+            this.errors.setHandler(onError);
+        nc.subscribe(this.mySubject, { callback: (err, msg) => (err ? this.fail('data subscription failed', err) : this.onData(msg)) });
+        nc.subscribe(this.myCreditSubject, { callback: (err, msg) => (err ? this.fail('credit subscription failed', err) : this.onCredit(msg)) });
+        void this.watchStatus();
+        void nc.closed().then((err) => {
+            if (err && !this.closing)
+                this.fail('NATS connection closed', err);
+            this.rejectDrainWaiters(new TransportError('RACKEMU_ERR_TRANSPORT', `NATS connection of ${chipId} is closed`, { cause: err ?? undefined }));
+        });
+    }
+    send(dst, frame) {
+        const d = this.dests.get(dst) ?? this.addDest(dst);
+        this.framesSent++;
+        this.bytesSent += frame.length;
+        if (this.closing) {
+            this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `send to ${dst} after close`, { details: { src: this.chipId, dst } }));
+            return;
+        }
+        if (frame.length <= this.maxMessageBytes) {
+            this.enqueue(d, frame);
+            return;
+        }
+        // Keys only need to be unique per sender: the receiver scopes reassembly by our credit subject.
+        const chunks = chunkFrame(frame, this.maxMessageBytes, (this.chunkSeq++).toString(36));
+        for (const c of chunks)
+            this.enqueue(d, c);
+    }
+    onFrame(handler) {
+        this.handler = handler;
+        const early = this.early.splice(0);
+        for (const [f, src] of early)
+            this.deliver(f, src);
+    }
+    onError(handler) {
+        this.errors.setHandler(handler);
+    }
+    async flush() {
+        if (this.queuedTotal > 0) {
+            await new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+        }
+        try {
+            await this.nc.flush();
+        }
+        catch (cause) {
+            throw new TransportError('RACKEMU_ERR_TRANSPORT', `NATS flush of ${this.chipId} failed`, { cause });
+        }
+    }
+    close() {
+        this.closePromise ??= this.doClose();
+        return this.closePromise;
+    }
+    stats() {
+        return {
+            framesSent: this.framesSent,
+            bytesSent: this.bytesSent,
+            framesReceived: this.framesReceived,
+            bytesReceived: this.bytesReceived,
+            creditStalls: this.creditStalls,
+            queued: this.queuedTotal,
+            maxInFlight: this.maxInFlight,
+        };
+    }
+    async doClose() {
+        this.closing = true;
+        if (this.queuedTotal > 0) {
+            const waiting = {};
+            for (const d of this.dests.values()) {
+                if (d.queue.length > 0)
+                    waiting[d.id] = d.queue.length;
+                d.queue.clear();
+            }
+            this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `${this.chipId} closed with ${this.queuedTotal} messages still waiting for credit`, {
+                details: { src: this.chipId, waiting },
+            }));
+            this.queuedTotal = 0;
+        }
+        this.rejectDrainWaiters(new TransportError('RACKEMU_ERR_TRANSPORT', `${this.chipId} was closed during flush`));
+        // Give back credit we still owe, so peers that keep running are not left stalled on us.
+        this.grantCredit();
+        if (this.nc.isClosed())
+            return;
+        try {
+            await this.nc.drain();
+        }
+        catch {
+            if (!this.nc.isClosed())
+                await this.nc.close().catch(() => undefined);
+        }
+    }
+    addDest(dst) {
+        const subject = dataSubject(this.runId, dst); // throws a config error for an unusable chip id
+        const d = { id: dst, subject, queue: new Fifo(), inFlightMsgs: 0, inFlightBytes: 0, stalled: false };
+        this.dests.set(dst, d);
+        this.destsBySubject.set(subject, d);
+        return d;
+    }
+    fits(d, len) {
+        // A message larger than the byte window still goes alone, or it could never be sent.
+        return d.inFlightMsgs < this.windowFrames && (d.inFlightMsgs === 0 || d.inFlightBytes + len <= this.windowBytes);
+    }
+    enqueue(d, m) {
+        if (d.queue.length === 0 && this.fits(d, m.length)) {
+            this.publish(d, m);
+            return;
+        }
+        d.queue.push(m);
+        this.queuedTotal++;
+        if (!d.stalled) {
+            d.stalled = true;
+            this.creditStalls++;
+        }
+    }
+    publish(d, m) {
+        try {
+            this.nc.publish(d.subject, m, this.pubOpts);
+        }
+        catch (cause) {
+            this.fail(`publish to ${d.id} failed`, cause, { dst: d.id });
+            return;
+        }
+        d.inFlightMsgs++;
+        d.inFlightBytes += m.length;
+        if (d.inFlightMsgs > this.maxInFlight)
+            this.maxInFlight = d.inFlightMsgs;
+    }
+    onCredit(msg) {
+        const data = msg.data;
+        if (data.length === 0)
+            return this.onStatus(msg, 'credit');
+        const d = this.destsBySubject.get(msg.reply ?? '');
+        if (d === undefined || data.length < 8) {
+            this.fail(`unexpected credit message (from ${msg.reply ?? '?'}, ${data.length} bytes)`, undefined);
+            return;
+        }
+        const msgs = (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
+        const bytes = (data[4] | (data[5] << 8) | (data[6] << 16) | (data[7] << 24)) >>> 0;
+        d.inFlightMsgs = Math.max(0, d.inFlightMsgs - msgs);
+        d.inFlightBytes = Math.max(0, d.inFlightBytes - bytes);
+        const q = d.queue;
+        while (q.length > 0 && this.fits(d, q.peek().length)) {
+            this.queuedTotal--;
+            this.publish(d, q.shift());
+        }
+        if (q.length === 0)
+            d.stalled = false;
+        if (this.queuedTotal === 0 && this.drainWaiters.length > 0) {
+            const w = this.drainWaiters;
+            this.drainWaiters = [];
+            for (const x of w)
+                x.resolve();
+        }
+    }
+    onData(msg) {
+        const data = msg.data;
+        // No frame or chunk is empty: an empty message is a server status (see onStatus).
+        if (data.length === 0)
+            return this.onStatus(msg, 'data');
+        const from = msg.reply;
+        if (!from) {
+            this.fail(`message on ${this.mySubject} without a sender address`, undefined);
+            return;
+        }
+        let frame = data;
+        if (isChunk(data)) {
+            try {
+                frame = this.reassembler.push(data, from);
+            }
+            catch (e) {
+                frame = undefined;
+                this.errors.report(e);
+            }
+        }
+        if (frame !== undefined)
+            this.deliver(frame, this.srcOf(from));
+        // Credit after handling: a slow handler slows its senders instead of piling up at the server.
+        let g = this.grants.get(from);
+        if (g === undefined) {
+            g = { msgs: 0, bytes: 0 };
+            this.grants.set(from, g);
+        }
+        g.msgs++;
+        g.bytes += data.length;
+        if (!this.grantScheduled) {
+            this.grantScheduled = true;
+            // One grant per sender per event-loop turn: every message of a socket read is dispatched in the
+            // same turn, so acks batch under load and still go out at once when traffic is light.
+            setImmediate(this.grantCredit);
+        }
+    }
+    /**
+     * nats.js announces header support, so the server answers a message that carries a reply subject and
+     * finds no subscriber with an empty "503 no responders" status sent to that reply subject. On our credit
+     * subject that means a frame or chunk we published reached no chip (the destination was not open yet,
+     * or had closed): it is lost, and said so. On our data subject it is a credit grant that reached a sender
+     * that has closed: harmless.
+     */
+    onStatus(msg, on) {
+        const h = msg.headers;
+        if (on === 'data' || this.closing)
+            return;
+        if (h?.code === 503) {
+            this.fail('a message this chip published reached no subscriber (destination not open yet, or closed): it is lost', undefined, {
+                status: 503,
+            });
+        }
+        else {
+            this.fail(`unexpected empty message on ${msg.subject} (status ${h?.code ?? 'none'} ${h?.description ?? ''})`, undefined);
+        }
+    }
+    grantCredit = () => {
+        this.grantScheduled = false;
+        for (const [to, g] of this.grants) {
+            if (g.msgs === 0)
+                continue;
+            const b = new Uint8Array(8);
+            const v = new DataView(b.buffer);
+            v.setUint32(0, g.msgs, true);
+            v.setUint32(4, g.bytes, true);
+            g.msgs = 0;
+            g.bytes = 0;
+            if (this.nc.isClosed())
+                continue;
+            try {
+                this.nc.publish(to, b, this.creditOpts);
+            }
+            catch (cause) {
+                if (!this.closing)
+                    this.fail(`credit grant to ${to} failed`, cause);
+            }
+        }
+    };
+    srcOf(from) {
+        let id = this.srcIds.get(from);
+        if (id === undefined) {
+            // from = rackemu.<run>.k.<token>
+            const prefix = `rackemu.${this.runId}.k.`;
+            id = from.startsWith(prefix) ? from.slice(prefix.length).replaceAll('_', '.') : from;
+            this.srcIds.set(from, id);
+        }
+        return id;
+    }
+    deliver(frame, src) {
+        const h = this.handler;
+        if (h === undefined) {
+            this.early.push([frame, src]);
+            return;
+        }
+        this.framesReceived++;
+        this.bytesReceived += frame.length;
+        try {
+            h(frame, src);
+        }
+        catch (e) {
+            this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `frame handler of ${this.chipId} threw on a frame from ${src}`, { cause: e, details: { src, dst: this.chipId } }));
+        }
+    }
+    fail(message, cause, details = {}) {
+        this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `${this.chipId}: ${message}`, { cause, details: { chipId: this.chipId, ...details } }));
+    }
+    rejectDrainWaiters(err) {
+        if (this.drainWaiters.length === 0)
+            return;
+        const w = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const x of w)
+            x.reject(err);
+    }
+    async watchStatus() {
+        try {
+            for await (const s of this.nc.status()) {
+                if (this.closing)
+                    continue;
+                switch (s.type) {
+                    case 'disconnect':
+                        this.fail(`disconnected from ${s.server}`, undefined, { server: s.server });
+                        break;
+                    case 'error':
+                        this.fail('NATS server error', s.error);
+                        break;
+                    case 'slowConsumer':
+                        this.fail(`slow consumer on ${s.sub.getSubject()} (${s.pending} pending)`, undefined);
+                        break;
+                    case 'staleConnection':
+                        this.fail('stale connection (server stopped answering pings)', undefined);
+                        break;
+                    default:
+                        break;
+                }
+            }
+        }
+        catch {
+            // The status iterator ends with the connection; closure is reported by closed() above.
+        }
+    }
+}
+//# sourceMappingURL=nats.js.map

@@ -1,0 +1,33 @@
+/**
+ * openEndpoint: the one call a chip worker makes to join the transport. The NATS client is imported
+ * only when a NATS config arrives, so embedded-only workers never load it.
+ */
+import { TransportError } from '../util/errors.js';
+import { EmbeddedEndpoint } from './embedded.js';
+/**
+ * Open chip `chipId`'s endpoint. Works in the main thread, a worker thread (config from workerData) or
+ * a child process (NATS only: MessagePorts do not cross processes). Resolves once the endpoint can
+ * receive; the caller must wait for every chip's endpoint before any chip sends.
+ * Rejects with TransportError: RACKEMU_ERR_TRANSPORT_CONFIG (bad config), RACKEMU_ERR_NATS_UNAVAILABLE
+ * (no server reachable), RACKEMU_ERR_TRANSPORT (other connection failures).
+ */
+export async function openEndpoint(config, chipId, opts = {}) {
+    switch (config?.kind) {
+        case 'embedded':
+            if (config.chipId !== chipId) {
+                throw new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', `embedded config belongs to ${config.chipId}, not ${chipId}`, {
+                    details: { expected: chipId, got: config.chipId },
+                });
+            }
+            return new EmbeddedEndpoint(config, opts.onError);
+        case 'nats': {
+            const { openNatsEndpoint } = await import('./nats.js');
+            return openNatsEndpoint(config, chipId, opts);
+        }
+        default:
+            throw new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', `unknown transport kind ${JSON.stringify(config?.kind)}`, {
+                details: { expected: 'embedded | nats' },
+            });
+    }
+}
+//# sourceMappingURL=open.js.map

@@ -1,0 +1,80 @@
+/**
+ * One registry of coded errors (in the manner of fastify's FST_ERR_*): users, scripts and tests match
+ * on `code`, never on message text. Every error rackemu raises on purpose is a RackemuError with a code
+ * from this table; the CLI maps `exitCode` to the process exit status.
+ */
+export const ERRORS = {
+    // usage
+    RACKEMU_ERR_USAGE: { exitCode: 64, summary: 'bad command-line usage (unknown flag, missing or invalid value)' },
+    // topology
+    RACKEMU_ERR_TOPOLOGY_FILE: { exitCode: 66, summary: 'topology file cannot be read' },
+    RACKEMU_ERR_TOPOLOGY_YAML: { exitCode: 65, summary: 'topology file is not valid YAML' },
+    RACKEMU_ERR_TOPOLOGY_UNKNOWN_KEY: { exitCode: 65, summary: 'topology has a key the schema does not define' },
+    RACKEMU_ERR_TOPOLOGY_MISSING_KEY: { exitCode: 65, summary: 'topology lacks a required key' },
+    RACKEMU_ERR_TOPOLOGY_TYPE: { exitCode: 65, summary: 'topology value has the wrong type' },
+    RACKEMU_ERR_TOPOLOGY_RANGE: { exitCode: 65, summary: 'topology value is out of range (e.g. zero or negative count)' },
+    RACKEMU_ERR_TOPOLOGY_INCONSISTENT: { exitCode: 65, summary: 'topology values contradict each other' },
+    RACKEMU_ERR_SET_SYNTAX: { exitCode: 64, summary: '--set is not of the form key.path=value' },
+    // model
+    RACKEMU_ERR_MODEL_UNKNOWN: { exitCode: 66, summary: 'model is neither a built-in name nor a folder' },
+    RACKEMU_ERR_MODEL_NO_CONFIG: { exitCode: 66, summary: 'model folder has no config.json' },
+    RACKEMU_ERR_MODEL_CONFIG_JSON: { exitCode: 65, summary: 'config.json is not valid JSON' },
+    RACKEMU_ERR_MODEL_CONFIG_KEY: { exitCode: 65, summary: 'config.json lacks a key or has a bad value' },
+    RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED: { exitCode: 65, summary: 'config.json model_type is not mixtral, llama or mistral' },
+    RACKEMU_ERR_MODEL_DTYPE: { exitCode: 64, summary: 'unsupported weight dtype' },
+    RACKEMU_ERR_SAFETENSORS_HEADER: { exitCode: 65, summary: 'safetensors file header is malformed' },
+    RACKEMU_ERR_SAFETENSORS_DTYPE: { exitCode: 65, summary: 'safetensors tensor has an unsupported dtype' },
+    RACKEMU_ERR_SAFETENSORS_SHAPE: { exitCode: 65, summary: 'safetensors tensor shape disagrees with config.json' },
+    RACKEMU_ERR_SAFETENSORS_MISSING: { exitCode: 65, summary: 'a tensor the model needs is in no safetensors file' },
+    RACKEMU_ERR_SAFETENSORS_UNEXPECTED: { exitCode: 65, summary: 'a safetensors tensor name is not part of the model' },
+    // compiler
+    RACKEMU_ERR_DOES_NOT_FIT: { exitCode: 2, summary: 'the model does not fit in the topology memory' },
+    RACKEMU_ERR_COMPILE_OPTION: { exitCode: 64, summary: 'a compile option is out of range' },
+    RACKEMU_ERR_SCHEDULE_INVARIANT: { exitCode: 70, summary: 'internal: the compiled schedule broke an invariant' },
+    RACKEMU_ERR_NO_ROUTE: { exitCode: 70, summary: 'internal: no route between two chips' },
+    // runtime and transport
+    RACKEMU_ERR_TRANSPORT: { exitCode: 69, summary: 'transport failure (connection, publish, subscribe)' },
+    RACKEMU_ERR_TRANSPORT_CONFIG: { exitCode: 78, summary: 'transport configuration is invalid (kind, chip id, run id, window, missing channel)' },
+    RACKEMU_ERR_NATS_UNAVAILABLE: { exitCode: 69, summary: 'nats-server is not installed or not reachable' },
+    RACKEMU_ERR_FRAME: { exitCode: 70, summary: 'a frame could not be decoded' },
+    RACKEMU_ERR_SCHEDULE_VIOLATION: { exitCode: 3, summary: 'a chip saw a late, missing, duplicate, corrupt or unexpected frame' },
+    RACKEMU_ERR_WATCHDOG: { exitCode: 4, summary: 'the run made no progress within the wall-clock watchdog' },
+    RACKEMU_ERR_WORKER: { exitCode: 70, summary: 'a chip worker or host process failed' },
+    RACKEMU_ERR_GENERATE_OPTION: { exitCode: 64, summary: 'a generate option is invalid' },
+    RACKEMU_ERR_FILE_WRITE: { exitCode: 73, summary: 'an output file could not be written' },
+};
+export class RackemuError extends Error {
+    code;
+    details;
+    constructor(code, message, opts = {}) {
+        super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+        this.name = 'RackemuError';
+        this.code = code;
+        this.details = opts.details ?? {};
+    }
+    get exitCode() {
+        return ERRORS[this.code].exitCode;
+    }
+}
+export class TopologyError extends RackemuError {
+    name = 'TopologyError';
+}
+export class ModelError extends RackemuError {
+    name = 'ModelError';
+}
+export class CompileError extends RackemuError {
+    name = 'CompileError';
+}
+export class TransportError extends RackemuError {
+    name = 'TransportError';
+}
+export class RunError extends RackemuError {
+    name = 'RunError';
+}
+export class UsageError extends RackemuError {
+    name = 'UsageError';
+}
+export function isRackemuError(e) {
+    return e instanceof RackemuError;
+}
+//# sourceMappingURL=errors.js.map

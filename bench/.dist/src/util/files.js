@@ -1,0 +1,15 @@
+import { renameSync, writeFileSync, rmSync } from 'node:fs';
+import { RackemuError } from './errors.js';
+/** Writes a file whole or not at all: a temporary sibling, then an atomic rename. */
+export function writeFileAtomic(file, data) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+        writeFileSync(tmp, data);
+        renameSync(tmp, file);
+    }
+    catch (cause) {
+        rmSync(tmp, { force: true });
+        throw new RackemuError('RACKEMU_ERR_FILE_WRITE', `${file}: cannot write (${cause.message})`, { cause, details: { file } });
+    }
+}
+//# sourceMappingURL=files.js.map

@@ -1,0 +1,103 @@
+/**
+ * One deployment in a fresh process, for clean wall times and peak RSS: compile, (spawn a private
+ * nats-server,) Deployment.start, one generate, stop. Prints one JSON line.
+ * Usage: node dist/bench/deploy-once.js '<DeployCase as JSON>'
+ */
+import { compile } from '../src/compiler/compile.js';
+import { Deployment } from '../src/control/deployment.js';
+import { loadModel } from '../src/model/load.js';
+import type { Fidelity } from '../src/runtime/run-spec.js';
+import { Fabric } from '../src/topology/fabric.js';
+import { loadTopology, parseSetArg } from '../src/topology/load.js';
+import { spawnNatsServer, type SpawnedNatsServer } from '../src/transport/nats-server.js';
+import { stepFrameSizes } from './frames.js';
+
+export interface DeployCase {
+  /** Topology file (absolute, or relative to the working directory). */
+  topology: string;
+  /** --set overrides, e.g. ['racks=2', 'chip.sram_mib=0.05']. */
+  sets: string[];
+  model: string;
+  fidelity: Fidelity;
+  transport: 'embedded' | 'nats';
+  context?: number;
+  promptIds: number[];
+  newTokens: number;
+  watchdogMs?: number;
+}
+
+const c = JSON.parse(process.argv[2]) as DeployCase;
+const mb = () => process.resourceUsage().maxRSS / 1024;
+const rssStartMb = process.memoryUsage().rss / 2 ** 20;
+
+const t0 = performance.now();
+const topology = loadTopology(c.topology, c.sets.map(parseSetArg));
+const { config, weights } = loadModel(c.model, { dtype: 'bf16', withWeights: c.fidelity === 'numeric' });
+const fabric = new Fabric(topology);
+const plan = compile(topology, config, { context: c.context, promptTokens: c.promptIds.length }, fabric);
+const compileSeconds = (performance.now() - t0) / 1000;
+const rssCompiledMb = process.memoryUsage().rss / 2 ** 20;
+
+let nats: SpawnedNatsServer | null = null;
+let deployment: Deployment | null = null;
+try {
+  if (c.transport === 'nats') nats = await spawnNatsServer();
+  const t1 = performance.now();
+  deployment = await Deployment.start(plan, fabric, {
+    fidelity: c.fidelity,
+    transport: c.transport,
+    natsUrl: nats?.url,
+    isolation: 'thread',
+    model: { spec: c.model, dtype: plan.options.dtype },
+    weights,
+    watchdogMs: c.watchdogMs ?? 60_000,
+  });
+  const startWallSeconds = (performance.now() - t1) / 1000;
+  const peakAfterStartMb = mb();
+  const rssAfterStartMb = process.memoryUsage().rss / 2 ** 20;
+  const r = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens });
+  const peakAfterRunMb = mb();
+  const t2 = performance.now();
+  await deployment.stop();
+  deployment = null;
+  const stopSeconds = (performance.now() - t2) / 1000;
+  const decode = stepFrameSizes(plan, fabric, c.fidelity, 'decode');
+  const prefill = stepFrameSizes(plan, fabric, c.fidelity, 'prefill');
+  console.log(
+    JSON.stringify({
+      topology: topology.name,
+      sets: c.sets,
+      model: c.model,
+      fidelity: c.fidelity,
+      transport: c.transport,
+      chips: fabric.chipCount,
+      active_chips: fabric.chipCount - topology.racks * topology.spare_nodes_per_rack * topology.chips_per_node,
+      used_chips: r.chips.used,
+      workers: r.chips.workers,
+      hosts: r.chips.hosts,
+      compile_s: compileSeconds,
+      startup_s: r.wall.startup_s,
+      start_wall_s: startWallSeconds,
+      run_s: r.wall.run_s,
+      stop_s: stopSeconds,
+      generated: r.generated,
+      per_token_ms: r.wall.per_token_ms,
+      virtual_tpot_ms: r.virtual.tpot_ms,
+      virtual_ttft_ms: r.virtual.ttft_ms,
+      messages: r.messages,
+      violations: r.violations.length,
+      tokens: r.tokens,
+      decode_frames: decode,
+      prefill_frames: prefill,
+      prefill_steps: Math.ceil(c.promptIds.length / plan.options.prefillChunk),
+      rss_start_mb: rssStartMb,
+      rss_compiled_mb: rssCompiledMb,
+      rss_after_start_mb: rssAfterStartMb,
+      peak_rss_after_start_mb: peakAfterStartMb,
+      peak_rss_mb: peakAfterRunMb,
+    }),
+  );
+} finally {
+  await deployment?.stop();
+  await nats?.stop();
+}

@@ -1,0 +1,128 @@
+import { Worker } from 'node:worker_threads';
+import type { ChipInit, ChipRunResult } from '../runtime/chip.js';
+import type { ChipWeights } from '../runtime/chip-weights.js';
+import type { ChipToHost, HostToChip, WireError } from '../runtime/chip-protocol.js';
+import type { RunSpec } from '../runtime/run-spec.js';
+import type { TransportConfig, TransportStats } from '../transport/types.js';
+import { compiledUrl } from '../util/compiled-url.js';
+import { RunError, type ErrorCode, ERRORS } from '../util/errors.js';
+
+/**
+ * A host agent: the control-plane process of one GroqNode (its 2 CPUs). It owns its node's chips as
+ * worker threads: spawns them, loads their Programs and weights, starts runs and collects results.
+ * The same class runs inside the coordinator's process (--isolation thread) or as its own OS process
+ * (--isolation process, see host-main.ts): one pod per host agent on Kubernetes.
+ */
+
+export interface HostChip {
+  readonly init: ChipInit;
+  readonly weights: ChipWeights;
+  readonly transport: TransportConfig;
+  /** MessagePorts of an embedded transport config (moved into the worker). */
+  readonly transferList: readonly import('node:worker_threads').MessagePort[];
+}
+
+/** How one chip's run ended: a result, or the error it stopped with. */
+export type ChipOutcome =
+  | { readonly chipId: string; readonly result: ChipRunResult; readonly transport: TransportStats; readonly error: null }
+  | { readonly chipId: string; readonly result: null; readonly transport: null; readonly error: WireError };
+
+const CHIP_WORKER = compiledUrl('../runtime/chip-worker.js', import.meta.url);
+
+export function fromWireError(e: WireError): RunError {
+  const code = (e.code in ERRORS ? e.code : 'RACKEMU_ERR_WORKER') as ErrorCode;
+  return new RunError(code, e.message, { details: e.details });
+}
+
+export class HostAgent {
+  private readonly workers = new Map<string, Worker>();
+  private readonly listeners = new Map<string, (m: ChipToHost) => void>();
+
+  constructor(readonly hostId: string) {}
+
+  /** One message from one chip, or rejection if the chip fails or its worker dies first. */
+  private expect<T extends ChipToHost['type']>(chipId: string, type: T): Promise<Extract<ChipToHost, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      this.listeners.set(chipId, (m) => {
+        if (m.type === type) resolve(m as Extract<ChipToHost, { type: T }>);
+        else if (m.type === 'failed') reject(fromWireError(m.error));
+      });
+    });
+  }
+
+  /** Spawns and loads the chips; `onReady` fires as each one is up with its Program and weights. */
+  async load(chips: readonly HostChip[], onReady: (chipId: string) => void = () => undefined): Promise<void> {
+    await Promise.all(
+      chips.map(async (c) => {
+        const w = new Worker(CHIP_WORKER, { name: c.init.chipId });
+        this.workers.set(c.init.chipId, w);
+        w.on('message', (m: ChipToHost) => {
+          this.listeners.get(c.init.chipId)?.(m);
+        });
+        const died = (why: string) => {
+          const e = new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`);
+          this.listeners.get(c.init.chipId)?.({ type: 'failed', chipId: c.init.chipId, error: { code: e.code, message: e.message, details: {} } });
+        };
+        w.on('error', (err) => died(`worker crashed: ${err.message}`));
+        w.on('exit', (code) => {
+          if (this.workers.has(c.init.chipId)) died(`worker exited with code ${code}`);
+        });
+        const ready = this.expect(c.init.chipId, 'ready');
+        const msg: HostToChip = { type: 'init', init: c.init, weights: c.weights, transport: c.transport };
+        w.postMessage(msg, [...c.transferList]);
+        await ready;
+        onReady(c.init.chipId);
+      }),
+    );
+  }
+
+  /**
+   * Runs every chip and waits until each has finished or failed. A chip stuck on a missing frame
+   * fails by its own watchdog, so this settles; the coordinator then looks at all failures together
+   * to name the root cause rather than whichever chip happened to report first.
+   */
+  async run(spec: RunSpec): Promise<ChipOutcome[]> {
+    return Promise.all(
+      [...this.workers.entries()].map(async ([chipId, w]): Promise<ChipOutcome> => {
+        const p = this.expect(chipId, 'done');
+        w.postMessage({ type: 'run', spec } satisfies HostToChip);
+        try {
+          const m = await p;
+          return { chipId, result: m.result, transport: m.transport, error: null };
+        } catch (e) {
+          const err = e as RunError;
+          return { chipId, result: null, transport: null, error: { code: err.code, message: err.message, details: err.details } };
+        }
+      }),
+    );
+  }
+
+  async readback(chipIds: readonly string[]): Promise<{ chipId: string; start: number; logits: Float32Array | null }[]> {
+    return Promise.all(
+      chipIds.map(async (chipId) => {
+        const p = this.expect(chipId, 'logits');
+        this.workers.get(chipId)!.postMessage({ type: 'readback' } satisfies HostToChip);
+        const m = await p;
+        return { chipId, start: m.start, logits: m.logits };
+      }),
+    );
+  }
+
+  /** Closes every chip's endpoint, then ends the workers. */
+  async stop(): Promise<void> {
+    const workers = [...this.workers.entries()];
+    this.workers.clear();
+    await Promise.all(
+      workers.map(async ([chipId, w]) => {
+        const closed = Promise.race([this.expect(chipId, 'closed'), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined);
+        w.postMessage({ type: 'close' } satisfies HostToChip);
+        await closed;
+        await w.terminate();
+      }),
+    );
+  }
+
+  get chipIds(): string[] {
+    return [...this.workers.keys()];
+  }
+}

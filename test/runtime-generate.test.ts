@@ -1,0 +1,205 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnNatsServer, type SpawnedNatsServer } from '../src/transport/nats-server.js';
+import { RunError } from '../src/util/errors.js';
+import { predict } from '../src/compiler/report.js';
+import type { Deployment, GenerateResult } from '../src/control/deployment.js';
+import { createRandomWeights } from '../src/model/random-weights.js';
+import { writeSafetensors, type TensorToWrite } from '../src/model/safetensors.js';
+import { requiredTensors } from '../src/model/tensors.js';
+import { BUILTIN_MODELS, TINY_WEIGHT_SEED } from '../src/model/builtin.js';
+import { referenceGenerate } from '../src/runtime/reference.js';
+import { deploy, maxRelError, setup } from './helpers/deploy.js';
+
+const PROMPT = [1, 2, 3, 4, 5];
+
+function expectMatchesReference(r: GenerateResult, ref: { tokens: number[]; finalLogits: Float32Array }): void {
+  expect(r.violations).toEqual([]);
+  expect(r.tokens).toEqual(ref.tokens);
+  expect(r.final_logits).not.toBeNull();
+  expect(maxRelError(r.final_logits!, ref.finalLogits)).toBeLessThan(1e-4);
+}
+
+describe('runtime generate', () => {
+  it('runtime - mixtral-tiny over 300+ chips of groq-576 generates the reference tokens and logits', async () => {
+    const s = setup('groq-576', 'mixtral-tiny', ['chip.sram_mib=0.03'], { context: 64, promptTokens: PROMPT.length });
+    expect(s.plan.programs.size).toBeGreaterThanOrEqual(256);
+    const d = await deploy(s);
+    try {
+      const r = await d.generate({ promptIds: PROMPT, maxNewTokens: 6 });
+      expectMatchesReference(r, referenceGenerate(s.plan.model, s.weights!, PROMPT, 6));
+      // virtual time comes from the Plan: the run reproduces the compiler's prediction exactly
+      const p = predict(s.plan);
+      expect(r.virtual.ttft_ms).toBeCloseTo(p.ttft_ms, 9);
+      expect(r.virtual.tpot_ms).toBeCloseTo(p.tpot_ms, 9);
+      expect(r.messages.count).toBe(Math.ceil(PROMPT.length / s.plan.options.prefillChunk) * s.plan.steps.prefill.transfers.length + 5 * s.plan.steps.decode.transfers.length);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  for (const dtype of ['F32', 'BF16'] as const) {
+    it(`runtime - a Hugging Face folder with ${dtype} safetensors runs distributed like the reference`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), `rackemu-hf-${dtype}-`));
+      const config = { ...BUILTIN_MODELS['mixtral-tiny'], name: 'hf-tiny', layers: 2, maxPositions: 64 };
+      writeFileSync(
+        join(dir, 'config.json'),
+        JSON.stringify({
+          model_type: 'mixtral', hidden_size: config.hidden, num_hidden_layers: config.layers, num_attention_heads: config.heads,
+          num_key_value_heads: config.kvHeads, intermediate_size: config.intermediate, num_local_experts: config.experts,
+          num_experts_per_tok: config.expertsPerToken, vocab_size: config.vocab, rope_theta: config.ropeTheta,
+          rms_norm_eps: config.rmsNormEps, max_position_embeddings: config.maxPositions, tie_word_embeddings: false,
+        }),
+      );
+      // weights from a seeded source, written in two shards so the loader has to combine files
+      const src = createRandomWeights(config, TINY_WEIGHT_SEED + 1, 'bf16');
+      const tensors: TensorToWrite[] = requiredTensors(config).map((t) => ({ name: t.name, dtype, shape: t.shape, data: src.full(t.name) }));
+      writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), tensors.slice(0, tensors.length >> 1));
+      writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), tensors.slice(tensors.length >> 1));
+      const s = setup('groq-72', dir, ['chip.sram_mib=0.04'], { context: 32, promptTokens: PROMPT.length, dtype: 'bf16' });
+      expect(s.plan.programs.size).toBeGreaterThanOrEqual(16);
+      const d = await deploy(s);
+      try {
+        const r = await d.generate({ promptIds: PROMPT, maxNewTokens: 5 });
+        expectMatchesReference(r, referenceGenerate(s.plan.model, s.weights!, PROMPT, 5));
+      } finally {
+        await d.stop();
+      }
+    });
+  }
+});
+
+describe('runtime lockstep', () => {
+  const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await deploy(s, { watchdogMs: 3000 });
+  });
+  afterAll(() => d?.stop());
+
+  it('runtime - repeated runs on one deployment give identical tokens, logits and virtual timings', async () => {
+    const a = await d.generate({ promptIds: PROMPT, maxNewTokens: 4 });
+    const b = await d.generate({ promptIds: PROMPT, maxNewTokens: 4 });
+    expect(a.violations).toEqual([]);
+    expect(b.tokens).toEqual(a.tokens);
+    expect(b.final_logits).toEqual(a.final_logits);
+    expect(b.virtual.ticks.map((t) => t - b.virtual.ticks[0])).toEqual(a.virtual.ticks.map((t) => t - a.virtual.ticks[0]));
+    expect(b.virtual.tpot_ms).toBe(a.virtual.tpot_ms);
+  });
+
+  it('runtime - a delayed frame is a violation naming the chips and ticks; the run still completes', async () => {
+    const step = s.plan.steps.decode;
+    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('o.L1.'))!;
+    const tensor = step.tensors[tr.tensor].name;
+    const src = s.fabric.chipId(tr.src);
+    const dst = s.fabric.chipId(tr.dst);
+    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const r = await d.generate({ promptIds: PROMPT, maxNewTokens: 3 });
+    expect(r.violations).toEqual([]);
+    // fault steps are numbered on the deployment's timeline: the second decode step of the next run
+    const late = await d.generate({ promptIds: PROMPT, maxNewTokens: 3, faults: [{ kind: 'delay', step: d.nextStep + prefillSteps + 1, tensor, src, dst, ticks: 100000 }] });
+    expect(late.violations).toHaveLength(1);
+    const v = late.violations[0];
+    expect(v).toMatchObject({ kind: 'late', tensor, src, dst });
+    expect(v.tick).toBeGreaterThan(v.needBy!);
+    expect(v.message).toContain(src);
+    expect(v.message).toContain(dst);
+    expect(v.message).toContain(`tick ${v.tick}`);
+    // lockstep: the timeline stays the compiler's; the fault is one violation, not a cascade
+    expect(late.virtual.tpot_ms).toBe(r.virtual.tpot_ms);
+    expect(late.tokens).toEqual(r.tokens);
+  });
+
+  it('runtime - duplicate and corrupt frames are violations naming the chips', async () => {
+    const step = s.plan.steps.decode;
+    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('y.L2.'))!;
+    const target = { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) };
+    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const dup = await d.generate({ promptIds: PROMPT, maxNewTokens: 2, faults: [{ kind: 'duplicate', step: d.nextStep + prefillSteps, ...target }] });
+    expect(dup.violations).toHaveLength(1);
+    expect(dup.violations[0]).toMatchObject({ kind: 'duplicate', ...target });
+    const corrupt = d.generate({ promptIds: PROMPT, maxNewTokens: 2, faults: [{ kind: 'corrupt', step: d.nextStep + prefillSteps, ...target }] });
+    const err = await corrupt.then(() => null, (e: unknown) => e as RunError);
+    expect(err?.code).toBe('RACKEMU_ERR_SCHEDULE_VIOLATION');
+    expect(err?.message).toContain(target.src);
+    expect(err?.message).toContain('checksum');
+  });
+});
+
+describe('runtime missing frames', () => {
+  it('runtime - a dropped frame ends the run with a watchdog error naming the chips and tick, not a hang', async () => {
+    const s2 = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
+    const d2 = await deploy(s2, { watchdogMs: 1500 });
+    try {
+      const step = s2.plan.steps.decode;
+      const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('x.L4'))!;
+      const tensor = step.tensors[tr.tensor].name;
+      const src = s2.fabric.chipId(tr.src);
+      const dst = s2.fabric.chipId(tr.dst);
+      const prefillSteps = Math.ceil(PROMPT.length / s2.plan.options.prefillChunk);
+      const t0 = Date.now();
+      const err = await d2.generate({ promptIds: PROMPT, maxNewTokens: 3, faults: [{ kind: 'drop', step: prefillSteps, tensor, src, dst }] }).then(
+        () => null,
+        (e: unknown) => e as RunError,
+      );
+      expect(Date.now() - t0).toBeLessThan(60000);
+      expect(err?.code).toBe('RACKEMU_ERR_WATCHDOG');
+      expect(err?.message).toContain(`${tensor} from ${src} to ${dst} (step ${prefillSteps})`);
+      expect(err?.message).toMatch(/due at tick \d+/);
+    } finally {
+      await d2.stop();
+    }
+  });
+});
+
+describe('runtime transports and isolation', () => {
+  let nats: SpawnedNatsServer;
+  beforeAll(async () => {
+    nats = await spawnNatsServer();
+  });
+  afterAll(() => nats?.stop());
+
+  it('runtime - embedded vs NATS, threads vs processes: identical tokens, logits and virtual timings', async () => {
+    const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
+    const results: GenerateResult[] = [];
+    for (const opts of [
+      { transport: 'embedded', isolation: 'thread' },
+      { transport: 'nats', isolation: 'thread', natsUrl: nats.url },
+      { transport: 'nats', isolation: 'process', natsUrl: nats.url },
+    ] as const) {
+      const d = await deploy(s, opts);
+      try {
+        results.push(await d.generate({ promptIds: PROMPT, maxNewTokens: 4 }));
+      } finally {
+        await d.stop();
+      }
+    }
+    const [ref, ...others] = results;
+    expect(ref.violations).toEqual([]);
+    expect(ref.tokens).toEqual(referenceGenerate(s.plan.model, s.weights!, PROMPT, 4).tokens);
+    for (const r of others) {
+      expect(r.violations).toEqual([]);
+      expect(r.tokens).toEqual(ref.tokens);
+      expect(r.final_logits).toEqual(ref.final_logits);
+      expect(r.virtual).toEqual(ref.virtual);
+      expect(r.messages.count).toBe(ref.messages.count);
+    }
+  });
+
+  it('runtime - bad deployment options are coded errors', async () => {
+    const s = setup('mini-node', 'mixtral-tiny', [], { context: 16, promptTokens: 2 });
+    await expect(deploy(s, { transport: 'embedded', isolation: 'process' })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+    await expect(deploy(s, { transport: 'nats', natsUrl: undefined })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+    await expect(deploy(s, { transport: 'nats', natsUrl: 'nats://127.0.0.1:1' })).rejects.toMatchObject({ code: 'RACKEMU_ERR_NATS_UNAVAILABLE' });
+    const d = await deploy(s);
+    try {
+      await expect(d.generate({ promptIds: [], maxNewTokens: 2 })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+      await expect(d.generate({ promptIds: [99999], maxNewTokens: 2 })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+      await expect(d.generate({ promptIds: [1], maxNewTokens: 100 })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+    } finally {
+      await d.stop();
+    }
+  });
+});
