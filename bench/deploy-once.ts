@@ -10,7 +10,7 @@ import type { Fidelity } from '../src/runtime/run-spec.js';
 import { Fabric } from '../src/topology/fabric.js';
 import { loadTopology, parseSetArg } from '../src/topology/load.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../src/transport/nats-server.js';
-import { stepFrameSizes } from './frames.js';
+import { criticalHops, stepFrameSizes } from './frames.js';
 
 export interface DeployCase {
   /** Topology file (absolute, or relative to the working directory). */
@@ -43,6 +43,7 @@ let deployment: Deployment | null = null;
 try {
   if (c.transport === 'nats') nats = await spawnNatsServer();
   const t1 = performance.now();
+  const cpu0 = process.cpuUsage();
   deployment = await Deployment.start(plan, fabric, {
     fidelity: c.fidelity,
     transport: c.transport,
@@ -53,10 +54,13 @@ try {
     watchdogMs: c.watchdogMs ?? 60_000,
   });
   const startWallSeconds = (performance.now() - t1) / 1000;
+  const cpu1 = process.cpuUsage();
   const peakAfterStartMb = mb();
   const rssAfterStartMb = process.memoryUsage().rss / 2 ** 20;
   const r = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens });
   const peakAfterRunMb = mb();
+  const cpu2 = process.cpuUsage();
+  const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => ({ user_s: (b.user - a.user) / 1e6, system_s: (b.system - a.system) / 1e6 });
   const t2 = performance.now();
   await deployment.stop();
   deployment = null;
@@ -90,6 +94,9 @@ try {
       decode_frames: decode,
       prefill_frames: prefill,
       prefill_steps: Math.ceil(c.promptIds.length / plan.options.prefillChunk),
+      critical_hops: criticalHops(plan, 'decode'),
+      cpu_start: cpuS(cpu0, cpu1),
+      cpu_run: cpuS(cpu1, cpu2),
       rss_start_mb: rssStartMb,
       rss_compiled_mb: rssCompiledMb,
       rss_after_start_mb: rssAfterStartMb,

@@ -9,7 +9,7 @@ import { loadModel } from '../src/model/load.js';
 import { Fabric } from '../src/topology/fabric.js';
 import { loadTopology, parseSetArg } from '../src/topology/load.js';
 import { spawnNatsServer } from '../src/transport/nats-server.js';
-import { stepFrameSizes } from './frames.js';
+import { criticalHops, stepFrameSizes } from './frames.js';
 const c = JSON.parse(process.argv[2]);
 const mb = () => process.resourceUsage().maxRSS / 1024;
 const rssStartMb = process.memoryUsage().rss / 2 ** 20;
@@ -26,6 +26,7 @@ try {
     if (c.transport === 'nats')
         nats = await spawnNatsServer();
     const t1 = performance.now();
+    const cpu0 = process.cpuUsage();
     deployment = await Deployment.start(plan, fabric, {
         fidelity: c.fidelity,
         transport: c.transport,
@@ -36,10 +37,13 @@ try {
         watchdogMs: c.watchdogMs ?? 60_000,
     });
     const startWallSeconds = (performance.now() - t1) / 1000;
+    const cpu1 = process.cpuUsage();
     const peakAfterStartMb = mb();
     const rssAfterStartMb = process.memoryUsage().rss / 2 ** 20;
     const r = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens });
     const peakAfterRunMb = mb();
+    const cpu2 = process.cpuUsage();
+    const cpuS = (a, b) => ({ user_s: (b.user - a.user) / 1e6, system_s: (b.system - a.system) / 1e6 });
     const t2 = performance.now();
     await deployment.stop();
     deployment = null;
@@ -72,6 +76,9 @@ try {
         decode_frames: decode,
         prefill_frames: prefill,
         prefill_steps: Math.ceil(c.promptIds.length / plan.options.prefillChunk),
+        critical_hops: criticalHops(plan, 'decode'),
+        cpu_start: cpuS(cpu0, cpu1),
+        cpu_run: cpuS(cpu1, cpu2),
         rss_start_mb: rssStartMb,
         rss_compiled_mb: rssCompiledMb,
         rss_after_start_mb: rssAfterStartMb,

@@ -46,4 +46,41 @@ export function rawFrameBytesFor(encodedBytes) {
     }
     return best;
 }
+/**
+ * Frames on the step's longest dependency chain: the most transfers any value passes through in
+ * sequence from the step's input (the token ids) to the next token ids. Each of them is a wake-up of
+ * a waiting chip that no amount of parallelism can overlap.
+ */
+export function criticalHops(plan, kind = 'decode') {
+    const step = plan.steps[kind];
+    const producer = new Map();
+    for (const op of step.ops)
+        producer.set(`${op.output}@${op.chip}`, op);
+    const arrival = new Map();
+    for (const tr of step.transfers)
+        arrival.set(`${tr.tensor}@${tr.dst}`, tr);
+    const memo = new Map();
+    const depth = (tensor, chip) => {
+        const key = `${tensor}@${chip}`;
+        const known = memo.get(key);
+        if (known !== undefined)
+            return known;
+        let d = 0;
+        const op = producer.get(key);
+        if (op)
+            for (const i of op.inputs)
+                d = Math.max(d, depth(i, chip));
+        else {
+            const tr = arrival.get(key);
+            if (tr)
+                d = depth(tensor, tr.src) + 1;
+        }
+        memo.set(key, d);
+        return d;
+    };
+    let max = 0;
+    for (const op of step.ops)
+        max = Math.max(max, depth(op.output, op.chip));
+    return max;
+}
 //# sourceMappingURL=frames.js.map
