@@ -40,17 +40,37 @@ describe('runtime generate', () => {
     }
   });
 
-  for (const dtype of ['F32', 'BF16'] as const) {
-    it(`runtime - a Hugging Face folder with ${dtype} safetensors runs distributed like the reference`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), `rackemu-hf-${dtype}-`));
-      const config = { ...BUILTIN_MODELS['mixtral-tiny'], name: 'hf-tiny', layers: 2, maxPositions: 64 };
+  const families = [
+    { family: 'mixtral', dtype: 'F32' },
+    { family: 'mixtral', dtype: 'BF16' },
+    { family: 'llama', dtype: 'BF16' },
+    { family: 'mistral', dtype: 'F32' },
+  ] as const;
+  for (const { family, dtype } of families) {
+    it(`runtime - a Hugging Face ${family} folder with ${dtype} safetensors runs distributed like the reference`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), `rackemu-hf-${family}-${dtype}-`));
+      const moe = family === 'mixtral';
+      const config = {
+        ...BUILTIN_MODELS['mixtral-tiny'],
+        name: `hf-${family}`,
+        family,
+        layers: 2,
+        maxPositions: 64,
+        experts: moe ? 8 : 1,
+        expertsPerToken: moe ? 2 : 1,
+        // a window shorter than the run so that Mistral's sliding window really masks
+        slidingWindow: family === 'mistral' ? 4 : null,
+        tieEmbeddings: family === 'llama',
+      };
       writeFileSync(
         join(dir, 'config.json'),
         JSON.stringify({
-          model_type: 'mixtral', hidden_size: config.hidden, num_hidden_layers: config.layers, num_attention_heads: config.heads,
-          num_key_value_heads: config.kvHeads, intermediate_size: config.intermediate, num_local_experts: config.experts,
-          num_experts_per_tok: config.expertsPerToken, vocab_size: config.vocab, rope_theta: config.ropeTheta,
-          rms_norm_eps: config.rmsNormEps, max_position_embeddings: config.maxPositions, tie_word_embeddings: false,
+          model_type: family, hidden_size: config.hidden, num_hidden_layers: config.layers, num_attention_heads: config.heads,
+          num_key_value_heads: config.kvHeads, intermediate_size: config.intermediate, vocab_size: config.vocab,
+          rope_theta: config.ropeTheta, rms_norm_eps: config.rmsNormEps, max_position_embeddings: config.maxPositions,
+          tie_word_embeddings: config.tieEmbeddings,
+          ...(moe ? { num_local_experts: config.experts, num_experts_per_tok: config.expertsPerToken } : {}),
+          ...(family === 'mistral' ? { sliding_window: config.slidingWindow } : {}),
         }),
       );
       // weights from a seeded source, written in two shards so the loader has to combine files
@@ -58,7 +78,8 @@ describe('runtime generate', () => {
       const tensors: TensorToWrite[] = requiredTensors(config).map((t) => ({ name: t.name, dtype, shape: t.shape, data: src.full(t.name) }));
       writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), tensors.slice(0, tensors.length >> 1));
       writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), tensors.slice(tensors.length >> 1));
-      const s = setup('groq-72', dir, ['chip.sram_mib=0.04'], { context: 32, promptTokens: PROMPT.length, dtype: 'bf16' });
+      const s = setup('groq-72', dir, [`chip.sram_mib=${moe ? 0.04 : 0.02}`], { context: 32, promptTokens: PROMPT.length, dtype: 'bf16' });
+      expect(s.plan.model.family).toBe(family);
       expect(s.plan.programs.size).toBeGreaterThanOrEqual(16);
       const d = await deploy(s);
       try {

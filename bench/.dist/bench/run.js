@@ -1,39 +1,289 @@
 /**
- * `npm run bench`: the emulator's own speed. Each case runs in a fresh child process; results go to
- * stdout, to bench/results.json and to the generated section of BENCHMARKS.md.
+ * `npm run bench`: the emulator's own speed, each figure next to a baseline measured in the same run on
+ * the same machine. Every case runs in a fresh child process (clean timing, and peak RSS from
+ * process.resourceUsage().maxRSS); results go to stdout, to bench/results.json and to the generated
+ * section of BENCHMARKS.md.
+ *
+ *   compile        compile-once.js     the compiler alone
+ *   start-up       deploy-once.js      Deployment.start of mixtral-8x7b on groq-576 vs bare-spawn.js (576 idle workers)
+ *   decode         deploy-once.js      wall ms per emulated token, timing fidelity, embedded and NATS, vs the
+ *                                      transport floor (raw-rate-once.js: measureRawRate at the schedule's frame
+ *                                      size) and the critical-path latency floor (latency-once.js: one hop)
+ *   numeric        deploy-once.js      mixtral-tiny tokens per wall second on groq-72 and groq-576 (shrunk SRAM)
+ *   scaling        deploy-once.js      mixtral-tiny numeric on 1, 2, 4, 8 racks of groq-576.yaml
+ *   memory         (from the above)    peak RSS of the 576-chip run vs the bare spawn
  */
 import { execFileSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
-const root = new URL('../../', import.meta.url).pathname;
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { rawFrameBytesFor } from './frames.js';
 const here = new URL('.', import.meta.url).pathname;
-function compileCase(topology, model) {
-    const out = execFileSync(process.execPath, [`${here}compile-once.js`, `${root}topologies/${topology}.yaml`, model], { encoding: 'utf8' });
-    return JSON.parse(out);
+const root = (() => {
+    let d = here;
+    while (!existsSync(join(d, 'package.json')) && dirname(d) !== d)
+        d = dirname(d);
+    return d.endsWith('/') ? d : `${d}/`;
+})();
+const topo = (name) => `${root}topologies/${name}.yaml`;
+const benchStart = performance.now();
+const failed = (x) => typeof x === 'object' && x !== null && 'error' in x;
+/** Runs `script` (a sibling .js) in a fresh node process and parses the last line it prints as JSON. */
+function child(label, script, args, timeoutS) {
+    const t0 = performance.now();
+    process.stderr.write(`bench: ${label} ...`);
+    try {
+        const out = execFileSync(process.execPath, [`${here}${script}`, ...args], {
+            encoding: 'utf8',
+            timeout: timeoutS * 1000,
+            killSignal: 'SIGKILL',
+            maxBuffer: 64 * 2 ** 20,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const last = out.trim().split('\n').pop() ?? '';
+        const r = JSON.parse(last);
+        process.stderr.write(` ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+        return r;
+    }
+    catch (e) {
+        const err = e;
+        const tail = (err.stderr ?? '').trim().split('\n').filter((l) => l.trim() !== '');
+        const why = err.signal === 'SIGKILL'
+            ? `timed out after ${timeoutS} s`
+            : (tail.find((l) => /RACKEMU_ERR_|Error:/.test(l)) ?? tail.pop() ?? err.message).trim().slice(0, 300);
+        process.stderr.write(` FAILED after ${((performance.now() - t0) / 1000).toFixed(1)} s: ${why}\n`);
+        if (err.stderr)
+            process.stderr.write(err.stderr.split('\n').slice(-15).join('\n') + '\n');
+        return { error: why };
+    }
 }
+const compileCase = (topology, model) => child(`compile ${model} on ${topology}`, 'compile-once.js', [topo(topology), model], 120);
+const deploy = (label, c, timeoutS) => child(label, 'deploy-once.js', [JSON.stringify(c)], timeoutS);
+/** Transport floors, measured once per (transport, raw frame size). */
+const rawCache = new Map();
+const latCache = new Map();
+function rawRate(kind, encodedBytes) {
+    const { frameBytes } = rawFrameBytesFor(encodedBytes);
+    const key = `${kind}:${frameBytes}`;
+    if (!rawCache.has(key)) {
+        const frames = kind === 'embedded' ? 400_000 : 200_000;
+        rawCache.set(key, child(`raw rate ${kind}, ${frameBytes} B payload`, 'raw-rate-once.js', [kind, String(frameBytes), String(frames)], 120));
+    }
+    return rawCache.get(key);
+}
+function latency(kind, encodedBytes) {
+    const { frameBytes } = rawFrameBytesFor(encodedBytes);
+    const key = `${kind}:${frameBytes}`;
+    if (!latCache.has(key)) {
+        const rounds = kind === 'embedded' ? 20_000 : 5_000;
+        latCache.set(key, child(`one-hop latency ${kind}, ${frameBytes} B payload`, 'latency-once.js', [kind, String(frameBytes), String(rounds)], 120));
+    }
+    return latCache.get(key);
+}
+function floors(kind, d) {
+    const raw = rawRate(kind, d.decode_frames.meanBytes);
+    const lat = latency(kind, d.decode_frames.meanBytes);
+    const framesMs = failed(raw) ? null : (d.decode_frames.frames / raw.frames_per_s) * 1000;
+    const bytesMs = failed(raw) ? null : (d.decode_frames.wireBytes / raw.wire_bytes_per_s) * 1000;
+    return {
+        raw,
+        latency: lat,
+        frames_ms: framesMs,
+        bytes_ms: bytesMs,
+        floor_ms: framesMs === null || bytesMs === null ? null : Math.max(framesMs, bytesMs),
+        latency_ms: failed(lat) ? null : (d.critical_hops * lat.one_hop_us) / 1000,
+    };
+}
+// ---------------------------------------------------------------------------------------------------
+// Cases
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
 let commit = 'uncommitted';
 try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], { cwd: root, encoding: 'utf8' }).trim();
+    if (dirty)
+        commit += ' + uncommitted changes';
 }
 catch {
     // not a git checkout
 }
 const date = new Date().toISOString().slice(0, 10);
+const loadBefore = loadavg()[0];
 const compileRuns = [compileCase('groq-576', 'mixtral-8x7b'), compileCase('groq-10440', 'mixtral-8x7b')];
-const aims = { 'groq-576': 'under 10 s and 1 GB', 'groq-10440': 'under 60 s' };
+const N = 576;
+const bare = child(`bare spawn of ${N} workers`, 'bare-spawn.js', [String(N)], 300);
+const BIG_PROMPT = [1, 2, 3, 4];
+const BIG_TOKENS = 16;
+const bigCase = (transport) => ({
+    topology: topo('groq-576'),
+    sets: [],
+    model: 'mixtral-8x7b',
+    fidelity: 'timing',
+    transport,
+    promptIds: BIG_PROMPT,
+    newTokens: BIG_TOKENS,
+});
+const decodeRuns = ['embedded', 'nats'].map((transport) => {
+    const d = deploy(`mixtral-8x7b on groq-576, timing, ${transport}`, bigCase(transport), 420);
+    return { transport, d, f: failed(d) ? null : floors(transport, d) };
+});
+const TINY_PROMPT = [1, 2, 3, 4, 5];
+const TINY_TOKENS = 16;
+const TINY_CONTEXT = 64;
+const tinyCase = (topology, sets) => ({
+    topology: topo(topology),
+    sets,
+    model: 'mixtral-tiny',
+    fidelity: 'numeric',
+    transport: 'embedded',
+    context: TINY_CONTEXT,
+    promptIds: TINY_PROMPT,
+    newTokens: TINY_TOKENS,
+});
+// SRAM shrunk so the toy model spreads: 0.1 MiB puts it on all 64 active chips of one rack; 0.03 MiB
+// is the groq-576 setting of the tests (344 of 512 active chips).
+const numericSpecs = [
+    { topology: 'groq-72', sets: ['chip.sram_mib=0.1'] },
+    { topology: 'groq-576', sets: ['chip.sram_mib=0.03'] },
+];
+const numericRuns = numericSpecs.map((s) => {
+    const d = deploy(`mixtral-tiny numeric on ${s.topology} (${s.sets.join(' ')})`, tinyCase(s.topology, s.sets), 300);
+    return { ...s, d, f: failed(d) ? null : floors('embedded', d) };
+});
+// groq-576.yaml cut to N racks, SRAM chosen so the model lands on every active chip (checked by compiling).
+const scalingSpecs = [
+    { racks: 1, sram: 0.1 },
+    { racks: 2, sram: 0.05 },
+    { racks: 4, sram: 0.032 },
+    { racks: 8, sram: 0.026 },
+];
+const scalingRuns = scalingSpecs.map((s) => {
+    const sets = [`racks=${s.racks}`, `chip.sram_mib=${s.sram}`];
+    const d = deploy(`scaling: mixtral-tiny numeric on ${s.racks * 72} chips`, tinyCase('groq-576', sets), 300);
+    return { ...s, sets, d, f: failed(d) ? null : floors('embedded', d) };
+});
+const benchSeconds = (performance.now() - benchStart) / 1000;
+// ---------------------------------------------------------------------------------------------------
+// Tables
+const x = (a, b, d = 1) => a == null || b == null || !Number.isFinite(a / b) ? '—' : `${(a / b).toFixed(a / b >= 10 ? 0 : d)}x`;
+const n = (v, d = 1) => (v == null || !Number.isFinite(v) ? '—' : v.toFixed(d));
+const kb = (bytes) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`);
+const rate = (r) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : `${(r / 1e3).toFixed(0)} k`);
+const fail = (what) => `failed: ${what.error.replace(/\|/g, '/')}`;
 const lines = [
-    `Machine: ${machine}. Date: ${date}. Commit: ${commit}.`,
+    `Machine: ${machine}. Date: ${date}. Commit: ${commit}. Whole bench: ${benchSeconds.toFixed(0)} s (1-min load average before: ${loadBefore.toFixed(1)}).`,
     '',
     '### Compile',
     '',
     '| case | chips | links | decode ops / transfers | compile time | peak RSS | aim |',
     '|---|---|---|---|---|---|---|',
-    ...compileRuns.map((r) => `| ${r.model} on ${r.topology} | ${r.chips} | ${r.links} | ${r.decode_ops} / ${r.decode_transfers} | ${r.seconds.toFixed(2)} s | ${r.peak_rss_mb.toFixed(0)} MB | ${aims[r.topology]} |`),
 ];
+const aims = { 'groq-576': 'under 10 s and 1 GB', 'groq-10440': 'under 60 s' };
+const compileNames = ['groq-576', 'groq-10440'];
+compileRuns.forEach((r, i) => {
+    if (failed(r))
+        lines.push(`| mixtral-8x7b on ${compileNames[i]} | ${fail(r)} | | | | | |`);
+    else
+        lines.push(`| ${r.model} on ${r.topology} | ${r.chips} | ${r.links} | ${r.decode_ops} / ${r.decode_transfers} | ${r.seconds.toFixed(2)} s | ${r.peak_rss_mb.toFixed(0)} MB | ${aims[r.topology]} |`);
+});
+// Start-up
+lines.push('', `### Start-up: ${N} chips`, '', `Deployment.start of mixtral-8x7b on groq-576 (timing fidelity, thread isolation) until every worker is up with its Program, against a bare spawn of ${N} node:worker_threads workers that only post 'ready'.`, '', '| case | workers | start-up | baseline: bare spawn | ratio | CPU during start-up |', '|---|---|---|---|---|---|');
+for (const { transport, d } of decodeRuns) {
+    if (failed(d))
+        lines.push(`| ${transport} transport | ${N} | ${fail(d)} | | | |`);
+    else {
+        const cpu = d.cpu_start.user_s + d.cpu_start.system_s;
+        lines.push(`| ${transport} transport | ${d.workers} | ${n(d.startup_s, 1)} s | ${failed(bare) ? fail(bare) : `${n(bare.seconds, 1)} s`} | ${failed(bare) ? '—' : x(d.startup_s, bare.seconds)} | ${n(cpu, 0)} s (${n(cpu / d.startup_s, 2)} cores) |`);
+    }
+}
+// Decode
+lines.push('', `### Decode speed: mixtral-8x7b on groq-576, timing fidelity`, '', `${BIG_TOKENS} new tokens after a ${BIG_PROMPT.length}-id prompt; wall time per token between the first and the last token. Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers.`, '', '| transport | wall per token | transport floor | wall / floor | latency floor | wall / latency floor | virtual per token | real-time factor | frames per token: plan / counted | on-wire per token |', '|---|---|---|---|---|---|---|---|---|---|');
+for (const { transport, d, f } of decodeRuns) {
+    if (failed(d) || !f) {
+        lines.push(`| ${transport} | ${fail(d)} | | | | | | | | |`);
+        continue;
+    }
+    const raw = f.raw;
+    const lat = f.latency;
+    const floorText = failed(raw)
+        ? fail(raw)
+        : `${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames at ${rate(raw.frames_per_s)}/s = ${n(f.frames_ms, 2)} ms; ${kb(d.decode_frames.wireBytes)} at ${kb(raw.wire_bytes_per_s)}/s = ${n(f.bytes_ms, 2)} ms)`;
+    const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
+    lines.push(`| ${transport} | ${n(d.per_token_ms, 1)} ms | ${floorText} | ${x(d.per_token_ms, f.floor_ms)} | ${latText} | ${x(d.per_token_ms, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.decode_frames.meanBytes, 1)} B per frame, ${kb(d.decode_frames.wireBytes)} |`);
+}
+const cpuRunLine = decodeRuns
+    .filter((r) => !failed(r.d))
+    .map(({ transport, d }) => {
+    const dd = d;
+    const cpu = dd.cpu_run.user_s + dd.cpu_run.system_s;
+    return `${transport}: ${n(cpu, 1)} s CPU in ${n(dd.run_s, 1)} s of run (${n(cpu / dd.run_s, 2)} of ${cpus().length} cores), ${n((cpu * 1e6) / dd.messages.count, 0)} µs CPU per frame`;
+});
+if (cpuRunLine.length)
+    lines.push('', `CPU during the run (all threads): ${cpuRunLine.join('; ')}.`);
+// Numeric
+lines.push('', `### Numeric speed: mixtral-tiny, embedded transport`, '', `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second over the decode steps (1000 / wall ms per token); floors as above, at the numeric frames' size (f32 payloads).`, '', '| topology | chips used / workers | tokens per wall s | wall per token | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |', '|---|---|---|---|---|---|---|---|---|---|');
+for (const { topology, sets, d, f } of numericRuns) {
+    const name = `${topology} (${sets.join(', ')})`;
+    if (failed(d) || !f) {
+        lines.push(`| ${name} | ${fail(d)} | | | | | | | | |`);
+        continue;
+    }
+    lines.push(`| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} | ${n(d.per_token_ms, 1)} ms | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} |`);
+}
+// Scaling
+const base = scalingRuns[0];
+const baseMs = failed(base.d) ? null : base.d.per_token_ms;
+lines.push('', `### Scaling: mixtral-tiny numeric on 1, 2, 4 and 8 racks`, '', `groq-576.yaml with \`--set racks=N\` and chip.sram_mib shrunk so the model lands on every active chip; same run settings as above. Baseline: the 1-rack (72-chip) figure.`, '', '| chips | sram_mib | chips used / workers | decode frames per token | critical hops | wall per token | vs 72 chips | frames vs 72 chips | wall per frame | start-up | peak RSS |', '|---|---|---|---|---|---|---|---|---|---|---|');
+for (const { racks, sram, d } of scalingRuns) {
+    if (failed(d)) {
+        lines.push(`| ${racks * 72} | ${sram} | ${fail(d)} | | | | | | | | |`);
+        continue;
+    }
+    const baseFrames = failed(base.d) ? null : base.d.decode_frames.frames;
+    lines.push(`| ${d.chips} | ${sram} | ${d.used_chips} / ${d.workers} | ${d.decode_frames.frames} | ${d.critical_hops} | ${n(d.per_token_ms, 1)} ms | ${x(d.per_token_ms, baseMs, 2)} | ${x(d.decode_frames.frames, baseFrames, 2)} | ${n((d.per_token_ms * 1000) / d.decode_frames.frames, 0)} µs | ${n(d.startup_s, 1)} s | ${n(d.peak_rss_mb, 0)} MB |`);
+}
+// Memory
+lines.push('', `### Memory: ${N} chips`, '', '| figure | value | baseline | ratio |', '|---|---|---|---|');
+const bigEmb = decodeRuns[0].d;
+const memory = {};
+if (failed(bare))
+    lines.push(`| bare spawn | ${fail(bare)} | | |`);
+else {
+    memory.bare_peak_rss_mb = bare.peak_rss_mb;
+    memory.bare_per_worker_mb = (bare.peak_rss_mb - bare.rss_before_mb) / bare.workers;
+}
+for (const { transport, d } of decodeRuns) {
+    if (failed(d)) {
+        lines.push(`| peak RSS, ${transport} | ${fail(d)} | | |`);
+        continue;
+    }
+    memory[`${transport}_peak_rss_mb`] = d.peak_rss_mb;
+    if (failed(bare))
+        continue;
+    lines.push(`| peak RSS of the ${d.workers}-chip timing run, ${transport} transport (start-up + run) | ${n(d.peak_rss_mb, 0)} MB | bare spawn of ${bare.workers} workers: ${n(bare.peak_rss_mb, 0)} MB | ${x(d.peak_rss_mb, bare.peak_rss_mb, 2)} |`);
+    const perChip = (d.peak_rss_mb - bare.peak_rss_mb) / d.workers;
+    memory[`${transport}_per_chip_overhead_mb`] = perChip;
+    lines.push(`| per chip beyond a bare worker, ${transport}: (peak RSS - bare peak) / ${d.workers} | ${n(perChip, 2)} MB | bare worker: (bare peak - empty process) / ${bare.workers} = ${n(memory.bare_per_worker_mb, 2)} MB | ${x(perChip, memory.bare_per_worker_mb, 2)} |`);
+}
+if (!failed(bigEmb) && !failed(bare)) {
+    lines.push(`| RSS once started, embedded (before the run) | ${n(bigEmb.rss_after_start_mb, 0)} MB | bare spawn, all up: ${n(bare.rss_all_up_mb, 0)} MB | ${x(bigEmb.rss_after_start_mb, bare.rss_all_up_mb, 2)} |`);
+}
+lines.push('', 'The NATS transport\'s nats-server is a separate process: its memory is not in these figures.');
 const section = lines.join('\n');
 console.log(section);
-writeFileSync(`${root}bench/results.json`, JSON.stringify({ machine, date, commit, compile: compileRuns }, null, 2) + '\n');
+writeFileSync(`${root}bench/results.json`, JSON.stringify({
+    machine,
+    date,
+    commit,
+    bench_seconds: benchSeconds,
+    load_average_before: loadBefore,
+    compile: compileRuns,
+    startup: { bare, deployments: decodeRuns.map(({ transport, d }) => ({ transport, startup_s: failed(d) ? null : d.startup_s })) },
+    decode: decodeRuns,
+    numeric: numericRuns,
+    scaling: scalingRuns,
+    memory,
+}, null, 2) + '\n');
 const file = `${root}BENCHMARKS.md`;
 const doc = readFileSync(file, 'utf8');
 const [head, rest] = doc.split('<!-- bench:start -->');
