@@ -79,6 +79,7 @@ interface CompileResult {
 
 interface BareResult {
   workers: number;
+  loaded: boolean;
   seconds: number;
   rss_before_mb: number;
   rss_all_up_mb: number;
@@ -112,6 +113,9 @@ interface DeployResult {
   stop_s: number;
   generated: number;
   per_token_ms: number;
+  warm_runs: ({ per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number } | Failed)[];
+  warm_per_token_ms: number | null;
+  peak_rss_after_warm_mb: number;
   virtual_tpot_ms: number;
   virtual_ttft_ms: number;
   messages: { count: number; bytes: number; transport_bytes: number; credit_stalls: number };
@@ -150,7 +154,17 @@ interface LatencyResult {
 const compileCase = (topology: string, model: string) =>
   child<CompileResult>(`compile ${model} on ${topology}`, 'compile-once.js', [topo(topology), model], 120);
 
-const deploy = (label: string, c: DeployCase, timeoutS: number) => child<DeployResult>(label, 'deploy-once.js', [JSON.stringify(c)], timeoutS);
+/** Earlier failed attempts of deploy cases that then succeeded on a retry, by label. */
+const retried: Record<string, string> = {};
+/** A deployment case; retried once if it fails (a 2-core machine starting hundreds of workers is a tight fit). */
+function deploy(label: string, c: DeployCase, timeoutS: number): DeployResult | Failed {
+  const first = child<DeployResult>(label, 'deploy-once.js', [JSON.stringify(c)], timeoutS);
+  if (!failed(first)) return first;
+  const second = child<DeployResult>(`${label} (retry)`, 'deploy-once.js', [JSON.stringify(c)], timeoutS);
+  if (failed(second)) return { error: `${second.error} (twice; first: ${first.error})` };
+  retried[label] = first.error;
+  return second;
+}
 
 /** Transport floors, measured once per (transport, raw frame size). */
 const rawCache = new Map<string, RawResult | Failed>();
@@ -160,7 +174,7 @@ function rawRate(kind: 'embedded' | 'nats', encodedBytes: number): RawResult | F
   const key = `${kind}:${frameBytes}`;
   if (!rawCache.has(key)) {
     const frames = kind === 'embedded' ? 400_000 : 200_000;
-    rawCache.set(key, child<RawResult>(`raw rate ${kind}, ${frameBytes} B payload`, 'raw-rate-once.js', [kind, String(frameBytes), String(frames)], 120));
+    rawCache.set(key, child<RawResult>(`raw rate ${kind}, ${frameBytes} B payload`, 'raw-rate-once.js', [kind, String(frameBytes), String(frames)], 60));
   }
   return rawCache.get(key)!;
 }
@@ -169,7 +183,7 @@ function latency(kind: 'embedded' | 'nats', encodedBytes: number): LatencyResult
   const key = `${kind}:${frameBytes}`;
   if (!latCache.has(key)) {
     const rounds = kind === 'embedded' ? 20_000 : 5_000;
-    latCache.set(key, child<LatencyResult>(`one-hop latency ${kind}, ${frameBytes} B payload`, 'latency-once.js', [kind, String(frameBytes), String(rounds)], 120));
+    latCache.set(key, child<LatencyResult>(`one-hop latency ${kind}, ${frameBytes} B payload`, 'latency-once.js', [kind, String(frameBytes), String(rounds)], 60));
   }
   return latCache.get(key)!;
 }
@@ -221,7 +235,10 @@ const compileRuns = [compileCase('groq-576', 'mixtral-8x7b'), compileCase('groq-
 
 const N = 576;
 const bare = child<BareResult>(`bare spawn of ${N} workers`, 'bare-spawn.js', [String(N)], 300);
+const bareLoaded = child<BareResult>(`bare spawn of ${N} workers loading the chip modules`, 'bare-spawn.js', [String(N), 'loaded'], 300);
 
+/** Further runs on each deployment after the measured one, for the warm figure (see deploy-once.ts). */
+const WARM_RUNS = 3;
 const BIG_PROMPT = [1, 2, 3, 4];
 const BIG_TOKENS = 16;
 const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
@@ -232,6 +249,7 @@ const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   transport,
   promptIds: BIG_PROMPT,
   newTokens: BIG_TOKENS,
+  warmRuns: WARM_RUNS,
 });
 const decodeRuns = (['embedded', 'nats'] as const).map((transport) => {
   const d = deploy(`mixtral-8x7b on groq-576, timing, ${transport}`, bigCase(transport), 420);
@@ -250,6 +268,7 @@ const tinyCase = (topology: string, sets: string[]): DeployCase => ({
   context: TINY_CONTEXT,
   promptIds: TINY_PROMPT,
   newTokens: TINY_TOKENS,
+  warmRuns: WARM_RUNS,
 });
 // SRAM shrunk so the toy model spreads: 0.1 MiB puts it on all 64 active chips of one rack; 0.03 MiB
 // is the groq-576 setting of the tests (344 of 512 active chips).
@@ -309,17 +328,17 @@ lines.push(
   '',
   `### Start-up: ${N} chips`,
   '',
-  `Deployment.start of mixtral-8x7b on groq-576 (timing fidelity, thread isolation) until every worker is up with its Program, against a bare spawn of ${N} node:worker_threads workers that only post 'ready'.`,
+  `Deployment.start of mixtral-8x7b on groq-576 (timing fidelity, thread isolation) until every worker is up with its Program, against a bare spawn of ${N} node:worker_threads workers that only post 'ready', and against workers that also load the chip runtime's modules first.`,
   '',
-  '| case | workers | start-up | baseline: bare spawn | ratio | CPU during start-up |',
-  '|---|---|---|---|---|---|',
+  '| case | workers | start-up | baseline: bare spawn | ratio | bare spawn + chip modules | ratio | CPU during start-up |',
+  '|---|---|---|---|---|---|---|---|',
 );
 for (const { transport, d } of decodeRuns) {
-  if (failed(d)) lines.push(`| ${transport} transport | ${N} | ${fail(d)} | | | |`);
+  if (failed(d)) lines.push(`| ${transport} transport | ${N} | ${fail(d)} | | | | | |`);
   else {
     const cpu = d.cpu_start.user_s + d.cpu_start.system_s;
     lines.push(
-      `| ${transport} transport | ${d.workers} | ${n(d.startup_s, 1)} s | ${failed(bare) ? fail(bare) : `${n(bare.seconds, 1)} s`} | ${failed(bare) ? '—' : x(d.startup_s, bare.seconds)} | ${n(cpu, 0)} s (${n(cpu / d.startup_s, 2)} cores) |`,
+      `| ${transport} transport | ${d.workers} | ${n(d.startup_s, 1)} s | ${failed(bare) ? fail(bare) : `${n(bare.seconds, 1)} s`} | ${failed(bare) ? '—' : x(d.startup_s, bare.seconds)} | ${failed(bareLoaded) ? fail(bareLoaded) : `${n(bareLoaded.seconds, 1)} s`} | ${failed(bareLoaded) ? '—' : x(d.startup_s, bareLoaded.seconds)} | ${n(cpu, 0)} s (${n(cpu / d.startup_s, 2)} cores) |`,
     );
   }
 }
@@ -329,9 +348,9 @@ lines.push(
   '',
   `### Decode speed: mixtral-8x7b on groq-576, timing fidelity`,
   '',
-  `${BIG_TOKENS} new tokens after a ${BIG_PROMPT.length}-id prompt; wall time per token between the first and the last token. Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers.`,
+  `${BIG_TOKENS} new tokens after a ${BIG_PROMPT.length}-id prompt; wall time per token between the first and the last token, on the first run (cold) and on the last of ${WARM_RUNS} more runs on the same deployment (warm: every chip is its own V8 isolate and optimises its code only after running it a while). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers.`,
   '',
-  '| transport | wall per token | transport floor | wall / floor | latency floor | wall / latency floor | virtual per token | real-time factor | frames per token: plan / counted | on-wire per token |',
+  '| transport | wall per token, cold / warm | transport floor | wall / floor | latency floor | wall / latency floor | virtual per token | real-time factor | frames per token: plan / counted | on-wire per token |',
   '|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { transport, d, f } of decodeRuns) {
@@ -346,7 +365,7 @@ for (const { transport, d, f } of decodeRuns) {
     : `${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames at ${rate(raw.frames_per_s)}/s = ${n(f.frames_ms, 2)} ms; ${kb(d.decode_frames.wireBytes)} at ${kb(raw.wire_bytes_per_s)}/s = ${n(f.bytes_ms, 2)} ms)`;
   const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
   lines.push(
-    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${floorText} | ${x(d.per_token_ms, f.floor_ms)} | ${latText} | ${x(d.per_token_ms, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.decode_frames.meanBytes, 1)} B per frame, ${kb(d.decode_frames.wireBytes)} |`,
+    `| ${transport} | ${n(d.per_token_ms, 1)} / ${n(d.warm_per_token_ms, 1)} ms | ${floorText} | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.warm_per_token_ms, f.floor_ms)} | ${latText} | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.warm_per_token_ms, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.warm_per_token_ms, d.virtual_tpot_ms)} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.decode_frames.meanBytes, 1)} B per frame, ${kb(d.decode_frames.wireBytes)} |`,
   );
 }
 const cpuRunLine = decodeRuns
@@ -354,7 +373,9 @@ const cpuRunLine = decodeRuns
   .map(({ transport, d }) => {
     const dd = d as DeployResult;
     const cpu = dd.cpu_run.user_s + dd.cpu_run.system_s;
-    return `${transport}: ${n(cpu, 1)} s CPU in ${n(dd.run_s, 1)} s of run (${n(cpu / dd.run_s, 2)} of ${cpus().length} cores), ${n((cpu * 1e6) / dd.messages.count, 0)} µs CPU per frame`;
+    const w = dd.warm_runs[dd.warm_runs.length - 1];
+    const warm = w && !failed(w) ? `; warm ${n((w.cpu_s * 1e6) / dd.messages.count, 0)} µs` : '';
+    return `${transport}: ${n(cpu, 1)} s CPU (${n(dd.cpu_run.system_s, 1)} s of it in the kernel) in ${n(dd.run_s, 1)} s of run (${n(cpu / dd.run_s, 2)} of ${cpus().length} cores), ${n((cpu * 1e6) / dd.messages.count, 0)} µs CPU per frame${warm}`;
   });
 if (cpuRunLine.length) lines.push('', `CPU during the run (all threads): ${cpuRunLine.join('; ')}.`);
 
@@ -363,9 +384,9 @@ lines.push(
   '',
   `### Numeric speed: mixtral-tiny, embedded transport`,
   '',
-  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second over the decode steps (1000 / wall ms per token); floors as above, at the numeric frames' size (f32 payloads).`,
+  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second over the decode steps (1000 / wall ms per token), cold and warm as above; floors as above, at the numeric frames' size (f32 payloads).`,
   '',
-  '| topology | chips used / workers | tokens per wall s | wall per token | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
+  '| topology | chips used / workers | tokens per wall s, cold / warm | wall per token, cold / warm | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
   '|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { topology, sets, d, f } of numericRuns) {
@@ -375,7 +396,7 @@ for (const { topology, sets, d, f } of numericRuns) {
     continue;
   }
   lines.push(
-    `| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} | ${n(d.per_token_ms, 1)} ms | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} |`,
+    `| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} / ${n(d.warm_per_token_ms ? 1000 / d.warm_per_token_ms : null, 1)} | ${n(d.per_token_ms, 1)} / ${n(d.warm_per_token_ms, 1)} ms | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.warm_per_token_ms, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.warm_per_token_ms, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.warm_per_token_ms, d.virtual_tpot_ms)} |`,
   );
 }
 
@@ -388,7 +409,7 @@ lines.push(
   '',
   `groq-576.yaml with \`--set racks=N\` and chip.sram_mib shrunk so the model lands on every active chip; same run settings as above. Baseline: the 1-rack (72-chip) figure.`,
   '',
-  '| chips | sram_mib | chips used / workers | decode frames per token | critical hops | wall per token | vs 72 chips | frames vs 72 chips | wall per frame | start-up | peak RSS |',
+  '| chips | sram_mib | chips used / workers | decode frames per token | critical hops | wall per token, cold / warm | vs 72 chips, cold / warm | frames vs 72 chips | wall per frame, cold / warm | start-up | peak RSS |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { racks, sram, d } of scalingRuns) {
@@ -397,8 +418,10 @@ for (const { racks, sram, d } of scalingRuns) {
     continue;
   }
   const baseFrames = failed(base.d) ? null : base.d.decode_frames.frames;
+  const baseWarm = failed(base.d) ? null : base.d.warm_per_token_ms;
+  const perFrame = (ms: number | null) => (ms == null ? null : (ms * 1000) / d.decode_frames.frames);
   lines.push(
-    `| ${d.chips} | ${sram} | ${d.used_chips} / ${d.workers} | ${d.decode_frames.frames} | ${d.critical_hops} | ${n(d.per_token_ms, 1)} ms | ${x(d.per_token_ms, baseMs, 2)} | ${x(d.decode_frames.frames, baseFrames, 2)} | ${n((d.per_token_ms * 1000) / d.decode_frames.frames, 0)} µs | ${n(d.startup_s, 1)} s | ${n(d.peak_rss_mb, 0)} MB |`,
+    `| ${d.chips} | ${sram} | ${d.used_chips} / ${d.workers} | ${d.decode_frames.frames} | ${d.critical_hops} | ${n(d.per_token_ms, 1)} / ${n(d.warm_per_token_ms, 1)} ms | ${x(d.per_token_ms, baseMs, 2)} / ${x(d.warm_per_token_ms, baseWarm, 2)} | ${x(d.decode_frames.frames, baseFrames, 2)} | ${n(perFrame(d.per_token_ms), 0)} / ${n(perFrame(d.warm_per_token_ms), 0)} µs | ${n(d.startup_s, 1)} s | ${n(d.peak_rss_mb, 0)} MB |`,
   );
 }
 
@@ -410,6 +433,13 @@ if (failed(bare)) lines.push(`| bare spawn | ${fail(bare)} | | |`);
 else {
   memory.bare_peak_rss_mb = bare.peak_rss_mb;
   memory.bare_per_worker_mb = (bare.peak_rss_mb - bare.rss_before_mb) / bare.workers;
+  if (!failed(bareLoaded)) {
+    memory.bare_loaded_peak_rss_mb = bareLoaded.peak_rss_mb;
+    memory.bare_loaded_per_worker_mb = (bareLoaded.peak_rss_mb - bareLoaded.rss_before_mb) / bareLoaded.workers;
+    lines.push(
+      `| bare worker that loaded the chip modules: (peak - empty process) / ${bareLoaded.workers} | ${n(memory.bare_loaded_per_worker_mb, 2)} MB | bare worker: ${n(memory.bare_per_worker_mb, 2)} MB | ${x(memory.bare_loaded_per_worker_mb, memory.bare_per_worker_mb, 2)} |`,
+    );
+  }
 }
 for (const { transport, d } of decodeRuns) {
   if (failed(d)) {
@@ -433,6 +463,21 @@ if (!failed(bigEmb) && !failed(bare)) {
   );
 }
 lines.push('', 'The NATS transport\'s nats-server is a separate process: its memory is not in these figures.');
+const withViolations = [...decodeRuns, ...numericRuns, ...scalingRuns]
+  .map((r) => r.d)
+  .filter((d): d is DeployResult => !failed(d) && (d.violations > 0 || d.warm_runs.some((w) => !failed(w) && w.violations > 0)));
+for (const d of withViolations) lines.push('', `Warning: ${d.model} on ${d.topology} (${d.sets.join(', ') || 'as is'}, ${d.transport}) reported schedule violations: the figures above include a shifted timeline.`);
+// Warm runs far slower than the cold one, or failed: worth a look (see deploy-once.ts).
+for (const d of [...decodeRuns, ...numericRuns, ...scalingRuns].map((r) => r.d)) {
+  if (failed(d)) continue;
+  const name = `${d.model} on ${d.topology} (${d.sets.join(', ') || 'as is'}, ${d.fidelity}, ${d.transport})`;
+  d.warm_runs.forEach((w, i) => {
+    if (failed(w)) lines.push('', `Note: warm run ${i + 1} of ${name} failed: ${w.error.replace(/\|/g, '/')}.`);
+    else if (w.per_token_ms > 3 * d.per_token_ms)
+      lines.push('', `Note: warm run ${i + 1} of ${name} took ${n(w.per_token_ms, 0)} ms per token (cold: ${n(d.per_token_ms, 0)} ms), ${n(w.run_s, 1)} s in all, ${n(w.system_s, 1)} of its ${n(w.cpu_s, 1)} CPU s in the kernel.`);
+  });
+}
+for (const [label, error] of Object.entries(retried)) lines.push('', `Note: ${label} failed on its first attempt (${error.replace(/\|/g, '/')}) and was run again.`);
 
 const section = lines.join('\n');
 console.log(section);
@@ -447,11 +492,12 @@ writeFileSync(
       bench_seconds: benchSeconds,
       load_average_before: loadBefore,
       compile: compileRuns,
-      startup: { bare, deployments: decodeRuns.map(({ transport, d }) => ({ transport, startup_s: failed(d) ? null : d.startup_s })) },
+      startup: { bare, bare_loaded: bareLoaded, deployments: decodeRuns.map(({ transport, d }) => ({ transport, startup_s: failed(d) ? null : d.startup_s })) },
       decode: decodeRuns,
       numeric: numericRuns,
       scaling: scalingRuns,
       memory,
+      retried,
     },
     null,
     2,

@@ -1,6 +1,7 @@
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { checkEchoes, runWorkerPair } from './fixtures/transport-pair.js';
-import { createEmbeddedFabric, decodeFrame, encodeFrame, openEndpoint, type ChipEndpoint, type TransportConfig } from '../src/transport/index.js';
+import { createEmbeddedFabric, decodeFrame, encodeFrame, openEndpoint, type ChipEndpoint, type EmbeddedTransportConfig, type TransportConfig } from '../src/transport/index.js';
 
 const A = 'r0.n0.c0';
 const B = 'r0.n0.c1';
@@ -8,6 +9,77 @@ const C = 'r0.n1.c0';
 
 function frame(src: string, dst: string, seq: number, values: number[]): Buffer {
   return encodeFrame({ src, dst, step: seq, tick: seq * 3, tensor: 'x', dtype: 'f32', shape: [values.length], seq }, new Uint8Array(Float32Array.from(values).buffer));
+}
+
+/** Sleep without returning to the event loop (as a chip busy computing would). */
+function blockFor(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+// A producer chip in a real worker thread, on the compiled transport (dist/, like the fixture chips).
+// On 'go' it sends `frames` frames to each of `peers`: frame i carries seq i and a payload of
+// sizes[i % sizes.length] bytes (a multiple of 4: an i32 tensor), every byte (i * 7 + j) & 255; then
+// posts 'sent' with its stats.
+const PRODUCER = `
+const { parentPort, workerData: wd } = require('node:worker_threads');
+(async () => {
+  const { openEndpoint, encodeFrame } = await import(wd.dist);
+  const ep = await openEndpoint(wd.config, wd.chipId, { onError: (e) => parentPort.postMessage({ type: 'error', code: e.code, message: e.message }) });
+  parentPort.once('message', async () => {
+    for (let i = 0; i < wd.frames; i++) {
+      for (const peer of wd.peers) {
+        const n = wd.sizes[i % wd.sizes.length];
+        const payload = new Uint8Array(n);
+        for (let j = 0; j < n; j++) payload[j] = (i * 7 + j) & 255;
+        ep.send(peer, encodeFrame({ src: wd.chipId, dst: peer, step: i, tick: i, tensor: 'p', dtype: 'i32', shape: [n / 4], seq: i }, payload));
+      }
+    }
+    parentPort.postMessage({ type: 'sent', stats: ep.stats() });
+  });
+  parentPort.on('message', (m) => { if (m === 'close') void ep.close().then(() => parentPort.close()); });
+  parentPort.postMessage({ type: 'ready' });
+})();
+`;
+const DIST = new URL('../dist/src/transport/index.js', import.meta.url).href;
+
+interface ProducerMsg {
+  type: 'ready' | 'sent' | 'error';
+  code?: string;
+  message?: string;
+  stats?: { framesSent: number; creditStalls: number };
+}
+
+function startProducer(config: TransportConfig, chipId: string, peers: string[], frames: number, sizes: number[]): { worker: Worker; next: (type: ProducerMsg['type']) => Promise<ProducerMsg> } {
+  const worker = new Worker(PRODUCER, { eval: true, workerData: { dist: DIST, config, chipId, peers, frames, sizes } });
+  const seen: ProducerMsg[] = [];
+  const waiting: Array<[ProducerMsg['type'], (m: ProducerMsg) => void, (e: Error) => void]> = [];
+  let crashed: Error | null = null;
+  worker.on('message', (m: ProducerMsg) => {
+    const i = waiting.findIndex(([t]) => t === m.type);
+    if (i >= 0) waiting.splice(i, 1)[0][1](m);
+    else seen.push(m);
+  });
+  worker.on('error', (e) => {
+    crashed = e;
+    for (const [, , reject] of waiting.splice(0)) reject(e);
+  });
+  const next = (type: ProducerMsg['type']): Promise<ProducerMsg> => {
+    const i = seen.findIndex((m) => m.type === type);
+    if (i >= 0) return Promise.resolve(seen.splice(i, 1)[0]);
+    if (crashed) return Promise.reject(crashed);
+    return new Promise((resolve, reject) => waiting.push([type, resolve, reject]));
+  };
+  return { worker, next };
+}
+
+/** Check a frame from PRODUCER: its seq is the one expected and its payload bytes are intact. */
+function checkProduced(f: Uint8Array, expectSeq: number, sizes: number[]): void {
+  const d = decodeFrame(f);
+  expect(d.integrity).toBe('ok');
+  expect(d.header.seq).toBe(expectSeq);
+  const n = sizes[expectSeq % sizes.length];
+  expect(d.payload.length).toBe(n);
+  for (let j = 0; j < n; j++) if (d.payload[j] !== ((expectSeq * 7 + j) & 255)) throw new Error(`frame ${expectSeq}: byte ${j} is ${d.payload[j]}`);
 }
 
 describe('transport embedded', () => {
@@ -19,7 +91,11 @@ describe('transport embedded', () => {
     ]);
     expect([...fabric.chips].sort()).toEqual([A, B, C]);
     const eps: Record<string, ChipEndpoint> = {};
-    for (const id of [A, B, C]) eps[id] = await openEndpoint(fabric.endpointConfig(id).config, id);
+    for (const id of [A, B, C]) {
+      const { config, transferList } = fabric.endpointConfig(id);
+      expect(transferList).toEqual([]); // shared memory travels by structured clone, nothing to transfer
+      eps[id] = await openEndpoint(config, id);
+    }
     const got: Array<[string, number, number[]]> = [];
     let resolve!: () => void;
     const all = new Promise<void>((r) => (resolve = r));
@@ -43,21 +119,27 @@ describe('transport embedded', () => {
     await Promise.all(Object.values(eps).map((e) => e.close()));
   });
 
-  it('transport - embedded send moves the frame buffer instead of copying it', async () => {
+  it('transport - embedded send copies the frame into shared memory and leaves the caller its buffer', async () => {
+    // (The MessagePort transport moved the frame's ArrayBuffer; the ring transport copies the bytes into
+    // the receiver's ring, and the receiver gets a fresh copy it owns.)
     const fabric = createEmbeddedFabric([[A, B]]);
     const a = await openEndpoint(fabric.endpointConfig(A).config, A);
     const b = await openEndpoint(fabric.endpointConfig(B).config, B);
-    const got = new Promise<Uint8Array>((r) => b.onFrame((f) => r(f)));
+    const got: Uint8Array[] = [];
+    b.onFrame((f) => got.push(f));
     const f = frame(A, B, 0, [1, 2, 3]);
     const len = f.length;
     a.send(B, f);
-    expect(f.buffer.byteLength).toBe(0); // detached: ownership moved with the message
-    expect((await got).length).toBe(len);
-    // a view into a larger buffer is copied, leaving the caller's buffer intact
+    expect(f.buffer.byteLength).toBeGreaterThanOrEqual(len); // not detached
+    // a view into a larger buffer is sent as its bytes alone
     const big = new Uint8Array(len + 8);
-    big.set(frame(A, B, 1, [1, 2, 3]), 8);
+    big.set(frame(A, B, 1, [4, 5, 6]), 8);
     a.send(B, big.subarray(8));
-    expect(big.buffer.byteLength).toBe(len + 8);
+    expect(b.pollSync!(1000)).toBe(true);
+    expect(got.map((g) => g.length)).toEqual([len, len]);
+    expect(got[0]).toEqual(new Uint8Array(f));
+    expect(Array.from(decodeFrame(got[1]).payload.slice())).toEqual(Array.from(new Uint8Array(Float32Array.from([4, 5, 6]).buffer)));
+    expect(got[0].buffer).not.toBe(got[1].buffer);
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -68,6 +150,7 @@ describe('transport embedded', () => {
     a.send(A, frame(A, A, 0, [5]));
     b.send(A, frame(B, A, 0, [6])); // before A registers its handler
     expect(() => a.send(C, frame(A, C, 0, [1]))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
+    expect(() => a.pollSync!(0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' })); // no handler yet
     const got: string[] = [];
     await new Promise<void>((r) =>
       a.onFrame((_f, src) => {
@@ -79,7 +162,59 @@ describe('transport embedded', () => {
     expect(() => fabric.endpointConfig(A)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
     await expect(openEndpoint(fabric.endpointConfig(C).config, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
     await expect(openEndpoint({ kind: 'carrier-pigeon' } as unknown as TransportConfig, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
+    await expect(openEndpoint({ kind: 'embedded', chipId: A, ports: {} } as unknown as TransportConfig, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
+    expect(() => createEmbeddedFabric([[A, B]], [], { ringBytes: 0 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('transport - embedded pollSync delivers synchronously and times out', async () => {
+    const fabric = createEmbeddedFabric([[A, B]]);
+    const a = await openEndpoint(fabric.endpointConfig(A).config, A);
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const got: Array<[string, number]> = [];
+    b.onFrame((f, src) => got.push([src, decodeFrame(f).header.seq]));
+    for (let i = 0; i < 3; i++) a.send(B, frame(A, B, i, [i]));
+    b.send(B, frame(B, B, 9, [9])); // loopback is delivered by pollSync too
+    expect(b.pollSync!(1000)).toBe(true);
+    // all of them, before pollSync returned (order holds per sender, not across senders)
+    expect(got).toHaveLength(4);
+    expect(got.filter(([src]) => src === A)).toEqual([
+      [A, 0],
+      [A, 1],
+      [A, 2],
+    ]);
+    expect(got).toContainEqual([B, 9]);
+    const t0 = performance.now();
+    expect(b.pollSync!(80)).toBe(false);
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(75);
+    expect(waited).toBeLessThan(1000);
+    expect(b.pollSync!(0)).toBe(false);
+    // nothing is delivered twice once the thread is back in its event loop
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).toHaveLength(4);
+    await Promise.all([a.close(), b.close()]);
+    expect(b.pollSync!(10)).toBe(false); // closed
+  });
+
+  it('transport - embedded pollSync wakes when another thread sends', async () => {
+    const fabric = createEmbeddedFabric([[A, B]]);
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const p = startProducer(fabric.endpointConfig(A).config, A, [B], 1, [32]);
+    try {
+      await p.next('ready');
+      const got: Uint8Array[] = [];
+      b.onFrame((f) => got.push(f));
+      p.worker.postMessage('go');
+      const t0 = performance.now();
+      expect(b.pollSync!(10_000)).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(got).toHaveLength(1);
+      checkProduced(got[0], 0, [32]);
+    } finally {
+      await p.worker.terminate();
+      await b.close();
+    }
   });
 
   it('transport - embedded across two real worker threads', async () => {
@@ -89,5 +224,133 @@ describe('transport embedded', () => {
     const frames = 300;
     const got = await runWorkerPair([ca.config, cb.config], [ca.transferList, cb.transferList], frames);
     checkEchoes(got, frames, B);
+  });
+
+  it('transport - embedded workers blocked sending to each other through tiny rings still progress', async () => {
+    // 1 KiB rings hold a few frames: the source blocks on A->B while the echo blocks on B->A; each
+    // keeps collecting its own inbound ring while it waits, so neither waits for long.
+    const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024, sendTimeoutMs: 10_000 });
+    const ca = fabric.endpointConfig(A);
+    const cb = fabric.endpointConfig(B);
+    const frames = 600;
+    const got = await runWorkerPair([ca.config, cb.config], [ca.transferList, cb.transferList], frames);
+    checkEchoes(got, frames, B);
+  });
+
+  it('transport - embedded full ring blocks the producer until a slow consumer drains it; frames 3x the ring arrive intact', async () => {
+    const ring = 4096;
+    const sizes = [100, 3000, 3 * ring, 0, 2500, 5 * ring + 4, 20];
+    const frames = 120;
+    const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: ring });
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const p = startProducer(fabric.endpointConfig(A).config, A, [B], frames, sizes);
+    try {
+      await p.next('ready');
+      const received: Uint8Array[] = [];
+      b.onFrame((f, src) => {
+        expect(src).toBe(A);
+        received.push(f);
+      });
+      p.worker.postMessage('go');
+      // A slow consumer that never returns to the event loop: poll, then "compute" for 3 ms.
+      const deadline = Date.now() + 30_000;
+      while (received.length < frames && Date.now() < deadline) {
+        b.pollSync!(100);
+        blockFor(3);
+      }
+      expect(received).toHaveLength(frames);
+      received.forEach((f, i) => checkProduced(f, i, sizes));
+      const sent = await p.next('sent');
+      expect(sent.stats!.framesSent).toBe(frames);
+      expect(sent.stats!.creditStalls).toBeGreaterThan(frames / 4); // it had to wait for room, often
+      expect(b.stats().framesReceived).toBe(frames);
+    } finally {
+      await p.worker.terminate();
+      await b.close();
+    }
+  });
+
+  it('transport - embedded frames many times the ring between endpoints of one thread', async () => {
+    // The blocked sender collects a same-thread receiver itself, so even this cannot deadlock.
+    const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024, sendTimeoutMs: 2000 });
+    const a = await openEndpoint(fabric.endpointConfig(A).config, A, { onError: (e) => errors.push(e.message) });
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const errors: string[] = [];
+    const sizes = [3 * 1024, 10_000, 4];
+    const got: Uint8Array[] = [];
+    b.onFrame((f) => got.push(f));
+    for (let i = 0; i < 9; i++) {
+      const n = sizes[i % 3];
+      const payload = new Uint8Array(n);
+      for (let j = 0; j < n; j++) payload[j] = (i * 7 + j) & 255;
+      a.send(B, encodeFrame({ src: A, dst: B, step: i, tick: i, tensor: 'p', dtype: 'i32', shape: [n / 4], seq: i }, payload));
+    }
+    while (b.pollSync!(0));
+    expect(errors).toEqual([]);
+    expect(got).toHaveLength(9);
+    got.forEach((f, i) => checkProduced(f, i, sizes));
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('transport - embedded many producers into one consumer keep per-sender order', async () => {
+    const producers = Array.from({ length: 6 }, (_, i) => `r1.n${i}.c0`);
+    const frames = 200;
+    const sizes = [64, 700, 1500, 9000];
+    const fabric = createEmbeddedFabric(
+      producers.map((p) => [p, B] as const),
+      [],
+      { ringBytes: (src, dst) => (dst === B ? 2048 : 1024) },
+    );
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const ps = producers.map((id) => startProducer(fabric.endpointConfig(id).config, id, [B], frames, sizes));
+    try {
+      await Promise.all(ps.map((p) => p.next('ready')));
+      const next = new Map(producers.map((p) => [p, 0]));
+      let total = 0;
+      const failures: unknown[] = [];
+      const done = new Promise<void>((resolve) => {
+        // async delivery (the event-loop path), under contention
+        b.onFrame((f, src) => {
+          try {
+            const seq = next.get(src)!;
+            checkProduced(f, seq, sizes);
+            next.set(src, seq + 1);
+          } catch (e) {
+            failures.push(e);
+          }
+          if (++total === frames * producers.length) resolve();
+        });
+      });
+      for (const p of ps) p.worker.postMessage('go');
+      await done;
+      expect(failures).toEqual([]);
+      expect([...next.values()]).toEqual(producers.map(() => frames));
+      for (const p of ps) expect((await p.next('sent')).stats!.framesSent).toBe(frames);
+    } finally {
+      await Promise.all(ps.map((p) => p.worker.terminate()));
+      await b.close();
+    }
+  });
+
+  it('transport - embedded send gives up on a receiver that never drains, and drops frames to a closed one', async () => {
+    const fabric = createEmbeddedFabric([[A, B], [A, C]], [], { ringBytes: 1024, sendTimeoutMs: 300 });
+    const cfgA = fabric.endpointConfig(A).config as EmbeddedTransportConfig;
+    expect(Object.keys(cfgA.outbound).sort()).toEqual([B, C]);
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B); // never polls, no handler
+    const c = await openEndpoint(fabric.endpointConfig(C).config, C);
+    await c.close();
+    const p = startProducer(cfgA, A, [C, B], 6, [200]); // 3 fit in B's ring, 3 time out
+    try {
+      await p.next('ready');
+      p.worker.postMessage('go');
+      const err = await p.next('error');
+      expect(err.code).toBe('RACKEMU_ERR_TRANSPORT');
+      expect(err.message).toMatch(/timed out/);
+      const sent = await p.next('sent');
+      expect(sent.stats!.framesSent).toBe(12);
+    } finally {
+      await p.worker.terminate();
+      await b.close();
+    }
   });
 });

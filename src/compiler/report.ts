@@ -69,7 +69,9 @@ function breakdown(plan: Plan, step: Step): Prediction['breakdown'] {
     let viaTransfer = -1;
     for (const t of op.inputs) {
       const tr = arrival.get(`${t}@${op.chip}`);
-      const at = tr !== undefined ? step.transfers[tr].arrive : step.ops[producer.get(t) ?? 0]?.end ?? 0;
+      const made = producer.get(t);
+      // a tensor no op produces is the step's input (token ids), ready from the step's start
+      const at = tr !== undefined ? step.transfers[tr].arrive : made !== undefined ? step.ops[made].end : 0;
       if (at > best) {
         best = at;
         next = producer.get(t);

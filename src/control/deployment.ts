@@ -17,6 +17,9 @@ import { fromWireError, type ChipOutcome } from './host-agent.js';
  * assembles what the chips report. One Deployment is one running system.
  */
 
+/** Connect timeout of each chip's NATS connection during start-up. */
+export const NATS_CONNECT_TIMEOUT_MS = 120_000;
+
 export interface DeployOptions {
   readonly fidelity: Fidelity;
   readonly transport: 'embedded' | 'nats';
@@ -75,7 +78,10 @@ export class Deployment {
     const t0 = performance.now();
     const chips = deployedChips(plan, fabric);
     const runId = `run-${randomBytes(4).toString('hex')}`;
-    const embedded = opts.transport === 'embedded' ? createEmbeddedFabric(schedulePairs(plan, fabric), chips.map((c) => fabric.chipId(c))) : null;
+    const embedded =
+      opts.transport === 'embedded'
+        ? createEmbeddedFabric(schedulePairs(plan, fabric), chips.map((c) => fabric.chipId(c)), { ringBytes: ringSizer(plan, fabric, opts.fidelity) })
+        : null;
     const byHost = new Map<string, HostChipSpec[]>();
     for (const chip of chips) {
       const init = chipInit(plan, fabric, chip, { fidelity: opts.fidelity, watchdogMs: opts.watchdogMs });
@@ -86,7 +92,9 @@ export class Deployment {
         transport = e.config;
         transferList = e.transferList;
       } else {
-        transport = { kind: 'nats', servers: opts.natsUrl!, runId };
+        // Hundreds of chips connect at once while their threads are still compiling the client:
+        // on two cores that can take far longer than a lone client's default 5 s connect timeout.
+        transport = { kind: 'nats', servers: opts.natsUrl!, runId, connectTimeoutMs: NATS_CONNECT_TIMEOUT_MS };
       }
       const hostId = fabric.hostId(chip);
       const list = byHost.get(hostId) ?? [];
@@ -186,3 +194,27 @@ function rootCause(failures: ChipOutcome[], all: ChipOutcome[]): RunError {
   ];
   return new RunError(fromWireError(e).code, `${e.message}${suffix}`, { details: { ...e.details, chip: root.chipId, violations } });
 }
+
+/** Smallest ring of a chip pair: room for a few frames of the timing fidelity's ~60 bytes and more. */
+const MIN_RING_BYTES = 16 * 1024;
+
+/**
+ * Ring size of each chip pair of the embedded transport, from the largest frame the schedule sends
+ * over it: four of them fit, so a sender is rarely held up by a receiver that is still computing.
+ * Numeric frames carry float32 (4 bytes an element); timing frames only a header.
+ */
+function ringSizer(plan: Plan, fabric: Fabric, fidelity: Fidelity): (src: string, dst: string) => number {
+  const largest = new Map<string, number>();
+  for (const step of [plan.steps.prefill, plan.steps.decode]) {
+    for (const tr of step.transfers) {
+      const t = step.tensors[tr.tensor];
+      const payload = fidelity === 'numeric' ? t.rows * (t.dtype === 'argmax' ? 2 : t.cols) * 4 : 0;
+      const key = `${fabric.chipId(tr.src)}>${fabric.chipId(tr.dst)}`;
+      largest.set(key, Math.max(largest.get(key) ?? 0, payload + FRAME_HEADER_ALLOWANCE));
+    }
+  }
+  return (src, dst) => Math.max(MIN_RING_BYTES, 4 * (largest.get(`${src}>${dst}`) ?? 0));
+}
+
+/** Upper bound on an encoded frame header (ids, tensor name, shape, padding). */
+const FRAME_HEADER_ALLOWANCE = 256;

@@ -18,7 +18,7 @@ export interface HostChip {
   readonly init: ChipInit;
   readonly weights: ChipWeights;
   readonly transport: TransportConfig;
-  /** MessagePorts of an embedded transport config (moved into the worker). */
+  /** Transferables of the transport config (none for the shared-memory embedded transport). */
   readonly transferList: readonly import('node:worker_threads').MessagePort[];
 }
 
@@ -28,6 +28,12 @@ export type ChipOutcome =
   | { readonly chipId: string; readonly result: null; readonly transport: null; readonly error: WireError };
 
 const CHIP_WORKER = compiledUrl('../runtime/chip-worker.js', import.meta.url);
+
+/**
+ * msgpackr would load its native extractor (a .node addon) in every chip's isolate: measured here,
+ * that doubles the start-up of hundreds of workers, and frame headers are too small to gain from it.
+ */
+export const CHIP_ENV: NodeJS.ProcessEnv = { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' };
 
 export function fromWireError(e: WireError): RunError {
   const code = (e.code in ERRORS ? e.code : 'RACKEMU_ERR_WORKER') as ErrorCode;
@@ -54,7 +60,7 @@ export class HostAgent {
   async load(chips: readonly HostChip[], onReady: (chipId: string) => void = () => undefined): Promise<void> {
     await Promise.all(
       chips.map(async (c) => {
-        const w = new Worker(CHIP_WORKER, { name: c.init.chipId });
+        const w = new Worker(CHIP_WORKER, { name: c.init.chipId, env: CHIP_ENV });
         this.workers.set(c.init.chipId, w);
         w.on('message', (m: ChipToHost) => {
           this.listeners.get(c.init.chipId)?.(m);

@@ -9,7 +9,7 @@ import type { TransportConfig } from '../transport/types.js';
 import type { Kernel } from '../compiler/plan.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError } from '../util/errors.js';
-import { fromWireError, HostAgent, type ChipOutcome, type HostChip } from './host-agent.js';
+import { CHIP_ENV, fromWireError, HostAgent, type ChipOutcome, type HostChip } from './host-agent.js';
 
 /**
  * The coordinator's handle on one host agent, wherever it runs: in this process (LocalHost) or as
@@ -98,7 +98,7 @@ export class RemoteHost implements Host {
 
   load(onReady: (chipId: string) => void): Promise<void> {
     this.onReady = onReady;
-    const child = fork(HOST_MAIN, [this.hostId], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(HOST_MAIN, [this.hostId], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: CHIP_ENV });
     this.child = child;
     child.on('message', (m: HostToCoordinator) => {
       if (m.type === 'chip-ready') return this.onReady(m.chipId);

@@ -180,9 +180,37 @@ export class ChipRuntime {
       this.consumed.add(key);
       return f;
     }
+    if (this.endpoint?.pollSync) return this.takeSync(key, step, tensor, src, tick, needBy);
     return new Promise((resolve) => {
       this.waiter = { key, resolve, since: Date.now(), step, tensor, src, tick, needBy };
     });
+  }
+
+  /**
+   * The shared-memory fast path: block this thread on the transport until the frame is here, never
+   * returning to the event loop (which is what costs the most per frame with hundreds of threads).
+   * The watchdog runs inside the loop, since timers cannot fire while the thread is blocked.
+   */
+  private takeSync(key: string, step: number, tensor: string, src: string, tick: number, needBy: number): Uint8Array {
+    const since = Date.now();
+    const limit = this.init.watchdogMs;
+    for (;;) {
+      if (this.fatal) throw this.fatal;
+      const f = this.buffered.get(key);
+      if (f) {
+        this.buffered.delete(key);
+        this.consumed.add(key);
+        return f;
+      }
+      const waited = Date.now() - since;
+      if (waited >= limit) {
+        this.waiter = { key, resolve: () => undefined, since, step, tensor, src, tick, needBy };
+        this.checkWatchdog();
+        this.waiter = null;
+        throw this.fatal!;
+      }
+      this.endpoint!.pollSync!(Math.min(250, limit - waited));
+    }
   }
 
   /** Wall-clock watchdog: a receive that waits longer than watchdogMs is a missing frame. */

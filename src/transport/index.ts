@@ -15,7 +15,7 @@ export type {
 } from './types.js';
 export { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_FRAMES } from './types.js';
 export { openEndpoint } from './open.js';
-export { createEmbeddedFabric, type EmbeddedFabric } from './embedded.js';
+export { createEmbeddedFabric, DEFAULT_RING_BYTES, type EmbeddedFabric, type EmbeddedFabricOptions } from './embedded.js';
 export { crc32 } from './crc32.js';
 export { decodeFrame, encodeFrame, tensorView, FRAME_VERSION, type DecodedFrame, type Dtype, type FrameHeader, type FrameHeaderInit, type Integrity } from './frame.js';
 export { chunkFrame, chunkHeaderBytes, isChunk, FrameReassembler, CHUNK_MARKER } from './chunk.js';

@@ -80,16 +80,16 @@ function serverList(s: string | readonly string[]): string[] {
 }
 
 /** Map a nats.js connect failure to a coded error: unreachable servers vs. anything else. */
-function connectError(cause: unknown, servers: string[]): TransportError {
+function connectError(cause: unknown, servers: string[], timeoutMs: number): TransportError {
   const text = `${(cause as Error)?.name ?? ''} ${(cause as Error)?.message ?? String(cause)} ${String((cause as { code?: unknown })?.code ?? '')}`;
-  const unreachable = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timeout|TimeoutError|connection refused/i.test(text);
-  return new TransportError(
-    unreachable ? 'RACKEMU_ERR_NATS_UNAVAILABLE' : 'RACKEMU_ERR_TRANSPORT',
-    unreachable
-      ? `no NATS server reachable at ${servers.join(', ')} (start one, or use --nats spawn)`
-      : `cannot connect to NATS at ${servers.join(', ')}: ${(cause as Error)?.message ?? String(cause)}`,
-    { cause, details: { servers } },
-  );
+  const refused = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|connection refused/i.test(text);
+  const timedOut = !refused && /ETIMEDOUT|timeout|TimeoutError/i.test(text);
+  const message = refused
+    ? `no NATS server reachable at ${servers.join(', ')} (start one, or use --nats spawn)`
+    : timedOut
+      ? `connecting to NATS at ${servers.join(', ')} timed out after ${timeoutMs} ms (server overloaded or unreachable)`
+      : `cannot connect to NATS at ${servers.join(', ')}: ${(cause as Error)?.message ?? String(cause)}`;
+  return new TransportError(refused || timedOut ? 'RACKEMU_ERR_NATS_UNAVAILABLE' : 'RACKEMU_ERR_TRANSPORT', message, { cause, details: { servers } });
 }
 
 export async function openNatsEndpoint(config: NatsTransportConfig, chipId: string, opts: OpenEndpointOptions = {}): Promise<NatsEndpoint> {
@@ -104,16 +104,17 @@ export async function openNatsEndpoint(config: NatsTransportConfig, chipId: stri
   if (servers.length === 0) throw configError('no NATS server given');
   const reconnect = config.reconnect ?? false;
   let nc: NatsConnection;
+  const timeoutMs = config.connectTimeoutMs ?? 5000;
   try {
     nc = await connect({
       servers,
       name: opts.name ?? `rackemu ${config.runId} ${chipId}`,
-      timeout: config.connectTimeoutMs ?? 5000,
+      timeout: timeoutMs,
       reconnect,
       maxReconnectAttempts: reconnect ? -1 : 0,
     });
   } catch (cause) {
-    throw connectError(cause, servers);
+    throw connectError(cause, servers, timeoutMs);
   }
   const serverMax = nc.info?.max_payload ?? 1024 * 1024;
   const maxMsg = Math.min(serverMax, config.maxPayload ?? serverMax);

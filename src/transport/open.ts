@@ -9,7 +9,7 @@ import type { ChipEndpoint, OpenEndpointOptions, TransportConfig } from './types
 
 /**
  * Open chip `chipId`'s endpoint. Works in the main thread, a worker thread (config from workerData) or
- * a child process (NATS only: MessagePorts do not cross processes). Resolves once the endpoint can
+ * a child process (NATS only: shared memory does not cross processes). Resolves once the endpoint can
  * receive; the caller must wait for every chip's endpoint before any chip sends.
  * Rejects with TransportError: RACKEMU_ERR_TRANSPORT_CONFIG (bad config), RACKEMU_ERR_NATS_UNAVAILABLE
  * (no server reachable), RACKEMU_ERR_TRANSPORT (other connection failures).

@@ -42,7 +42,7 @@ async function sendAll(): Promise<void> {
     new Uint8Array(elements * 4).fill(7),
   );
   for (let i = 0; i < wd.frames; i++) {
-    // A fresh buffer per frame, as chips produce: the embedded transport moves (detaches) what it sends.
+    // A fresh buffer per frame, as chips produce (a send owns the frame it is given).
     const f = Buffer.allocUnsafeSlow(template.length);
     f.set(template);
     ep.send(wd.peer, f);

@@ -1,17 +1,19 @@
 /**
  * What a chip sees of the transport. The runtime only ever holds a ChipEndpoint; which transport is
- * behind it (embedded MessagePorts, NATS) is decided by the TransportConfig handed to the chip's worker.
+ * behind it (embedded shared-memory rings, NATS) is decided by the TransportConfig handed to the chip's worker.
  *
  * Guarantees every transport gives:
  * - per (src, dst) pair, frames arrive exactly once and in send order while the endpoints are open and
  *   no error has been reported (anything else shows up through onError, and the frame's seq lets the
  *   runtime see it as a gap or duplicate);
  * - a frame is delivered whole (transports chunk and reassemble internally), as the same bytes;
- * - send never blocks and never throws in normal operation: what the transport cannot hand off at once
- *   waits in a per-destination queue under credit flow control.
+ * - send never throws in normal operation. NATS never blocks: what it cannot hand off at once waits in a
+ *   per-destination queue under credit flow control. Embedded has no queue: send copies the frame into
+ *   the destination's shared-memory ring and blocks the calling thread while that ring is full (the
+ *   receiver drains it whenever it polls, receives asynchronously, or is itself blocked in a send), up to
+ *   a time limit after which the frame is dropped and reported through onError.
  */
 
-import type { MessagePort } from 'node:worker_threads';
 import type { TransportError } from '../util/errors.js';
 
 export type TransportKind = 'embedded' | 'nats';
@@ -26,12 +28,13 @@ export interface TransportStats {
   bytesReceived: number;
   /**
    * Times a destination ran out of credit while this endpoint had something to send to it (each
-   * open -> stalled transition counts once, however many frames then wait). Always 0 for embedded.
+   * open -> stalled transition counts once, however many frames then wait). Embedded: sends that found
+   * the destination's ring without room for the whole frame (and streamed or waited).
    */
   creditStalls: number;
-  /** Transport messages (frames or chunks) waiting for credit right now, over all destinations. */
+  /** Transport messages (frames or chunks) waiting for credit right now, over all destinations (0 for embedded). */
   queued: number;
-  /** Largest number of un-acknowledged messages ever in flight to one destination (<= window.frames). */
+  /** Largest number of un-acknowledged messages ever in flight to one destination (<= window.frames; 0 for embedded). */
   maxInFlight: number;
 }
 
@@ -42,9 +45,10 @@ export interface ChipEndpoint {
   readonly chipId: string;
   readonly kind: TransportKind;
   /**
-   * Send one encoded frame to chip `dst`. Ownership of `frame` passes to the transport: the embedded
-   * transport transfers (detaches) its ArrayBuffer, NATS keeps a reference until the bytes are written,
-   * so the caller must neither reuse nor mutate it. Throws TransportError RACKEMU_ERR_TRANSPORT_CONFIG
+   * Send one encoded frame to chip `dst`. Ownership of `frame` passes to the transport: NATS keeps a
+   * reference until the bytes are written, so the caller must neither reuse nor mutate it (the embedded
+   * transport copies it into shared memory before returning and leaves the caller's buffer intact, but
+   * callers should not rely on that). Throws TransportError RACKEMU_ERR_TRANSPORT_CONFIG
    * only for a destination this endpoint can never reach (an invalid chip id, an embedded pair missing
    * from the schedule's pair list): a set-up bug, not a run-time condition.
    */
@@ -60,13 +64,24 @@ export interface ChipEndpoint {
    */
   onError(handler: ErrorHandler): void;
   /**
+   * Synchronous receive (embedded only; NATS does not implement it): block the calling thread until at
+   * least one frame is available or `timeoutMs` has passed, then deliver every available frame to the
+   * onFrame handler, synchronously, before returning. Returns true if any frame was delivered, false on
+   * timeout (or once closed). Throws TransportError RACKEMU_ERR_TRANSPORT_CONFIG if no handler is set.
+   * The chip runtime uses it to run its Program without returning to the event loop, which is what
+   * costs the most per frame with hundreds of chip threads on a few cores. While a thread keeps polling
+   * synchronously the endpoint's asynchronous delivery is suspended; it resumes (and delivers whatever
+   * arrived meanwhile) once the thread is back in its event loop. Timers cannot fire during the wait.
+   */
+  pollSync?(timeoutMs: number): boolean;
+  /**
    * Resolves when everything sent so far has left this endpoint: queues drained (which needs the
    * receivers' credit) and, for NATS, the server has acknowledged the bytes (a PING/PONG round trip).
    * It does not wait for the receivers' handlers to run.
    */
   flush(): Promise<void>;
   /**
-   * Stop sending and receiving and release the connection/ports. Frames still waiting for credit are
+   * Stop sending and receiving and release the connection (embedded: frames still in its inbound rings are dropped, and peers drop what they send to it from then on). Frames still waiting for credit are
    * discarded and reported through onError: call flush() first for an orderly end.
    */
   close(): Promise<void>;
@@ -74,16 +89,27 @@ export interface ChipEndpoint {
 }
 
 /**
- * Embedded: for chips that are threads of one process. One MessagePort per peer, made by
- * createEmbeddedFabric in the thread that spawns the workers. Pass it in workerData and list
- * `transferList` (from the fabric) in the Worker options; it cannot cross a process boundary.
+ * Embedded: for chips that are threads of one process. Shared-memory rings (one per directed pair) and
+ * doorbells, made by createEmbeddedFabric in the thread that spawns the workers (layout in embedded.ts).
+ * It holds SharedArrayBuffers only, which structured clone shares rather than copies: pass it in
+ * workerData or postMessage as is (no transfer list needed); it cannot cross a process boundary.
  */
 export interface EmbeddedTransportConfig {
   readonly kind: 'embedded';
-  /** The chip these ports belong to; openEndpoint checks it. */
+  /** The chip this config belongs to; openEndpoint checks it. */
   readonly chipId: string;
-  /** Peer chip id -> the port whose other end that peer holds. */
-  readonly ports: Readonly<Record<string, MessagePort>>;
+  /** Unique per fabric: endpoints of one fabric that share a thread find each other by it. */
+  readonly fabricId: string;
+  /** Every chip's doorbell slot (16 Int32 words each). */
+  readonly doorbells: SharedArrayBuffer;
+  /** Chip id -> doorbell slot index, for this chip and its peers. */
+  readonly slots: Readonly<Record<string, number>>;
+  /** Peer chip id -> the ring this chip writes (this chip -> peer). */
+  readonly outbound: Readonly<Record<string, SharedArrayBuffer>>;
+  /** Peer chip id -> the ring this chip reads (peer -> this chip). */
+  readonly inbound: Readonly<Record<string, SharedArrayBuffer>>;
+  /** How long a send may block on a full ring before it reports an error and drops the frame (ms). */
+  readonly sendTimeoutMs?: number;
 }
 
 /** NATS: plain JSON, shared by every chip of a run, in threads, processes or on other machines. */

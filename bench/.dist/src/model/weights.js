@@ -1,2 +1,0 @@
-export {};
-//# sourceMappingURL=weights.js.map
