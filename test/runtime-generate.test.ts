@@ -96,7 +96,7 @@ describe('runtime lockstep', () => {
   const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
   let d: Deployment;
   beforeAll(async () => {
-    d = await deploy(s, { watchdogMs: 3000 });
+    d = await deploy(s, { watchdogMs: 10000 });
   });
   afterAll(() => d?.stop());
 
@@ -152,7 +152,7 @@ describe('runtime lockstep', () => {
 describe('runtime missing frames', () => {
   it('runtime - a dropped frame ends the run with a watchdog error naming the chips and tick, not a hang', async () => {
     const s2 = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
-    const d2 = await deploy(s2, { watchdogMs: 1500 });
+    const d2 = await deploy(s2, { watchdogMs: 8000 });
     try {
       const step = s2.plan.steps.decode;
       const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('x.L4'))!;
