@@ -18,7 +18,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { DeployCase } from './deploy-once.js';
-import { rawFrameBytesFor } from './frames.js';
+import { rawFrameBytesFor, type FrameSizes } from './frames.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const root = ((): string => {
@@ -86,15 +86,6 @@ interface BareResult {
   peak_rss_mb: number;
 }
 
-interface FrameSizes {
-  frames: number;
-  wireBytes: number;
-  meanBytes: number;
-  minBytes: number;
-  maxBytes: number;
-  payloadBytes: number;
-  logicalBytes: number;
-}
 
 interface DeployResult {
   topology: string;

@@ -15,18 +15,9 @@ import {
   softmax,
   swigluSlice,
 } from '../src/runtime/kernels.js';
+import { mulberry32 } from './helpers/random.js';
 
 // ---- seeded data -------------------------------------------------------------------------------
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randn(rng: () => number, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (rng() * 2 - 1) * scale;

@@ -3,18 +3,9 @@ import type { ModelConfig } from '../src/model/config.js';
 import type { WeightStore } from '../src/model/weights.js';
 import { ReferenceModel, referenceGenerate } from '../src/runtime/reference.js';
 import { RackemuError } from '../src/util/errors.js';
+import { mulberry32 } from './helpers/random.js';
 
 // ---- a tiny in-test WeightStore with seeded random weights --------------------------------------
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class MapStore implements WeightStore {
   constructor(readonly t: Map<string, { shape: number[]; data: Float32Array }>) {}
