@@ -203,25 +203,25 @@ export class ChipRuntime {
         return f;
       }
       const waited = Date.now() - since;
-      if (waited >= limit) {
-        this.waiter = { key, resolve: () => undefined, since, step, tensor, src, tick, needBy };
-        this.checkWatchdog();
-        this.waiter = null;
-        throw this.fatal!;
-      }
+      if (waited >= limit) throw this.missing({ step, tensor, src, tick, needBy });
       this.endpoint!.pollSync!(Math.min(250, limit - waited));
     }
   }
 
-  /** Wall-clock watchdog: a receive that waits longer than watchdogMs is a missing frame. */
+  /** Wall-clock watchdog of the async path: a receive that waits longer than watchdogMs is a missing frame. */
   private checkWatchdog(): void {
     const w = this.waiter;
-    if (!w || Date.now() - w.since < this.init.watchdogMs) return;
+    if (w && Date.now() - w.since >= this.init.watchdogMs) this.missing(w);
+  }
+
+  /** Records a missing frame and ends the run with RACKEMU_ERR_WATCHDOG; returns the error for the sync path to throw. */
+  private missing(w: Pick<Waiter, 'step' | 'tensor' | 'src' | 'tick' | 'needBy'>): RunError {
     const v = this.violation(
       { kind: 'missing', step: w.step, tensor: w.tensor, src: w.src, tick: w.tick, needBy: w.needBy },
       `${w.tensor} from ${w.src} to ${this.init.chipId} (step ${w.step}) was due at tick ${w.tick} and has not arrived after ${this.init.watchdogMs} ms of wall time`,
     );
     this.abort(new RunError('RACKEMU_ERR_WATCHDOG', v.message, { details: { violation: v } }));
+    return this.fatal!;
   }
 
   async run(spec: RunSpec): Promise<ChipRunResult> {
