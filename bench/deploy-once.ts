@@ -30,6 +30,14 @@ export interface DeployCase {
    * The last of these runs gives the warm per-token figure.
    */
   warmRuns?: number;
+  /**
+   * After the warm runs, one more run of this many new tokens: the marginal wall time of a token is
+   * (its run time - the last warm run's) / (longTokens - newTokens), free of what every run costs
+   * once (starting 576 chips' runs, prefill, collecting their results).
+   */
+  longTokens?: number;
+  /** RunSpec.lookaheadSteps (default: the runtime's). */
+  lookaheadSteps?: number;
 }
 
 const c = JSON.parse(process.argv[2]) as DeployCase;
@@ -64,24 +72,29 @@ try {
   const peakAfterStartMb = mb();
   const rssAfterStartMb = process.memoryUsage().rss / 2 ** 20;
   const runFromUs = Number(process.hrtime.bigint() / 1000n);
-  const r = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens });
+  const r = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens, lookaheadSteps: c.lookaheadSteps });
   const runToUs = Number(process.hrtime.bigint() / 1000n);
   const peakAfterRunMb = mb();
   const cpu2 = process.cpuUsage();
-  const warm: ({ per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number } | { error: string })[] = [];
-  for (let i = 0; i < (c.warmRuns ?? 0); i++) {
+  type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number };
+  const warm: (RunFigures | { error: string })[] = [];
+  const runs = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...(c.longTokens ? [c.longTokens] : [])];
+  for (const tokens of runs) {
     const w0 = process.cpuUsage();
     try {
-      const w = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens });
+      const w = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: tokens, lookaheadSteps: c.lookaheadSteps });
       const wc = process.cpuUsage(w0);
-      warm.push({ per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length });
+      warm.push({ tokens, per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length, sleeps: w.messages.sleeps, frames: w.messages.count });
     } catch (e) {
       // keep the cold figures; a deployment whose run failed is not reused
       warm.push({ error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`.trim().slice(0, 300) });
       break;
     }
   }
-  const lastWarm = warm[warm.length - 1];
+  const ok = warm.filter((w): w is RunFigures => !('error' in w));
+  const lastWarm = ok.filter((w) => w.tokens === c.newTokens).pop();
+  const long = c.longTokens ? ok.find((w) => w.tokens === c.longTokens) : undefined;
+  const marginalMs = lastWarm && long ? ((long.run_s - lastWarm.run_s) * 1000) / (long.tokens - lastWarm.tokens) : null;
   const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => ({ user_s: (b.user - a.user) / 1e6, system_s: (b.system - a.system) / 1e6 });
   const t2 = performance.now();
   await deployment.stop();
@@ -111,7 +124,13 @@ try {
       virtual_tpot_ms: r.virtual.tpot_ms,
       virtual_ttft_ms: r.virtual.ttft_ms,
       warm_runs: warm,
-      warm_per_token_ms: lastWarm && 'per_token_ms' in lastWarm ? lastWarm.per_token_ms : null,
+      warm_per_token_ms: lastWarm ? lastWarm.per_token_ms : null,
+      long_run: long ?? null,
+      // the marginal wall time of a token, and what a run costs besides its tokens
+      marginal_ms_per_token: marginalMs,
+      run_overhead_ms: marginalMs !== null && lastWarm ? lastWarm.run_s * 1000 - marginalMs * lastWarm.tokens : null,
+      marginal_sleeps_per_token: lastWarm && long ? (long.sleeps - lastWarm.sleeps) / (long.tokens - lastWarm.tokens) : null,
+      marginal_cpu_ms_per_token: lastWarm && long ? ((long.cpu_s - lastWarm.cpu_s) * 1000) / (long.tokens - lastWarm.tokens) : null,
       peak_rss_after_warm_mb: mb(),
       messages: r.messages,
       violations: r.violations.length,

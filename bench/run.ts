@@ -17,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { DEFAULT_LOOKAHEAD_STEPS } from '../src/runtime/run-spec.js';
 import type { DeployCase } from './deploy-once.js';
 import { rawFrameBytesFor, type FrameSizes } from './frames.js';
 
@@ -104,12 +105,16 @@ interface DeployResult {
   stop_s: number;
   generated: number;
   per_token_ms: number;
-  warm_runs: ({ per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number } | Failed)[];
+  warm_runs: ({ tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number } | Failed)[];
   warm_per_token_ms: number | null;
+  marginal_ms_per_token: number | null;
+  run_overhead_ms: number | null;
+  marginal_sleeps_per_token: number | null;
+  marginal_cpu_ms_per_token: number | null;
   peak_rss_after_warm_mb: number;
   virtual_tpot_ms: number;
   virtual_ttft_ms: number;
-  messages: { count: number; bytes: number; transport_bytes: number; credit_stalls: number };
+  messages: { count: number; bytes: number; transport_bytes: number; credit_stalls: number; sleeps: number };
   violations: number;
   tokens: number[] | null;
   decode_frames: FrameSizes;
@@ -226,12 +231,14 @@ const compileRuns = [compileCase('groq-576', 'mixtral-8x7b'), compileCase('groq-
 
 const N = 576;
 const bare = child<BareResult>(`bare spawn of ${N} workers`, 'bare-spawn.js', [String(N)], 300);
-const bareLoaded = child<BareResult>(`bare spawn of ${N} workers loading the chip modules`, 'bare-spawn.js', [String(N), 'loaded'], 300);
+const bareLoaded = child<BareResult>(`spawn of ${N} chip workers without chips`, 'bare-spawn.js', [String(N), 'loaded'], 300);
 
-/** Further runs on each deployment after the measured one, for the warm figure (see deploy-once.ts). */
-const WARM_RUNS = 3;
+/** Further runs on each deployment after the measured one, for the warm figures (see deploy-once.ts). */
+const WARM_RUNS = 2;
 const BIG_PROMPT = [1, 2, 3, 4];
 const BIG_TOKENS = 16;
+/** Length of the last run, for the marginal wall time of a token (deploy-once.ts longTokens). */
+const BIG_LONG_TOKENS = 64;
 const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   topology: topo('groq-576'),
   sets: [],
@@ -241,6 +248,7 @@ const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   promptIds: BIG_PROMPT,
   newTokens: BIG_TOKENS,
   warmRuns: WARM_RUNS,
+  longTokens: BIG_LONG_TOKENS,
 });
 const decodeRuns = (['embedded', 'nats'] as const).map((transport) => {
   const d = deploy(`mixtral-8x7b on groq-576, timing, ${transport}`, bigCase(transport), 420);
@@ -250,6 +258,7 @@ const decodeRuns = (['embedded', 'nats'] as const).map((transport) => {
 const TINY_PROMPT = [1, 2, 3, 4, 5];
 const TINY_TOKENS = 16;
 const TINY_CONTEXT = 64;
+const TINY_LONG_TOKENS = 48;
 const tinyCase = (topology: string, sets: string[]): DeployCase => ({
   topology: topo(topology),
   sets,
@@ -260,6 +269,7 @@ const tinyCase = (topology: string, sets: string[]): DeployCase => ({
   promptIds: TINY_PROMPT,
   newTokens: TINY_TOKENS,
   warmRuns: WARM_RUNS,
+  longTokens: TINY_LONG_TOKENS,
 });
 // SRAM shrunk so the toy model spreads: 0.1 MiB puts it on all 64 active chips of one rack; 0.03 MiB
 // is the groq-576 setting of the tests (344 of 512 active chips).
@@ -319,9 +329,9 @@ lines.push(
   '',
   `### Start-up: ${N} chips`,
   '',
-  `Deployment.start of mixtral-8x7b on groq-576 (timing fidelity, thread isolation) until every worker is up with its Program, against a bare spawn of ${N} node:worker_threads workers that only post 'ready', and against workers that also load the chip runtime's modules first.`,
+  `Deployment.start of mixtral-8x7b on groq-576 (timing fidelity, thread isolation) until every worker is up with its Program, against a bare spawn of ${N} node:worker_threads workers that only post 'ready', and against a spawn of ${N} chip workers (the bundled chip runtime) that answer once loaded, without a chip.`,
   '',
-  '| case | workers | start-up | baseline: bare spawn | ratio | bare spawn + chip modules | ratio | CPU during start-up |',
+  '| case | workers | start-up | baseline: bare spawn | ratio | bare spawn of the chip worker | ratio | CPU during start-up |',
   '|---|---|---|---|---|---|---|---|',
 );
 for (const { transport, d } of decodeRuns) {
@@ -339,14 +349,14 @@ lines.push(
   '',
   `### Decode speed: mixtral-8x7b on groq-576, timing fidelity`,
   '',
-  `${BIG_TOKENS} new tokens after a ${BIG_PROMPT.length}-id prompt; wall time per token between the first and the last token, on the first run (cold) and on the last of ${WARM_RUNS} more runs on the same deployment (warm: every chip is its own V8 isolate and optimises its code only after running it a while). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers.`,
+  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Marginal: after ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens, a run of ${BIG_LONG_TOKENS}: (its wall time - the last ${BIG_TOKENS}-token run's) / ${BIG_LONG_TOKENS - BIG_TOKENS}, the wall time one more token costs; run overhead is what a run costs besides its tokens. Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
   '',
-  '| transport | wall per token, cold / warm | transport floor | wall / floor | latency floor | wall / latency floor | virtual per token | real-time factor | frames per token: plan / counted | on-wire per token |',
-  '|---|---|---|---|---|---|---|---|---|---|',
+  '| transport | first run, per token | marginal per token | transport floor | marginal / floor | latency floor | marginal / latency floor | virtual per token | real-time factor: first / marginal | run overhead | sleeps per token | frames per token: plan / counted |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { transport, d, f } of decodeRuns) {
   if (failed(d) || !f) {
-    lines.push(`| ${transport} | ${fail(d)} | | | | | | | | |`);
+    lines.push(`| ${transport} | ${fail(d)} | | | | | | | | | | |`);
     continue;
   }
   const raw = f.raw;
@@ -355,8 +365,9 @@ for (const { transport, d, f } of decodeRuns) {
     ? fail(raw)
     : `${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames at ${rate(raw.frames_per_s)}/s = ${n(f.frames_ms, 2)} ms; ${kb(d.decode_frames.wireBytes)} at ${kb(raw.wire_bytes_per_s)}/s = ${n(f.bytes_ms, 2)} ms)`;
   const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
+  const m = d.marginal_ms_per_token;
   lines.push(
-    `| ${transport} | ${n(d.per_token_ms, 1)} / ${n(d.warm_per_token_ms, 1)} ms | ${floorText} | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.warm_per_token_ms, f.floor_ms)} | ${latText} | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.warm_per_token_ms, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.warm_per_token_ms, d.virtual_tpot_ms)} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.decode_frames.meanBytes, 1)} B per frame, ${kb(d.decode_frames.wireBytes)} |`,
+    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${n(m, 1)} ms | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} |`,
   );
 }
 const cpuRunLine = decodeRuns
@@ -364,9 +375,8 @@ const cpuRunLine = decodeRuns
   .map(({ transport, d }) => {
     const dd = d as DeployResult;
     const cpu = dd.cpu_run.user_s + dd.cpu_run.system_s;
-    const w = dd.warm_runs[dd.warm_runs.length - 1];
-    const warm = w && !failed(w) ? `; warm ${n((w.cpu_s * 1e6) / dd.messages.count, 0)} µs` : '';
-    return `${transport}: ${n(cpu, 1)} s CPU (${n(dd.cpu_run.system_s, 1)} s of it in the kernel) in ${n(dd.run_s, 1)} s of run (${n(cpu / dd.run_s, 2)} of ${cpus().length} cores), ${n((cpu * 1e6) / dd.messages.count, 0)} µs CPU per frame${warm}`;
+    const marginal = dd.marginal_cpu_ms_per_token === null ? '' : `; marginal ${n(dd.marginal_cpu_ms_per_token, 1)} ms CPU per token = ${n((dd.marginal_cpu_ms_per_token * 1000) / dd.decode_frames.frames, 1)} µs per frame`;
+    return `${transport}: first run ${n(cpu, 1)} s CPU (${n(dd.cpu_run.system_s, 1)} s of it in the kernel) in ${n(dd.run_s, 1)} s (${n(cpu / dd.run_s, 2)} of ${cpus().length} cores), ${n((cpu * 1e6) / dd.messages.count, 0)} µs CPU per frame${marginal}`;
   });
 if (cpuRunLine.length) lines.push('', `CPU during the run (all threads): ${cpuRunLine.join('; ')}.`);
 
@@ -375,9 +385,9 @@ lines.push(
   '',
   `### Numeric speed: mixtral-tiny, embedded transport`,
   '',
-  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second over the decode steps (1000 / wall ms per token), cold and warm as above; floors as above, at the numeric frames' size (f32 payloads).`,
+  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (a run of ${TINY_LONG_TOKENS} tokens against one of ${TINY_TOKENS}, warm) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
   '',
-  '| topology | chips used / workers | tokens per wall s, cold / warm | wall per token, cold / warm | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
+  '| topology | chips used / workers | tokens per wall s, first run / marginal | wall per token, first run / marginal | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
   '|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { topology, sets, d, f } of numericRuns) {
@@ -387,7 +397,7 @@ for (const { topology, sets, d, f } of numericRuns) {
     continue;
   }
   lines.push(
-    `| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} / ${n(d.warm_per_token_ms ? 1000 / d.warm_per_token_ms : null, 1)} | ${n(d.per_token_ms, 1)} / ${n(d.warm_per_token_ms, 1)} ms | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.warm_per_token_ms, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.warm_per_token_ms, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.warm_per_token_ms, d.virtual_tpot_ms)} |`,
+    `| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token ? 1000 / d.marginal_ms_per_token : null, 1)} | ${n(d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token, 1)} ms | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.marginal_ms_per_token, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.marginal_ms_per_token, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.marginal_ms_per_token, d.virtual_tpot_ms)} |`,
   );
 }
 
@@ -400,7 +410,7 @@ lines.push(
   '',
   `groq-576.yaml with \`--set racks=N\` and chip.sram_mib shrunk so the model lands on every active chip; same run settings as above. Baseline: the 1-rack (72-chip) figure.`,
   '',
-  '| chips | sram_mib | chips used / workers | decode frames per token | critical hops | wall per token, cold / warm | vs 72 chips, cold / warm | frames vs 72 chips | wall per frame, cold / warm | start-up | peak RSS |',
+  '| chips | sram_mib | chips used / workers | decode frames per token | critical hops | wall per token, first run / marginal | vs 72 chips, first run / marginal | frames vs 72 chips | wall per frame, first run / marginal | start-up | peak RSS |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { racks, sram, d } of scalingRuns) {
@@ -409,10 +419,10 @@ for (const { racks, sram, d } of scalingRuns) {
     continue;
   }
   const baseFrames = failed(base.d) ? null : base.d.decode_frames.frames;
-  const baseWarm = failed(base.d) ? null : base.d.warm_per_token_ms;
+  const baseWarm = failed(base.d) ? null : base.d.marginal_ms_per_token;
   const perFrame = (ms: number | null) => (ms == null ? null : (ms * 1000) / d.decode_frames.frames);
   lines.push(
-    `| ${d.chips} | ${sram} | ${d.used_chips} / ${d.workers} | ${d.decode_frames.frames} | ${d.critical_hops} | ${n(d.per_token_ms, 1)} / ${n(d.warm_per_token_ms, 1)} ms | ${x(d.per_token_ms, baseMs, 2)} / ${x(d.warm_per_token_ms, baseWarm, 2)} | ${x(d.decode_frames.frames, baseFrames, 2)} | ${n(perFrame(d.per_token_ms), 0)} / ${n(perFrame(d.warm_per_token_ms), 0)} µs | ${n(d.startup_s, 1)} s | ${n(d.peak_rss_mb, 0)} MB |`,
+    `| ${d.chips} | ${sram} | ${d.used_chips} / ${d.workers} | ${d.decode_frames.frames} | ${d.critical_hops} | ${n(d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token, 1)} ms | ${x(d.per_token_ms, baseMs, 2)} / ${x(d.marginal_ms_per_token, baseWarm, 2)} | ${x(d.decode_frames.frames, baseFrames, 2)} | ${n(perFrame(d.per_token_ms), 0)} / ${n(perFrame(d.marginal_ms_per_token), 0)} µs | ${n(d.startup_s, 1)} s | ${n(d.peak_rss_mb, 0)} MB |`,
   );
 }
 
@@ -428,7 +438,7 @@ else {
     memory.bare_loaded_peak_rss_mb = bareLoaded.peak_rss_mb;
     memory.bare_loaded_per_worker_mb = (bareLoaded.peak_rss_mb - bareLoaded.rss_before_mb) / bareLoaded.workers;
     lines.push(
-      `| bare worker that loaded the chip modules: (peak - empty process) / ${bareLoaded.workers} | ${n(memory.bare_loaded_per_worker_mb, 2)} MB | bare worker: ${n(memory.bare_per_worker_mb, 2)} MB | ${x(memory.bare_loaded_per_worker_mb, memory.bare_per_worker_mb, 2)} |`,
+      `| chip worker without a chip: (peak - empty process) / ${bareLoaded.workers} | ${n(memory.bare_loaded_per_worker_mb, 2)} MB | bare worker: ${n(memory.bare_per_worker_mb, 2)} MB | ${x(memory.bare_loaded_per_worker_mb, memory.bare_per_worker_mb, 2)} |`,
     );
   }
 }

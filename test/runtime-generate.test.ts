@@ -224,3 +224,67 @@ describe('runtime transports and isolation', () => {
     }
   });
 });
+
+describe('runtime timing look-ahead', () => {
+  // mixtral-tiny spread over a rack, timing fidelity: chips send a step's frames without waiting for
+  // their inputs and check what they received up to `lookaheadSteps` steps later.
+  const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length, numeric: false });
+  let d: Deployment;
+  let nats: SpawnedNatsServer;
+  beforeAll(async () => {
+    d = await deploy(s, { fidelity: 'timing', watchdogMs: 8000 });
+    nats = await spawnNatsServer();
+  });
+  afterAll(async () => {
+    await d?.stop();
+    await nats?.stop();
+  });
+
+  it('runtime - every look-ahead, on both transports, gives the predicted virtual timings and the same frames', async () => {
+    const p = predict(s.plan);
+    const runs: GenerateResult[] = [];
+    for (const lookaheadSteps of [0, 1, 3, undefined]) runs.push(await d.generate({ promptIds: PROMPT, maxNewTokens: 12, lookaheadSteps }));
+    const dn = await deploy(s, { fidelity: 'timing', transport: 'nats', natsUrl: nats.url });
+    try {
+      runs.push(await dn.generate({ promptIds: PROMPT, maxNewTokens: 12 }));
+    } finally {
+      await dn.stop();
+    }
+    const [ref, ...others] = runs;
+    expect(ref.violations).toEqual([]);
+    expect(ref.generated).toBe(12);
+    expect(ref.virtual.tpot_ms).toBeCloseTo(p.tpot_ms, 9);
+    expect(ref.virtual.ttft_ms).toBeCloseTo(p.ttft_ms, 9);
+    const relative = (r: GenerateResult) => r.virtual.ticks.map((t) => t - r.virtual.ticks[0]);
+    for (const r of others) {
+      expect(r.violations).toEqual([]);
+      expect(relative(r)).toEqual(relative(ref));
+      expect(r.virtual.tpot_ms).toBe(ref.virtual.tpot_ms);
+      expect(r.virtual.ttft_ms).toBe(ref.virtual.ttft_ms);
+      expect(r.messages.count).toBe(ref.messages.count);
+      expect(r.messages.bytes).toBe(ref.messages.bytes);
+    }
+  });
+
+  it('runtime - with look-ahead a delayed frame is still exactly one late violation, and a dropped one a watchdog error', async () => {
+    const step = s.plan.steps.decode;
+    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('o.L1.'))!;
+    const target = { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) };
+    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const late = await d.generate({ promptIds: PROMPT, maxNewTokens: 6, lookaheadSteps: 4, faults: [{ kind: 'delay', step: d.nextStep + prefillSteps + 2, ...target, ticks: 50000 }] });
+    expect(late.violations).toHaveLength(1);
+    expect(late.violations[0]).toMatchObject({ kind: 'late', ...target, step: d.nextStep - 6 + prefillSteps + 2 });
+    const dropAt = d.nextStep + prefillSteps + 1;
+    const err = await d.generate({ promptIds: PROMPT, maxNewTokens: 6, lookaheadSteps: 4, faults: [{ kind: 'drop', step: dropAt, ...target }] }).then(
+      () => null,
+      (e: unknown) => e as RunError,
+    );
+    expect(err?.code).toBe('RACKEMU_ERR_WATCHDOG');
+    expect(err?.message).toContain(`${target.tensor} from ${target.src} to ${target.dst} (step ${dropAt})`);
+  });
+
+  it('runtime - a look-ahead that is not an integer >= 0 is a coded error', async () => {
+    await expect(d.generate({ promptIds: PROMPT, maxNewTokens: 2, lookaheadSteps: -1 })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+    await expect(d.generate({ promptIds: PROMPT, maxNewTokens: 2, lookaheadSteps: 1.5 })).rejects.toMatchObject({ code: 'RACKEMU_ERR_GENERATE_OPTION' });
+  });
+});

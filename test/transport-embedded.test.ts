@@ -135,7 +135,7 @@ describe('transport embedded', () => {
     const big = new Uint8Array(len + 8);
     big.set(frame(A, B, 1, [4, 5, 6]), 8);
     a.send(B, big.subarray(8));
-    expect(b.pollSync!(1000)).toBe(true);
+    expect(b.pollSync!(1000)).toBeGreaterThan(0);
     expect(got.map((g) => g.length)).toEqual([len, len]);
     expect(got[0]).toEqual(new Uint8Array(f));
     expect(Array.from(decodeFrame(got[1]).payload.slice())).toEqual(Array.from(new Uint8Array(Float32Array.from([4, 5, 6]).buffer)));
@@ -175,7 +175,7 @@ describe('transport embedded', () => {
     b.onFrame((f, src) => got.push([src, decodeFrame(f).header.seq]));
     for (let i = 0; i < 3; i++) a.send(B, frame(A, B, i, [i]));
     b.send(B, frame(B, B, 9, [9])); // loopback is delivered by pollSync too
-    expect(b.pollSync!(1000)).toBe(true);
+    expect(b.pollSync!(1000)).toBeGreaterThan(0);
     // all of them, before pollSync returned (order holds per sender, not across senders)
     expect(got).toHaveLength(4);
     expect(got.filter(([src]) => src === A)).toEqual([
@@ -185,16 +185,16 @@ describe('transport embedded', () => {
     ]);
     expect(got).toContainEqual([B, 9]);
     const t0 = performance.now();
-    expect(b.pollSync!(80)).toBe(false);
+    expect(b.pollSync!(80)).toBe(0);
     const waited = performance.now() - t0;
     expect(waited).toBeGreaterThanOrEqual(75);
     expect(waited).toBeLessThan(1000);
-    expect(b.pollSync!(0)).toBe(false);
+    expect(b.pollSync!(0)).toBe(0);
     // nothing is delivered twice once the thread is back in its event loop
     await new Promise((r) => setTimeout(r, 20));
     expect(got).toHaveLength(4);
     await Promise.all([a.close(), b.close()]);
-    expect(b.pollSync!(10)).toBe(false); // closed
+    expect(b.pollSync!(10)).toBe(0); // closed
   });
 
   it('transport - embedded pollSync wakes when another thread sends', async () => {
@@ -207,10 +207,36 @@ describe('transport embedded', () => {
       b.onFrame((f) => got.push(f));
       p.worker.postMessage('go');
       const t0 = performance.now();
-      expect(b.pollSync!(10_000)).toBe(true);
+      expect(b.pollSync!(10_000)).toBeGreaterThan(0);
       expect(performance.now() - t0).toBeLessThan(5000);
       expect(got).toHaveLength(1);
       checkProduced(got[0], 0, [32]);
+    } finally {
+      await p.worker.terminate();
+      await b.close();
+    }
+  });
+
+  it('transport - embedded pollSync with atLeast returns only once that many frames are in', async () => {
+    // 40 frames of 3 sizes, one of them larger than the 1 KiB ring (streamed in pieces, each piece
+    // must wake the sleeper whatever count it waits for).
+    const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024 });
+    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const p = startProducer(fabric.endpointConfig(A).config, A, [B], 40, [32, 4096, 8]);
+    try {
+      await p.next('ready');
+      const got: Uint8Array[] = [];
+      b.onFrame((f) => got.push(f));
+      p.worker.postMessage('go');
+      let n = 0;
+      while (n < 40) {
+        const d = b.pollSync!(10_000, 40 - n);
+        expect(d).toBeGreaterThan(0);
+        n += d;
+      }
+      expect(n).toBe(40);
+      expect(got).toHaveLength(40);
+      got.forEach((f, i) => checkProduced(f, i, [32, 4096, 8]));
     } finally {
       await p.worker.terminate();
       await b.close();

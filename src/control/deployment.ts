@@ -42,8 +42,14 @@ export interface GenerateResult {
   /** Logits from which the last token was picked (numeric fidelity). */
   readonly final_logits: number[] | null;
   readonly virtual: { readonly ttft_ms: number; readonly tpot_ms: number; readonly tokens_per_s_per_user: number; readonly ticks: number[] };
+  /**
+   * per_token_ms: the whole run's wall time over the tokens it generated (prefill, start and end of
+   * the run included). Chips may run several steps ahead of each other (timing look-ahead), so the
+   * wall time of one token on its own is not a meaningful figure; bench/ measures the marginal cost of
+   * a token from runs of two lengths.
+   */
   readonly wall: { readonly startup_s: number; readonly run_s: number; readonly per_token_ms: number };
-  readonly messages: { readonly count: number; readonly bytes: number; readonly transport_bytes: number; readonly credit_stalls: number };
+  readonly messages: { readonly count: number; readonly bytes: number; readonly transport_bytes: number; readonly credit_stalls: number; readonly sleeps: number };
   readonly violations: Violation[];
   readonly chips: { readonly workers: number; readonly hosts: number; readonly used: number };
 }
@@ -128,6 +134,9 @@ export class Deployment {
     if (bad !== undefined) {
       throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `prompt id ${bad} is outside the vocabulary [0, ${this.plan.model.vocab})`, { details: { got: String(bad) } });
     }
+    if (spec.lookaheadSteps !== undefined && !(Number.isSafeInteger(spec.lookaheadSteps) && spec.lookaheadSteps >= 0)) {
+      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `lookahead must be an integer >= 0 (steps), got ${spec.lookaheadSteps}`, { details: { expected: 'integer >= 0', got: String(spec.lookaheadSteps) } });
+    }
     const t0 = performance.now();
     const run: RunSpec = { ...spec, stepOffset: this.stepsRun };
     this.stepsRun += Math.ceil(P / this.plan.options.prefillChunk) + spec.maxNewTokens - 1;
@@ -138,11 +147,10 @@ export class Deployment {
     const runSeconds = (performance.now() - t0) / 1000;
     const sampler = done.find((o) => o.result.tokenTicks !== null)!.result;
     const ticks = sampler.tokenTicks!;
-    const wallMs = sampler.tokenWallMs!;
     const hz = this.plan.topology.chip.clock_mhz * 1e6;
     const ttft = ticks[0] / hz;
     const tpot = ticks.length > 1 ? (ticks[ticks.length - 1] - ticks[0]) / (ticks.length - 1) / hz : this.plan.steps.decode.lengthTicks / hz;
-    const perTokenWall = wallMs.length > 1 ? (wallMs[wallMs.length - 1] - wallMs[0]) / (wallMs.length - 1) : runSeconds * 1000;
+    const perTokenWall = (runSeconds * 1000) / ticks.length;
     let finalLogits: number[] | null = null;
     if (this.opts.fidelity === 'numeric') {
       const lmChips = new Set(this.plan.layout.lmHead.map((s) => this.fabric.chipId(s.chip)));
@@ -165,6 +173,7 @@ export class Deployment {
         bytes: done.reduce((s, o) => s + o.result.bytesSent, 0),
         transport_bytes: done.reduce((s, o) => s + o.transport.bytesSent, 0),
         credit_stalls: done.reduce((s, o) => s + o.transport.creditStalls, 0),
+        sleeps: done.reduce((s, o) => s + o.transport.sleeps, 0),
       },
       violations: done.flatMap((o) => o.result.violations),
       chips: { workers: this.workerCount, hosts: this.hosts.length, used: this.plan.programs.size },

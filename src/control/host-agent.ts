@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ChipInit, ChipRunResult } from '../runtime/chip.js';
 import type { ChipWeights } from '../runtime/chip-weights.js';
@@ -27,7 +29,11 @@ export type ChipOutcome =
   | { readonly chipId: string; readonly result: ChipRunResult; readonly transport: TransportStats; readonly error: null }
   | { readonly chipId: string; readonly result: null; readonly transport: null; readonly error: WireError };
 
-const CHIP_WORKER = compiledUrl('../runtime/chip-worker.js', import.meta.url);
+/**
+ * The chip worker as one bundled file (scripts/bundle-chip-worker.mjs, run by `npm run build`): each
+ * of hundreds of isolates loads it, and one file loads far faster than a graph of ES modules.
+ */
+export const CHIP_WORKER = new URL('../bundle/chip-worker.js', compiledUrl('../', import.meta.url));
 
 /**
  * msgpackr would load its native extractor (a .node addon) in every chip's isolate: measured here,
@@ -58,6 +64,11 @@ export class HostAgent {
 
   /** Spawns and loads the chips; `onReady` fires as each one is up with its Program and weights. */
   async load(chips: readonly HostChip[], onReady: (chipId: string) => void = () => undefined): Promise<void> {
+    if (!existsSync(CHIP_WORKER)) {
+      throw new RunError('RACKEMU_ERR_WORKER', `the chip worker bundle ${fileURLToPath(CHIP_WORKER)} is missing: run \`npm run build\` (tsc, then the bundle)`, {
+        details: { expected: 'dist/bundle/chip-worker.js' },
+      });
+    }
     await Promise.all(
       chips.map(async (c) => {
         const w = new Worker(CHIP_WORKER, { name: c.init.chipId, env: CHIP_ENV });

@@ -7,7 +7,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { openEndpoint } from '../transport/open.js';
-import type { ChipEndpoint } from '../transport/types.js';
+import type { ChipEndpoint, TransportStats } from '../transport/types.js';
 import { ChipRuntime } from './chip.js';
 import { toWireError, type ChipToHost, type HostToChip } from './chip-protocol.js';
 
@@ -21,19 +21,34 @@ port.on('message', (msg: HostToChip) => {
   void handle(msg).catch((e: unknown) => post({ type: 'failed', chipId, error: toWireError(e) }));
 });
 
+/** This run's share of the endpoint's counters (queued and maxInFlight are gauges: as they are now). */
+function statsSince(now: TransportStats, before: TransportStats): TransportStats {
+  return {
+    ...now,
+    framesSent: now.framesSent - before.framesSent,
+    bytesSent: now.bytesSent - before.bytesSent,
+    framesReceived: now.framesReceived - before.framesReceived,
+    bytesReceived: now.bytesReceived - before.bytesReceived,
+    creditStalls: now.creditStalls - before.creditStalls,
+    sleeps: now.sleeps - before.sleeps,
+  };
+}
+
 async function handle(msg: HostToChip): Promise<void> {
   switch (msg.type) {
     case 'init':
       chipId = msg.init.chipId;
       chip = new ChipRuntime(msg.init, msg.weights);
-      endpoint = await openEndpoint(msg.transport, chipId);
+      // A chip always polls its endpoint while it runs (ChipRuntime.waitSync): no event-loop delivery.
+      endpoint = await openEndpoint(msg.transport, chipId, { delivery: 'poll' });
       chip.attach(endpoint);
       post({ type: 'ready', chipId });
       return;
     case 'run': {
+      const before = endpoint!.stats();
       const result = await chip!.run(msg.spec);
       await endpoint!.flush();
-      post({ type: 'done', result, transport: endpoint!.stats() });
+      post({ type: 'done', result, transport: statsSince(endpoint!.stats(), before) });
       return;
     }
     case 'readback': {

@@ -2,7 +2,7 @@ import type { Kernel, Tensor } from '../compiler/plan.js';
 import type { Instruction, Program } from '../compiler/programs.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ChipEndpoint } from '../transport/types.js';
-import { decodeFrame, encodeFrame, tensorView } from '../transport/frame.js';
+import { decodeFrame, encodeFrame, tensorView, type DecodedFrame } from '../transport/frame.js';
 import { RunError } from '../util/errors.js';
 import { weightKey, type ChipWeights } from './chip-weights.js';
 import {
@@ -21,7 +21,7 @@ import {
   type ArgmaxPartial,
 } from './kernels.js';
 import { usesMoe } from './reference.js';
-import { runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstance, type StepLengths } from './run-spec.js';
+import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstance, type StepLengths } from './run-spec.js';
 
 /**
  * One emulated chip: its SRAM contents (weight slices, KV cache, activations) and the executor of
@@ -32,6 +32,14 @@ import { runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstan
  * consumer needs it is a schedule violation: counted and reported with chip ids and ticks. The
  * emulator still hands the consumer the right values (it waited in wall time), so one fault shows up
  * as one violation, not as a cascade, and the timeline stays the compiler's.
+ *
+ * Wall-clock order (docs/runtime.md, "Synchronisation"): in numeric fidelity a chip waits for a
+ * frame when its Program receives it (values flow, so the order is causal), and for a run of
+ * consecutive receives it is woken once, when all of them are in. In timing fidelity no value flows:
+ * like the hardware, which fires every send at its tick without waiting for anything, a chip issues a
+ * step's sends at once and checks the step's receives later, up to `lookaheadSteps` steps behind
+ * (look-ahead from the known schedule). Every frame still crosses the transport and is checked
+ * (tick, checksum, duplicates, missing); virtual times and counts are the same either way.
  */
 
 export type TensorMeta = Pick<Tensor, 'name' | 'rows' | 'cols' | 'dtype' | 'bytes'>;
@@ -85,20 +93,38 @@ export interface ChipRunResult {
 
 type Value = Float32Array | Int32Array | null;
 
-interface Waiter {
-  key: string;
-  resolve: (f: Uint8Array) => void;
-  since: number;
-  step: number;
-  tensor: string;
-  src: string;
-  tick: number;
-  needBy: number;
+/** One frame the Program receives: where it comes from and the ticks it is checked against. */
+interface Expect {
+  readonly key: string;
+  readonly step: number;
+  /** The receiving instruction's tensor id (values map key). */
+  readonly tensorId: number;
+  readonly tensor: string;
+  readonly src: string;
+  /** Virtual tick it is due to arrive. */
+  readonly tick: number;
+  /** Virtual tick by which it is needed. */
+  readonly needBy: number;
 }
+
+interface Waiter {
+  readonly expect: Expect;
+  readonly resolve: (d: DecodedFrame) => void;
+  readonly since: number;
+}
+
+/** A timing step whose sends are out and whose receives are still to be checked. */
+interface IssuedStep {
+  readonly index: number;
+  readonly expects: Expect[];
+  readonly tick: number;
+}
+
+const frameKey = (step: number, tensor: string, src: string): string => `${step}|${tensor}|${src}`;
 
 export class ChipRuntime {
   private endpoint: ChipEndpoint | null = null;
-  private readonly buffered = new Map<string, Uint8Array>();
+  private readonly buffered = new Map<string, DecodedFrame>();
   private readonly consumed = new Set<string>();
   private waiter: Waiter | null = null;
   private violations: Violation[] = [];
@@ -147,75 +173,90 @@ export class ChipRuntime {
   }
 
   private onFrame(frame: Uint8Array, src: string): void {
-    let decoded;
+    let decoded: DecodedFrame;
     try {
-      decoded = decodeFrame(frame, { verify: false });
+      decoded = decodeFrame(frame, { verify: this.init.fidelity === 'numeric' });
     } catch (cause) {
       const v = this.violation({ kind: 'corrupt', step: -1, tensor: '?', src, tick: -1 }, `undecodable frame from ${src} at ${this.init.chipId}`);
       this.abort(new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', v.message, { cause, details: { violation: v } }));
       return;
     }
     const h = decoded.header;
-    const key = `${h.step}|${h.tensor}|${src}`;
+    const key = frameKey(h.step, h.tensor, src);
     if (this.buffered.has(key) || this.consumed.has(key)) {
       this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
       return;
     }
-    if (this.waiter?.key === key) {
+    if (this.waiter?.expect.key === key) {
       const w = this.waiter;
       this.waiter = null;
       this.consumed.add(key);
-      w.resolve(frame);
+      w.resolve(decoded);
     } else {
-      this.buffered.set(key, frame);
+      this.buffered.set(key, decoded);
     }
   }
 
-  /** The frame for (step, tensor, src), waiting for it if it has not arrived. */
-  private take(step: number, tensor: string, src: string, tick: number, needBy: number): Promise<Uint8Array> | Uint8Array {
-    const key = `${step}|${tensor}|${src}`;
-    const f = this.buffered.get(key);
-    if (f) {
-      this.buffered.delete(key);
-      this.consumed.add(key);
-      return f;
+  /** The frame `e`, if it has arrived (it is then consumed). */
+  private takeBuffered(e: Expect): DecodedFrame | undefined {
+    const d = this.buffered.get(e.key);
+    if (d !== undefined) {
+      this.buffered.delete(e.key);
+      this.consumed.add(e.key);
     }
-    if (this.endpoint?.pollSync) return this.takeSync(key, step, tensor, src, tick, needBy);
-    return new Promise((resolve) => {
-      this.waiter = { key, resolve, since: Date.now(), step, tensor, src, tick, needBy };
-    });
+    return d;
   }
 
   /**
-   * The shared-memory fast path: block this thread on the transport until the frame is here, never
-   * returning to the event loop (which is what costs the most per frame with hundreds of threads).
-   * The watchdog runs inside the loop, since timers cannot fire while the thread is blocked.
+   * The frames of `group`, in order, waiting (in wall time) until all have arrived. On the
+   * shared-memory transport the thread blocks in the transport and is woken once, when as many
+   * frames as are missing have come in; otherwise it awaits them one by one on the event loop.
    */
-  private takeSync(key: string, step: number, tensor: string, src: string, tick: number, needBy: number): Uint8Array {
+  private takeAll(group: readonly Expect[]): DecodedFrame[] | Promise<DecodedFrame[]> {
+    const ep = this.endpoint!;
+    if (ep.pollSync) {
+      this.waitSync(group);
+      return group.map((e) => this.takeBuffered(e)!);
+    }
+    return (async () => {
+      const out: DecodedFrame[] = [];
+      for (const e of group) out.push(this.takeBuffered(e) ?? (await new Promise<DecodedFrame>((resolve) => (this.waiter = { expect: e, resolve, since: Date.now() }))));
+      return out;
+    })();
+  }
+
+  /**
+   * Block until every frame of `group` is buffered. The watchdog runs inside the loop, since timers
+   * cannot fire while the thread is blocked: a wait longer than watchdogMs is a missing frame (the
+   * earliest-due one still missing).
+   */
+  private waitSync(group: readonly Expect[]): void {
     const since = Date.now();
     const limit = this.init.watchdogMs;
     for (;;) {
       if (this.fatal) throw this.fatal;
-      const f = this.buffered.get(key);
-      if (f) {
-        this.buffered.delete(key);
-        this.consumed.add(key);
-        return f;
+      let missing = 0;
+      let first: Expect | undefined;
+      for (const e of group) {
+        if (this.buffered.has(e.key)) continue;
+        missing++;
+        if (first === undefined || e.tick < first.tick) first = e;
       }
+      if (missing === 0) return;
       const waited = Date.now() - since;
-      if (waited >= limit) throw this.missing({ step, tensor, src, tick, needBy });
-      this.endpoint!.pollSync!(Math.min(250, limit - waited));
+      if (waited >= limit) throw this.missing(first!);
+      this.endpoint!.pollSync!(Math.min(250, limit - waited), missing);
     }
   }
 
   /** Wall-clock watchdog of the async path: a receive that waits longer than watchdogMs is a missing frame. */
   private checkWatchdog(): void {
     const w = this.waiter;
-    if (w && Date.now() - w.since >= this.init.watchdogMs) this.missing(w);
+    if (w && Date.now() - w.since >= this.init.watchdogMs) this.missing(w.expect);
   }
 
   /** Records a missing frame and ends the run with RACKEMU_ERR_WATCHDOG; returns the error for the sync path to throw. */
-  private missing(w: Pick<Waiter, 'step' | 'tensor' | 'src' | 'tick' | 'needBy'>): RunError {
+  private missing(w: Expect): RunError {
     const v = this.violation(
       { kind: 'missing', step: w.step, tensor: w.tensor, src: w.src, tick: w.tick, needBy: w.needBy },
       `${w.tensor} from ${w.src} to ${this.init.chipId} (step ${w.step}) was due at tick ${w.tick} and has not arrived after ${this.init.watchdogMs} ms of wall time`,
@@ -224,9 +265,31 @@ export class ChipRuntime {
     return this.fatal!;
   }
 
+  /** Checks a received frame against its Program entry: checksum (fatal) and arrival tick (a 'late' violation). */
+  private check(e: Expect, d: DecodedFrame): void {
+    if (d.integrity === 'mismatch') {
+      const v = this.violation({ kind: 'corrupt', step: e.step, tensor: e.tensor, src: e.src, tick: d.header.tick }, `${e.tensor} from ${e.src} to ${this.init.chipId} (step ${e.step}, tick ${d.header.tick}) failed its checksum`);
+      throw new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', v.message, { details: { violation: v } });
+    }
+    if (d.header.tick > e.needBy) {
+      this.violation(
+        { kind: 'late', step: e.step, tensor: e.tensor, src: e.src, tick: d.header.tick, needBy: e.needBy },
+        `${e.tensor} from ${e.src} to ${this.init.chipId} (step ${e.step}) arrived at tick ${d.header.tick}, needed at tick ${e.needBy} (${d.header.tick - e.needBy} ticks late)`,
+      );
+    }
+  }
+
+  private expectOf(ins: Extract<Instruction, { kind: 'recv' }>, step: StepInstance): Expect {
+    const name = this.init.tensors[step.kind][ins.tensor].name;
+    const src = this.init.peers[ins.from];
+    return { key: frameKey(step.index, name, src), step: step.index, tensorId: ins.tensor, tensor: name, src, tick: step.base + ins.tick, needBy: step.base + ins.needBy };
+  }
+
   async run(spec: RunSpec): Promise<ChipRunResult> {
     const steps = runSteps(spec, this.init.prefillChunk, this.init.stepLengths);
     this.violations = [];
+    this.framesSent = 0;
+    this.bytesSent = 0;
     // keys of earlier runs can no longer collide (step numbers only grow); forget them
     for (const key of this.consumed) if (Number(key.slice(0, key.indexOf('|'))) < steps[0].index) this.consumed.delete(key);
     const isSampler = this.init.sampler !== null;
@@ -239,16 +302,46 @@ export class ChipRuntime {
       if (this.fatal) reject(this.fatal);
     });
     failed.catch(() => undefined);
+    const faults = spec.faults ?? [];
+    // a prefill step's output token counts only at the end of the prompt (the first new token)
+    const lastPrefill = steps.findLastIndex((st) => st.kind === 'prefill');
+    const counts = (i: number) => isSampler && i >= lastPrefill;
     try {
-      let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
-      const lastPrefill = steps.findLastIndex((st) => st.kind === 'prefill');
-      for (const [i, step] of steps.entries()) {
-        carry = await Promise.race([this.runStep(step, spec.faults ?? [], carry), failed]);
-        // a prefill step's output token counts only at the end of the prompt (the first new token)
-        if (isSampler && i >= lastPrefill) {
-          tokenTicks.push(carry.tick);
-          tokenWallMs.push(performance.now());
-          if (carry.ids) tokens.push(carry.ids[0]);
+      if (this.init.fidelity === 'timing') {
+        const lookahead = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS);
+        const issued: IssuedStep[] = [];
+        // Checks the oldest `n` issued steps' frames, waiting for all of them at once.
+        const settle = async (n: number) => {
+          const batch = issued.splice(0, n);
+          const expects = batch.flatMap((st) => st.expects);
+          const got = this.takeAll(expects);
+          const frames = Array.isArray(got) ? got : await Promise.race([got, failed]);
+          expects.forEach((e, k) => this.check(e, frames[k]));
+          const now = performance.now();
+          for (const st of batch) {
+            if (!counts(st.index)) continue;
+            tokenTicks.push(st.tick);
+            tokenWallMs.push(now);
+          }
+        };
+        // With a full window the chip settles the whole window in one go: a chip that runs ahead
+        // sleeps once per window, not once per step, and is woken (FRAMES/WANT) only once all the
+        // frames it misses could be in. The chips thus move in epochs of `lookahead` steps.
+        for (const [i, step] of steps.entries()) {
+          if (this.fatal) throw this.fatal;
+          issued.push({ index: i, ...this.issueTiming(step, faults) });
+          if (issued.length > lookahead) await settle(issued.length);
+        }
+        await settle(issued.length);
+      } else {
+        let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
+        for (const [i, step] of steps.entries()) {
+          carry = await Promise.race([this.runStep(step, faults, carry), failed]);
+          if (counts(i)) {
+            tokenTicks.push(carry.tick);
+            tokenWallMs.push(performance.now());
+            if (carry.ids) tokens.push(carry.ids[0]);
+          }
         }
       }
       // Frames nobody asked for: a sender with a wrong Program, or a misrouted frame.
@@ -272,6 +365,25 @@ export class ChipRuntime {
     };
   }
 
+  /**
+   * Timing fidelity: a step's sends go out at once (no value waits for a receive) and its receives are
+   * returned, to be checked later; the sampler's token is known at the tick its `next` op ends.
+   */
+  private issueTiming(step: StepInstance, faults: readonly FrameFault[]): { expects: Expect[]; tick: number } {
+    const prog = this.init.program[step.kind].instructions;
+    const meta = this.init.tensors[step.kind];
+    const s = this.init.sampler;
+    const expects: Expect[] = [];
+    let tick = 0;
+    for (const ins of prog) {
+      if (ins.kind === 'recv') expects.push(this.expectOf(ins, step));
+      else if (ins.kind === 'send') this.send(ins, step, meta, null, faults);
+      else if (s && ins.output === s.next[step.kind]) tick = step.base + ins.end;
+    }
+    return { expects, tick };
+  }
+
+  /** Numeric fidelity: the Program in order, each run of receives waited for together. */
   private async runStep(step: StepInstance, faults: readonly FrameFault[], carry: { ids: Int32Array | null; tick: number }): Promise<{ ids: Int32Array | null; tick: number }> {
     const prog = this.init.program[step.kind].instructions;
     const meta = this.init.tensors[step.kind];
@@ -279,30 +391,23 @@ export class ChipRuntime {
     const s = this.init.sampler;
     let nextTick = 0;
     if (s) values.set(s.tok[step.kind], step.inputIds ?? carry.ids);
-    for (const ins of prog) {
+    for (let i = 0; i < prog.length; i++) {
+      const ins = prog[i];
       if (ins.kind === 'recv') {
-        const m = meta[ins.tensor];
-        const src = this.init.peers[ins.from];
-        const got = this.take(step.index, m.name, src, step.base + ins.tick, step.base + ins.needBy);
-        const frame = got instanceof Uint8Array ? got : await got;
-        const d = decodeFrame(frame, { verify: this.init.fidelity === 'numeric' });
-        if (d.integrity === 'mismatch') {
-          const v = this.violation({ kind: 'corrupt', step: step.index, tensor: m.name, src, tick: d.header.tick }, `${m.name} from ${src} to ${this.init.chipId} (step ${step.index}, tick ${d.header.tick}) failed its checksum`);
-          throw new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', v.message, { details: { violation: v } });
-        }
-        const needBy = step.base + ins.needBy;
-        if (d.header.tick > needBy) {
-          this.violation(
-            { kind: 'late', step: step.index, tensor: m.name, src, tick: d.header.tick, needBy },
-            `${m.name} from ${src} to ${this.init.chipId} (step ${step.index}) arrived at tick ${d.header.tick}, needed at tick ${needBy} (${d.header.tick - needBy} ticks late)`,
-          );
-        }
-        values.set(ins.tensor, tensorView(d) ?? null);
+        const group: Expect[] = [];
+        for (let j = i; j < prog.length && prog[j].kind === 'recv'; j++) group.push(this.expectOf(prog[j] as Extract<Instruction, { kind: 'recv' }>, step));
+        const got = this.takeAll(group);
+        const frames = Array.isArray(got) ? got : await got;
+        group.forEach((e, k) => {
+          this.check(e, frames[k]);
+          values.set(e.tensorId, tensorView(frames[k]) ?? null);
+        });
+        i += group.length - 1;
       } else if (ins.kind === 'compute') {
-        values.set(ins.output, this.init.fidelity === 'numeric' ? this.compute(ins, step, values) : null);
+        values.set(ins.output, this.compute(ins, step, values));
         if (s && ins.output === s.next[step.kind]) nextTick = step.base + ins.end;
       } else {
-        this.send(ins, step, meta, values, faults);
+        this.send(ins, step, meta, values.get(ins.tensor) ?? null, faults);
       }
     }
     if (!s) return { ids: null, tick: 0 };
@@ -313,7 +418,7 @@ export class ChipRuntime {
     ins: Extract<Instruction, { kind: 'send' }>,
     step: StepInstance,
     meta: Record<number, TensorMeta>,
-    values: Map<number, Value>,
+    v: Value,
     faults: readonly FrameFault[],
   ): void {
     const m = meta[ins.tensor];
@@ -322,7 +427,6 @@ export class ChipRuntime {
     const fault = faults.find((f) => f.step === step.index && f.tensor === m.name && f.src === this.init.chipId && (f.dst === undefined || f.dst === dst));
     if (fault?.kind === 'drop') return;
     if (fault?.kind === 'delay') tick += fault.ticks ?? 0;
-    const v = values.get(ins.tensor) ?? null;
     const pairKey = dst;
     const seq = this.seq.get(pairKey) ?? 0;
     this.seq.set(pairKey, seq + 1);

@@ -30,7 +30,21 @@ export interface RunSpec {
   readonly promptIds: readonly number[];
   readonly maxNewTokens: number;
   readonly faults?: readonly FrameFault[];
+  /**
+   * Timing fidelity: how many steps a chip may issue (send) ahead of the oldest step whose received
+   * frames it has not yet checked. 0 checks each step's frames before the next step's sends. Larger
+   * values wake chip threads less often and let the transport batch; they hold more frames in flight
+   * (about 40 per chip per step on mixtral-8x7b). Default DEFAULT_LOOKAHEAD_STEPS. Numeric fidelity
+   * ignores it: there every send waits for the values it carries.
+   */
+  readonly lookaheadSteps?: number;
 }
+
+/**
+ * Default look-ahead of timing fidelity, in steps. Measured on mixtral-8x7b/groq-576 (BENCHMARKS.md):
+ * the gain flattens beyond a few steps, and 16 steps keep under a megabyte of frames per chip in flight.
+ */
+export const DEFAULT_LOOKAHEAD_STEPS = 16;
 
 export interface StepInstance {
   readonly index: number;

@@ -30,10 +30,16 @@
  *     [1] SLEEP  1 while the chip's thread blocks in Atomics.wait on SEQ (bumpers then Atomics.notify)
  *     [2] ARMED  1 while the chip's async delivery loop waits (Atomics.waitAsync) on ASYNC
  *     [3] ASYNC  bumped (and notified) by producers only while ARMED
+ *     [4] FRAMES complete frames published to the chip, by all producers (free-running)
+ *     [5] WANT   while SLEEP: the FRAMES count the sleeper waits for; a producer that publishes a whole
+ *                frame wakes it only once FRAMES reaches WANT (0: wake on anything)
  * SEQ and ASYNC are separate addresses so a thread that runs synchronously (pollSync) is not sent
  * event-loop tasks for every frame: waking a waitAsync goes through the event loop, which is exactly
- * what pollSync avoids. Every flag handshake is store-then-load on both sides with sequentially
- * consistent Atomics, so no wake-up is lost.
+ * what pollSync avoids. FRAMES/WANT make a wake-up count: a chip that needs five frames before it can
+ * go on sleeps through the first four. Waking a sleeping thread is the dearest thing the emulator
+ * does (tens of microseconds with hundreds of V8 isolates on a few cores, against ~1.5 us to move a
+ * frame), so it is done once per group of frames rather than once per frame. Every flag handshake is
+ * store-then-load on both sides with sequentially consistent Atomics, so no wake-up is lost.
  *
  * Back-pressure instead of credit: send copies into the ring at once when it has room; when it has not,
  * send blocks the calling thread (Atomics.wait, in 50 ms slices) until the consumer has made room, up to
@@ -69,6 +75,8 @@ const SEQ = 0;
 const SLEEP = 1;
 const ARMED = 2;
 const ASYNC = 3;
+const FRAMES = 4;
+const WANT = 5;
 
 /** Longest single Atomics.wait of a blocked sender (it re-checks its state in between). */
 const SEND_WAIT_SLICE_MS = 50;
@@ -241,9 +249,16 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   private bytesSent = 0;
   private framesReceived = 0;
   private bytesReceived = 0;
+  /** Complete frames collected from the inbound rings (compared with the doorbell's FRAMES). */
+  private taken = 0;
   private stalls = 0;
+  private sleeps = 0;
 
-  constructor(config: EmbeddedTransportConfig, onError?: ErrorHandler) {
+  /** Frames are delivered by pollSync only: the thread is never woken through its event loop. */
+  private readonly pollOnly: boolean;
+
+  constructor(config: EmbeddedTransportConfig, onError?: ErrorHandler, delivery: 'async' | 'poll' = 'async') {
+    this.pollOnly = delivery === 'poll';
     if (!(config.doorbells instanceof SharedArrayBuffer) || config.slots?.[config.chipId] === undefined) {
       throw configError(`embedded config of ${config.chipId} is malformed (no shared doorbells): it must come from createEmbeddedFabric`, { chipId: config.chipId });
     }
@@ -279,7 +294,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       if (dst === this.chipId) {
         // Loopback: a copy, delivered asynchronously (or by the next pollSync) like any other frame.
         this.enqueue(frame.slice(), dst);
-        if (this.handler !== undefined) this.scheduleDrain();
+        if (this.handler !== undefined && !this.pollOnly) this.scheduleDrain();
         return;
       }
       throw configError(`no embedded ring from ${this.chipId} to ${dst}: the pair was not in the fabric's pair list`, { src: this.chipId, dst });
@@ -301,13 +316,13 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     const w = ring.w;
     ring.words[(w & ring.mask) >> 2] = len;
     put(ring, (w + 4) | 0, frame, 0, len);
-    this.publish(ring, (w + need) | 0);
+    this.publish(ring, (w + need) | 0, true);
   }
 
   onFrame(handler: FrameHandler): void {
     const first = this.handler === undefined;
     this.handler = handler;
-    if (!first || this.closed) return;
+    if (!first || this.closed || this.pollOnly) return;
     // Like a port with a message listener (or a NATS socket), an endpoint that receives keeps its
     // thread alive until close().
     this.keepAlive = setInterval(() => undefined, 0x7fffffff);
@@ -319,22 +334,27 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   }
 
   /**
-   * Block this thread until at least one frame is available (or timeoutMs passes), then deliver every
-   * available frame to the handler, synchronously. True if any frame was delivered.
+   * Block this thread until at least `atLeast` frames have been delivered by this call (or timeoutMs
+   * passes), delivering every available frame to the handler, synchronously. Returns how many were
+   * delivered. Producers wake the thread only once enough whole frames are waiting (FRAMES/WANT).
    */
-  pollSync(timeoutMs: number): boolean {
+  pollSync(timeoutMs: number, atLeast = 1): number {
     if (this.handler === undefined) throw configError(`pollSync on ${this.chipId} before onFrame: register the frame handler first`, { chipId: this.chipId });
-    if (this.closed) return false;
+    if (this.closed) return 0;
     this.suspendAsync();
     const b = this.bells;
+    const want = Math.max(1, atLeast);
     const deadline = performance.now() + timeoutMs;
+    let delivered = 0;
     for (;;) {
       const seq = Atomics.load(b, this.me + SEQ);
-      if (this.drain() > 0) return true;
-      if (this.closed) return false;
+      delivered += this.drain();
+      if (delivered >= want || this.closed) return delivered;
       const left = deadline - performance.now();
-      if (left <= 0) return false;
+      if (left <= 0) return delivered;
+      Atomics.store(b, this.me + WANT, (this.taken + want - delivered) | 0);
       Atomics.store(b, this.me + SLEEP, 1);
+      this.sleeps++;
       Atomics.wait(b, this.me + SEQ, seq, left);
       Atomics.store(b, this.me + SLEEP, 0);
     }
@@ -371,19 +391,30 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       framesReceived: this.framesReceived,
       bytesReceived: this.bytesReceived,
       creditStalls: this.stalls,
+      sleeps: this.sleeps,
       queued: 0,
       maxInFlight: 0,
     };
   }
 
-  /** Make `newW` visible to the consumer and ring its doorbell. */
-  private publish(ring: OutRing, newW: number): void {
+  /** Make `newW` visible to the consumer and ring its doorbell (`whole`: it completes a frame). */
+  private publish(ring: OutRing, newW: number, whole: boolean): void {
     ring.w = newW;
     Atomics.store(ring.hdr, W, newW);
-    this.ring(ring.peerBell, true);
+    const b = this.bells;
+    const bell = ring.peerBell;
+    const frames = whole ? Atomics.add(b, bell + FRAMES, 1) + 1 : 0;
+    Atomics.add(b, bell + SEQ, 1);
+    // A sleeper waiting for a count of frames is woken when the count is reached; a partial frame
+    // always wakes it (it must drain the ring for the rest to come).
+    if (Atomics.load(b, bell + SLEEP) !== 0 && (!whole || ((frames - Atomics.load(b, bell + WANT)) | 0) >= 0)) Atomics.notify(b, bell + SEQ);
+    if (Atomics.load(b, bell + ARMED) !== 0) {
+      Atomics.add(b, bell + ASYNC, 1);
+      Atomics.notify(b, bell + ASYNC);
+    }
   }
 
-  /** Bump a chip's doorbell; wake its thread if it sleeps and, if `async`, its async loop if armed. */
+  /** Wake a chip whatever it waits for (a ring it sends on got room, or a ring broke). */
   private ring(bell: number, async: boolean): void {
     const b = this.bells;
     Atomics.add(b, bell + SEQ, 1);
@@ -408,7 +439,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     if (need <= ring.cap) {
       ring.words[(w & ring.mask) >> 2] = len;
       put(ring, (w + 4) | 0, frame, 0, len);
-      this.publish(ring, (w + need) | 0);
+      this.publish(ring, (w + need) | 0, true);
       return;
     }
     ring.words[(w & ring.mask) >> 2] = len;
@@ -424,10 +455,10 @@ export class EmbeddedEndpoint implements ChipEndpoint {
         w = (w + (last ? (n + 3) & ~3 : n)) | 0;
       }
       if (off === len) {
-        this.publish(ring, w);
+        this.publish(ring, w, true);
         return;
       }
-      this.publish(ring, w);
+      this.publish(ring, w, false);
       state = this.waitForRoom(ring, deadline, 4);
       if (state !== 'ok') return this.sendFailed(ring, state, true, len);
     }
@@ -457,7 +488,9 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       this.collect();
       const left = deadline - performance.now();
       if (left <= 0) return 'timeout';
+      Atomics.store(b, this.me + WANT, (this.taken + 1) | 0); // any frame: collecting keeps senders moving
       Atomics.store(b, this.me + SLEEP, 1);
+      this.sleeps++;
       Atomics.wait(b, this.me + SEQ, seq, Math.min(SEND_WAIT_SLICE_MS, left));
       Atomics.store(b, this.me + SLEEP, 0);
     }
@@ -517,6 +550,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
           r = (r + 3) & ~3;
           ring.partial = null;
           this.enqueue(f, ring.peer);
+          this.taken++;
           got++;
         }
       }
@@ -576,7 +610,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
 
   /** (Re)start the async delivery loop: one pending waitAsync on ASYNC, producers told to bump it. */
   private rearm(): void {
-    if (this.closed || this.handler === undefined) return;
+    if (this.closed || this.handler === undefined || this.pollOnly) return;
     const b = this.bells;
     Atomics.store(b, this.me + ARMED, 1);
     if (!this.asyncWaiting) {
@@ -609,6 +643,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
    * loop task post) until this thread is back in its event loop.
    */
   private suspendAsync(): void {
+    if (this.pollOnly) return;
     Atomics.store(this.bells, this.me + ARMED, 0);
     if (this.rearmScheduled) return;
     this.rearmScheduled = true;

@@ -238,6 +238,7 @@ export class NatsEndpoint implements ChipEndpoint {
       framesReceived: this.framesReceived,
       bytesReceived: this.bytesReceived,
       creditStalls: this.creditStalls,
+      sleeps: 0,
       queued: this.queuedTotal,
       maxInFlight: this.maxInFlight,
     };

@@ -22,7 +22,7 @@ export async function openEndpoint(config: TransportConfig, chipId: string, opts
           details: { expected: chipId, got: config.chipId },
         });
       }
-      return new EmbeddedEndpoint(config, opts.onError);
+      return new EmbeddedEndpoint(config, opts.onError, opts.delivery);
     case 'nats': {
       const { openNatsEndpoint } = await import('./nats.js');
       return openNatsEndpoint(config, chipId, opts);

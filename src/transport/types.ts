@@ -32,6 +32,12 @@ export interface TransportStats {
    * the destination's ring without room for the whole frame (and streamed or waited).
    */
   creditStalls: number;
+  /**
+   * Times this endpoint put its thread to sleep (embedded: Atomics.wait in pollSync or on a full ring).
+   * Waking a sleeping thread costs far more than moving a frame, so this is the figure to watch.
+   * 0 for NATS, whose endpoints wait on the event loop.
+   */
+  sleeps: number;
   /** Transport messages (frames or chunks) waiting for credit right now, over all destinations (0 for embedded). */
   queued: number;
   /** Largest number of un-acknowledged messages ever in flight to one destination (<= window.frames; 0 for embedded). */
@@ -65,15 +71,17 @@ export interface ChipEndpoint {
   onError(handler: ErrorHandler): void;
   /**
    * Synchronous receive (embedded only; NATS does not implement it): block the calling thread until at
-   * least one frame is available or `timeoutMs` has passed, then deliver every available frame to the
-   * onFrame handler, synchronously, before returning. Returns true if any frame was delivered, false on
-   * timeout (or once closed). Throws TransportError RACKEMU_ERR_TRANSPORT_CONFIG if no handler is set.
+   * least `atLeast` frames (default 1) have been delivered or `timeoutMs` has passed, delivering every
+   * available frame to the onFrame handler, synchronously, before returning. Returns the number of
+   * frames delivered (0 on timeout, or once closed). A caller that knows how many frames it needs
+   * before it can go on says so, and the thread is woken once for them rather than once per frame.
+   * Throws TransportError RACKEMU_ERR_TRANSPORT_CONFIG if no handler is set.
    * The chip runtime uses it to run its Program without returning to the event loop, which is what
    * costs the most per frame with hundreds of chip threads on a few cores. While a thread keeps polling
    * synchronously the endpoint's asynchronous delivery is suspended; it resumes (and delivers whatever
    * arrived meanwhile) once the thread is back in its event loop. Timers cannot fire during the wait.
    */
-  pollSync?(timeoutMs: number): boolean;
+  pollSync?(timeoutMs: number, atLeast?: number): number;
   /**
    * Resolves when everything sent so far has left this endpoint: queues drained (which needs the
    * receivers' credit) and, for NATS, the server has acknowledged the bytes (a PING/PONG round trip).
@@ -142,6 +150,12 @@ export type TransportConfig = EmbeddedTransportConfig | NatsTransportConfig;
 export interface OpenEndpointOptions {
   /** Error handler to install before the endpoint starts receiving. */
   readonly onError?: ErrorHandler;
+  /**
+   * Embedded only. 'async' (default): frames are delivered to the onFrame handler from the event loop
+   * as they arrive, and by pollSync. 'poll': only by pollSync, for a thread that always polls (a chip):
+   * frames wait in the rings meanwhile and never wake the thread's event loop. NATS ignores it.
+   */
+  readonly delivery?: 'async' | 'poll';
   /** Connection name shown by the NATS server (default "rackemu <runId> <chipId>"). */
   readonly name?: string;
 }
