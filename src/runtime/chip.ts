@@ -33,7 +33,7 @@ import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type Fidelity, type FrameFault, type
  * emulator still hands the consumer the right values (it waited in wall time), so one fault shows up
  * as one violation, not as a cascade, and the timeline stays the compiler's.
  *
- * Wall-clock order (docs/runtime.md, "Synchronisation"): in numeric fidelity a chip waits for a
+ * Wall-clock order (docs/runtime.md, "Lockstep execution"): in numeric fidelity a chip waits for a
  * frame when its Program receives it (values flow, so the order is causal), and for a run of
  * consecutive receives it is woken once, when all of them are in. In timing fidelity no value flows:
  * like the hardware, which fires every send at its tick without waiting for anything, a chip issues a
@@ -85,10 +85,9 @@ export interface ChipRunResult {
   readonly violations: Violation[];
   readonly framesSent: number;
   readonly bytesSent: number;
-  /** Sampler only: the generated ids, and per step the virtual tick and wall ms at which they were known. */
+  /** Sampler only: the generated ids, and per generated token the virtual tick at which it was known. */
   readonly tokens: number[] | null;
   readonly tokenTicks: number[] | null;
-  readonly tokenWallMs: number[] | null;
 }
 
 type Value = Float32Array | Int32Array | null;
@@ -295,7 +294,6 @@ export class ChipRuntime {
     const isSampler = this.init.sampler !== null;
     const tokens: number[] = [];
     const tokenTicks: number[] = [];
-    const tokenWallMs: number[] = [];
     const timer = setInterval(() => this.checkWatchdog(), Math.max(50, Math.min(1000, this.init.watchdogMs / 4)));
     const failed = new Promise<never>((_, reject) => {
       this.failRun = reject;
@@ -310,19 +308,14 @@ export class ChipRuntime {
       if (this.init.fidelity === 'timing') {
         const lookahead = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS);
         const issued: IssuedStep[] = [];
-        // Checks the oldest `n` issued steps' frames, waiting for all of them at once.
-        const settle = async (n: number) => {
-          const batch = issued.splice(0, n);
+        // Checks every issued step's frames, waiting for all of them at once.
+        const settle = async () => {
+          const batch = issued.splice(0);
           const expects = batch.flatMap((st) => st.expects);
           const got = this.takeAll(expects);
           const frames = Array.isArray(got) ? got : await Promise.race([got, failed]);
           expects.forEach((e, k) => this.check(e, frames[k]));
-          const now = performance.now();
-          for (const st of batch) {
-            if (!counts(st.index)) continue;
-            tokenTicks.push(st.tick);
-            tokenWallMs.push(now);
-          }
+          for (const st of batch) if (counts(st.index)) tokenTicks.push(st.tick);
         };
         // With a full window the chip settles the whole window in one go: a chip that runs ahead
         // sleeps once per window, not once per step, and is woken (FRAMES/WANT) only once all the
@@ -330,16 +323,15 @@ export class ChipRuntime {
         for (const [i, step] of steps.entries()) {
           if (this.fatal) throw this.fatal;
           issued.push({ index: i, ...this.issueTiming(step, faults) });
-          if (issued.length > lookahead) await settle(issued.length);
+          if (issued.length > lookahead) await settle();
         }
-        await settle(issued.length);
+        await settle();
       } else {
         let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
         for (const [i, step] of steps.entries()) {
           carry = await Promise.race([this.runStep(step, faults, carry), failed]);
           if (counts(i)) {
             tokenTicks.push(carry.tick);
-            tokenWallMs.push(performance.now());
             if (carry.ids) tokens.push(carry.ids[0]);
           }
         }
@@ -361,7 +353,6 @@ export class ChipRuntime {
       bytesSent: this.bytesSent,
       tokens: isSampler && this.init.fidelity === 'numeric' ? tokens : null,
       tokenTicks: isSampler ? tokenTicks : null,
-      tokenWallMs: isSampler ? tokenWallMs : null,
     };
   }
 
