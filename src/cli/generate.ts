@@ -7,7 +7,7 @@ import { predict } from '../compiler/report.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../transport/nats-server.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
 import { RunError, UsageError } from '../util/errors.js';
-import { addPlanFlags, planFromFlags, type PlanFlags } from './plan-flags.js';
+import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
 interface GenerateFlags extends PlanFlags {
   promptIds: string;
@@ -31,33 +31,17 @@ function ids(v: string): number[] {
   return out;
 }
 
-function positive(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected a positive integer, got "${v}"`, { details: { path: flag, got: v } });
-    return n;
-  };
-}
-
-function nonNegative(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 0) throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected an integer >= 0, got "${v}"`, { details: { path: flag, got: v } });
-    return n;
-  };
-}
-
 export function generateCommand(program: Command, out: (s: string) => void): void {
   addPlanFlags(program.command('generate').description('run the compiled Plan on emulated chips and generate tokens'))
     .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
-    .option('--max-new-tokens <n>', 'tokens to generate', positive('--max-new-tokens'), 16)
+    .option('--max-new-tokens <n>', 'tokens to generate', integerFlag('--max-new-tokens', 1), 16)
     .addOption(new Option('--fidelity <f>', 'numeric: real values; timing: sizes only').choices(['numeric', 'timing']).default('numeric'))
     .addOption(new Option('--transport <t>', 'how chips exchange tensor slices').choices(['embedded', 'nats']).default('embedded'))
     .option('--nats-url <url>', 'NATS server for --transport nats')
     .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']))
     .addOption(new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent').choices(['thread', 'process']).default('thread'))
-    .option('--watchdog-ms <ms>', 'wall-clock limit on a chip waiting for one frame', positive('--watchdog-ms'), 30000)
-    .option('--lookahead <steps>', 'timing fidelity: steps a chip may send ahead of checking its received frames (0: check every step before the next)', nonNegative('--lookahead'), DEFAULT_LOOKAHEAD_STEPS)
+    .option('--watchdog-ms <ms>', 'wall-clock limit on a chip waiting for one frame', integerFlag('--watchdog-ms', 1), 30000)
+    .option('--lookahead <steps>', 'timing fidelity: steps a chip may send ahead of checking its received frames (0: check every step before the next)', integerFlag('--lookahead', 0), DEFAULT_LOOKAHEAD_STEPS)
     .option('--no-progress', 'no progress bar while chips start')
     .option('--json', 'print one JSON object')
     .action(async (flags: GenerateFlags) => {

@@ -18,11 +18,13 @@ export interface PlanFlags {
   set: string[];
 }
 
-function int(flag: string) {
+/** Parser of an integer flag (decimal digits) >= min, for every command's integer flags. */
+export function integerFlag(flag: string, min = 1) {
+  const expected = min === 1 ? 'positive integer' : `integer >= ${min}`;
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
-      throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected a positive integer, got "${v}"`, { details: { path: flag, expected: 'positive integer', got: v } });
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) {
+      throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected ${min === 1 ? 'a' : 'an'} ${expected}, got "${v}"`, { details: { path: flag, expected, got: v } });
     }
     return n;
   };
@@ -33,9 +35,9 @@ export function addPlanFlags(cmd: Command): Command {
     .requiredOption('--topology <file>', 'topology YAML file (see topologies/)')
     .requiredOption('--model <name|folder>', 'built-in model (mixtral-8x7b, mixtral-tiny, llama-2-70b, mistral-7b) or a Hugging Face folder')
     .addOption(new Option('--dtype <dtype>', 'weight storage dtype').choices(WEIGHT_DTYPES as string[]).default('bf16'))
-    .option('--batch <n>', 'sequences decoded together', int('--batch'))
-    .option('--context <n>', 'KV-cache positions per sequence (default: the model maximum)', int('--context'))
-    .option('--prompt-tokens <n>', 'prompt length the TTFT prediction assumes (default 128)', int('--prompt-tokens'))
+    .option('--batch <n>', 'sequences decoded together', integerFlag('--batch'))
+    .option('--context <n>', 'KV-cache positions per sequence (default: the model maximum)', integerFlag('--context'))
+    .option('--prompt-tokens <n>', 'prompt length the TTFT prediction assumes (default 128)', integerFlag('--prompt-tokens'))
     .option('--set <key.path=value>', 'override a topology key (repeatable), e.g. --set chip.sram_mib=0.05', (v: string, prev: string[]) => [...prev, v], [] as string[]);
 }
 

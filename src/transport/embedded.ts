@@ -32,7 +32,8 @@
  *     [3] ASYNC  bumped (and notified) by producers only while ARMED
  *     [4] FRAMES complete frames published to the chip, by all producers (free-running)
  *     [5] WANT   while SLEEP: the FRAMES count the sleeper waits for; a producer that publishes a whole
- *                frame wakes it only once FRAMES reaches WANT (0: wake on anything)
+ *                frame wakes it only once FRAMES reaches WANT (a sleeper that takes any frame sets
+ *                WANT one past the frames it has taken)
  * SEQ and ASYNC are separate addresses so a thread that runs synchronously (pollSync) is not sent
  * event-loop tasks for every frame: waking a waitAsync goes through the event loop, which is exactly
  * what pollSync avoids. FRAMES/WANT make a wake-up count: a chip that needs five frames before it can
@@ -401,24 +402,21 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   private publish(ring: OutRing, newW: number, whole: boolean): void {
     ring.w = newW;
     Atomics.store(ring.hdr, W, newW);
-    const b = this.bells;
-    const bell = ring.peerBell;
-    const frames = whole ? Atomics.add(b, bell + FRAMES, 1) + 1 : 0;
-    Atomics.add(b, bell + SEQ, 1);
-    // A sleeper waiting for a count of frames is woken when the count is reached; a partial frame
-    // always wakes it (it must drain the ring for the rest to come).
-    if (Atomics.load(b, bell + SLEEP) !== 0 && (!whole || ((frames - Atomics.load(b, bell + WANT)) | 0) >= 0)) Atomics.notify(b, bell + SEQ);
-    if (Atomics.load(b, bell + ARMED) !== 0) {
-      Atomics.add(b, bell + ASYNC, 1);
-      Atomics.notify(b, bell + ASYNC);
-    }
+    // A partial frame always wakes a sleeper (it must drain the ring for the rest to come); a whole
+    // one only once the sleeper's count of frames is reached.
+    this.ring(ring.peerBell, true, whole ? Atomics.add(this.bells, ring.peerBell + FRAMES, 1) + 1 : undefined);
   }
 
-  /** Wake a chip whatever it waits for (a ring it sends on got room, or a ring broke). */
-  private ring(bell: number, async: boolean): void {
+  /**
+   * Bump a chip's doorbell; wake its thread if it sleeps and, if `async`, its async loop if armed.
+   * With `frames` (the FRAMES count after publishing a whole frame), the thread is woken only if that
+   * reaches the count it waits for (WANT); without, whatever it waits for (a frame's first pieces, a
+   * ring it sends on got room, a ring broke).
+   */
+  private ring(bell: number, async: boolean, frames?: number): void {
     const b = this.bells;
     Atomics.add(b, bell + SEQ, 1);
-    if (Atomics.load(b, bell + SLEEP) !== 0) Atomics.notify(b, bell + SEQ);
+    if (Atomics.load(b, bell + SLEEP) !== 0 && (frames === undefined || ((frames - Atomics.load(b, bell + WANT)) | 0) >= 0)) Atomics.notify(b, bell + SEQ);
     if (async && Atomics.load(b, bell + ARMED) !== 0) {
       Atomics.add(b, bell + ASYNC, 1);
       Atomics.notify(b, bell + ASYNC);

@@ -52,18 +52,10 @@ export interface FrameHeader {
 }
 
 /** What a sender supplies; the codec fills in checksum (and byteLength for f32/i32). */
-export interface FrameHeaderInit {
-  readonly src: string;
-  readonly dst: string;
-  readonly step: number;
-  readonly tick: number;
-  readonly tensor: string;
-  readonly dtype: Dtype;
-  readonly shape: readonly number[];
-  readonly seq: number;
+export type FrameHeaderInit = Omit<FrameHeader, 'checksum' | 'byteLength'> & {
   /** Required for 'none' (the declared size); optional for f32/i32, where it must equal the payload length. */
   readonly byteLength?: number;
-}
+};
 
 export type Integrity = 'ok' | 'mismatch' | 'unchecked';
 
