@@ -36,6 +36,12 @@ export interface DeployCase {
    * once (starting 576 chips' runs, prefill, collecting their results).
    */
   longTokens?: number;
+  /**
+   * Repeats of (longTokens run, newTokens run) after the warm runs; each long run against the short run
+   * just before it gives one marginal figure, and the median is reported (runs of hundreds of threads
+   * on two cores vary by 2x from run to run). Default 1.
+   */
+  pairs?: number;
   /** RunSpec.lookaheadSteps (default: the runtime's). */
   lookaheadSteps?: number;
 }
@@ -76,15 +82,17 @@ try {
   const runToUs = Number(process.hrtime.bigint() / 1000n);
   const peakAfterRunMb = mb();
   const cpu2 = process.cpuUsage();
-  type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number };
+  type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number; window_us: [number, number] };
   const warm: (RunFigures | { error: string })[] = [];
-  const runs = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...(c.longTokens ? [c.longTokens] : [])];
+  const pairs = c.longTokens ? (c.pairs ?? 1) : 0;
+  const runs = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...Array.from({ length: pairs }, (_, i) => (i < pairs - 1 ? [c.longTokens!, c.newTokens] : [c.longTokens!])).flat()];
   for (const tokens of runs) {
     const w0 = process.cpuUsage();
+    const from = Number(process.hrtime.bigint() / 1000n);
     try {
       const w = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: tokens, lookaheadSteps: c.lookaheadSteps });
       const wc = process.cpuUsage(w0);
-      warm.push({ tokens, per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length, sleeps: w.messages.sleeps, frames: w.messages.count });
+      warm.push({ tokens, per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length, sleeps: w.messages.sleeps, frames: w.messages.count, messages: w.messages.transport_messages, window_us: [from, Number(process.hrtime.bigint() / 1000n)] });
     } catch (e) {
       // keep the cold figures; a deployment whose run failed is not reused
       warm.push({ error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`.trim().slice(0, 300) });
@@ -92,9 +100,17 @@ try {
     }
   }
   const ok = warm.filter((w): w is RunFigures => !('error' in w));
-  const lastWarm = ok.filter((w) => w.tokens === c.newTokens).pop();
-  const long = c.longTokens ? ok.find((w) => w.tokens === c.longTokens) : undefined;
-  const marginalMs = lastWarm && long ? ((long.run_s - lastWarm.run_s) * 1000) / (long.tokens - lastWarm.tokens) : null;
+  // each long run against the short run just before it
+  const measured: { short: RunFigures; long: RunFigures }[] = [];
+  for (let i = 1; i < ok.length; i++) if (ok[i].tokens === c.longTokens && ok[i - 1].tokens === c.newTokens) measured.push({ short: ok[i - 1], long: ok[i] });
+  const perPair = (f: (r: RunFigures) => number) => measured.map(({ short, long }) => (f(long) - f(short)) / (long.tokens - short.tokens));
+  const median = (xs: number[]) => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]);
+  const marginals = perPair((r) => r.run_s * 1000);
+  const marginalMs = median(marginals);
+  // the pair whose marginal is the median: its overhead, sleeps and CPU go with it
+  const mid = marginalMs === null ? undefined : measured[marginals.indexOf(marginalMs)];
+  const lastWarm = mid?.short ?? ok.filter((w) => w.tokens === c.newTokens).pop();
+  const long = mid?.long;
   const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => ({ user_s: (b.user - a.user) / 1e6, system_s: (b.system - a.system) / 1e6 });
   const t2 = performance.now();
   await deployment.stop();
@@ -128,6 +144,7 @@ try {
       long_run: long ?? null,
       // the marginal wall time of a token, and what a run costs besides its tokens
       marginal_ms_per_token: marginalMs,
+      marginal_ms_per_token_all: marginals,
       run_overhead_ms: marginalMs !== null && lastWarm ? lastWarm.run_s * 1000 - marginalMs * lastWarm.tokens : null,
       marginal_sleeps_per_token: lastWarm && long ? (long.sleeps - lastWarm.sleeps) / (long.tokens - lastWarm.tokens) : null,
       marginal_cpu_ms_per_token: lastWarm && long ? ((long.cpu_s - lastWarm.cpu_s) * 1000) / (long.tokens - lastWarm.tokens) : null,

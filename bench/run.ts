@@ -105,16 +105,17 @@ interface DeployResult {
   stop_s: number;
   generated: number;
   per_token_ms: number;
-  warm_runs: ({ tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number } | Failed)[];
+  warm_runs: ({ tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number } | Failed)[];
   warm_per_token_ms: number | null;
   marginal_ms_per_token: number | null;
+  marginal_ms_per_token_all: number[];
   run_overhead_ms: number | null;
   marginal_sleeps_per_token: number | null;
   marginal_cpu_ms_per_token: number | null;
   peak_rss_after_warm_mb: number;
   virtual_tpot_ms: number;
   virtual_ttft_ms: number;
-  messages: { count: number; bytes: number; transport_bytes: number; credit_stalls: number; sleeps: number };
+  messages: { count: number; bytes: number; transport_messages: number; transport_bytes: number; credit_stalls: number; sleeps: number };
   violations: number;
   tokens: number[] | null;
   decode_frames: FrameSizes;
@@ -237,7 +238,9 @@ const bareLoaded = child<BareResult>(`spawn of ${N} chip workers without chips`,
 const WARM_RUNS = 2;
 const BIG_PROMPT = [1, 2, 3, 4];
 const BIG_TOKENS = 16;
-/** Length of the last run, for the marginal wall time of a token (deploy-once.ts longTokens). */
+/** (long run, short run) pairs after the warm runs; the median pair's marginal is reported (deploy-once.ts pairs). */
+const PAIRS = 3;
+/** Length of the long runs, for the marginal wall time of a token (deploy-once.ts longTokens). */
 const BIG_LONG_TOKENS = 64;
 const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   topology: topo('groq-576'),
@@ -249,6 +252,7 @@ const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   newTokens: BIG_TOKENS,
   warmRuns: WARM_RUNS,
   longTokens: BIG_LONG_TOKENS,
+  pairs: PAIRS,
 });
 const decodeRuns = (['embedded', 'nats'] as const).map((transport) => {
   const d = deploy(`mixtral-8x7b on groq-576, timing, ${transport}`, bigCase(transport), 420);
@@ -270,6 +274,7 @@ const tinyCase = (topology: string, sets: string[]): DeployCase => ({
   newTokens: TINY_TOKENS,
   warmRuns: WARM_RUNS,
   longTokens: TINY_LONG_TOKENS,
+  pairs: PAIRS,
 });
 // SRAM shrunk so the toy model spreads: 0.1 MiB puts it on all 64 active chips of one rack; 0.03 MiB
 // is the groq-576 setting of the tests (344 of 512 active chips).
@@ -302,6 +307,11 @@ const benchSeconds = (performance.now() - benchStart) / 1000;
 const x = (a: number | null | undefined, b: number | null | undefined, d = 1): string =>
   a == null || b == null || !Number.isFinite(a / b) ? '—' : `${(a / b).toFixed(a / b >= 10 ? 0 : d)}x`;
 const n = (v: number | null | undefined, d = 1): string => (v == null || !Number.isFinite(v) ? '—' : v.toFixed(d));
+/** The spread of a deployment's marginal figures, e.g. "(9.8–14.1)". */
+const range = (d: DeployResult): string => {
+  const all = d.marginal_ms_per_token_all ?? [];
+  return all.length < 2 ? '' : `(${n(Math.min(...all), 1)}–${n(Math.max(...all), 1)})`;
+};
 const kb = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`);
 const rate = (r: number) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : `${(r / 1e3).toFixed(0)} k`);
 const fail = (what: unknown) => `failed: ${(what as Failed).error.replace(/\|/g, '/')}`;
@@ -349,14 +359,14 @@ lines.push(
   '',
   `### Decode speed: mixtral-8x7b on groq-576, timing fidelity`,
   '',
-  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Marginal: after ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens, a run of ${BIG_LONG_TOKENS}: (its wall time - the last ${BIG_TOKENS}-token run's) / ${BIG_LONG_TOKENS - BIG_TOKENS}, the wall time one more token costs; run overhead is what a run costs besides its tokens. Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
+  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Marginal: after ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens, ${PAIRS} times a run of ${BIG_LONG_TOKENS} tokens against the ${BIG_TOKENS}-token run before it: (its wall time - the short run's) / ${BIG_LONG_TOKENS - BIG_TOKENS}, the wall time one more token costs; the median of the ${PAIRS} (range in brackets); run overhead is what a run costs besides its tokens. Chips cork their sends (one transport message per destination and look-ahead window: messages per token in the last column). Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
   '',
-  '| transport | first run, per token | marginal per token | transport floor | marginal / floor | latency floor | marginal / latency floor | virtual per token | real-time factor: first / marginal | run overhead | sleeps per token | frames per token: plan / counted |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| transport | first run, per token | marginal per token | transport floor | marginal / floor | latency floor | marginal / latency floor | virtual per token | real-time factor: first / marginal | run overhead | sleeps per token | frames per token: plan / counted | transport messages per token |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { transport, d, f } of decodeRuns) {
   if (failed(d) || !f) {
-    lines.push(`| ${transport} | ${fail(d)} | | | | | | | | | | |`);
+    lines.push(`| ${transport} | ${fail(d)} | | | | | | | | | | | |`);
     continue;
   }
   const raw = f.raw;
@@ -367,7 +377,7 @@ for (const { transport, d, f } of decodeRuns) {
   const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
   const m = d.marginal_ms_per_token;
   lines.push(
-    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${n(m, 1)} ms | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} |`,
+    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${n(m, 1)} ms ${range(d)} | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.messages.transport_messages / d.generated, 0)} |`,
   );
 }
 const cpuRunLine = decodeRuns
@@ -385,7 +395,7 @@ lines.push(
   '',
   `### Numeric speed: mixtral-tiny, embedded transport`,
   '',
-  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (a run of ${TINY_LONG_TOKENS} tokens against one of ${TINY_TOKENS}, warm) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
+  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (runs of ${TINY_LONG_TOKENS} tokens against runs of ${TINY_TOKENS}, warm, the median of ${PAIRS} pairs) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
   '',
   '| topology | chips used / workers | tokens per wall s, first run / marginal | wall per token, first run / marginal | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
   '|---|---|---|---|---|---|---|---|---|---|',

@@ -1,5 +1,11 @@
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
+  BUNDLE_MARKER,
+  encodeBundle,
+  FrameTemplate,
+  isBundle,
+  splitBundle,
   chunkFrame,
   chunkHeaderBytes,
   crc32,
@@ -75,6 +81,66 @@ describe('transport frame codec', () => {
     expect(en.length).toBeLessThan(128); // a timing frame is only a header
   });
 
+  it('transport - header bytes are exactly msgpackr\'s, and any msgpack integer width decodes', () => {
+    const packr = new Packr({ useRecords: false, moreTypes: false });
+    // integers on every msgpack width boundary msgpackr uses, up to ticks beyond 32 bits
+    const values = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER];
+    for (const [k, v] of values.entries()) {
+      const h = { src: 'r0.n0.c0', dst: 'r7.n8.c7', step: v, tick: values[values.length - 1 - k], tensor: `layer${k}.ffn.e3.w2`, seq: v % 1000 };
+      const e = encodeFrame({ ...h, dtype: 'none', shape: [1, 4096], byteLength: 8192 }, new Uint8Array(0));
+      const headLen = e.readUInt32LE(0);
+      const expected = packr.pack([1, h.src, h.dst, h.step, h.tick, h.tensor, 'none', [1, 4096], 8192, 0, h.seq]);
+      expect(Buffer.from(e.subarray(4, 4 + headLen))).toEqual(Buffer.from(expected));
+      expect(decodeFrame(e).header).toEqual({ ...h, dtype: 'none', shape: [1, 4096], byteLength: 8192, checksum: 0 });
+    }
+    // another encoder may pick wider forms (uint64 for small numbers, str8 for short strings): same header
+    const wide = Buffer.from([
+      0x9b, 0x01,
+      0xd9, 3, ...Buffer.from('a.b'),
+      0xa3, ...Buffer.from('c.d'),
+      0xcf, 0, 0, 0, 0, 0, 0, 0, 7, // step 7 as uint64
+      0xcb, ...Buffer.from(new Float64Array([3e9]).buffer).reverse(), // tick as float64
+      0xa1, ...Buffer.from('t'),
+      0xa4, ...Buffer.from('none'),
+      0xdc, 0, 2, 0xcd, 0, 1, 0x02, // shape as array16 [1, 2]
+      0xce, 0, 0, 0, 9,
+      0x00,
+      0xcc, 5,
+    ]);
+    const frame = Buffer.alloc(8 * Math.ceil((4 + wide.length) / 8));
+    frame.writeUInt32LE(wide.length, 0);
+    frame.set(wide, 4);
+    expect(decodeFrame(frame).header).toEqual({ src: 'a.b', dst: 'c.d', step: 7, tick: 3e9, tensor: 't', dtype: 'none', shape: [1, 2], byteLength: 9, checksum: 0, seq: 5 });
+    // negative integers, nil or trailing bytes are not a header
+    for (const bad of [
+      packr.pack([1, 'a', 'b', -1, 0, 't', 'none', [1], 0, 0, 0]),
+      packr.pack([1, 'a', 'b', 0, 0, 't', 'none', [1], null, 0, 0]),
+      packr.pack([1, 'a', 'b', 0, 0, 't', 'bf16', [1], 0, 0, 0]),
+      packr.pack([1, 'a', 'b', 0, 0.5, 't', 'none', [1], 0, 0, 0]),
+      Buffer.concat([packr.pack([1, 'a', 'b', 0, 0, 't', 'none', [1], 0, 0, 0]), Buffer.from([0])]),
+    ]) {
+      const f = Buffer.alloc(8 * Math.ceil((4 + bad.length) / 8));
+      f.writeUInt32LE(bad.length, 0);
+      f.set(bad, 4);
+      expect(() => decodeFrame(f)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    }
+  });
+
+  it('transport - a frame template encodes what encodeFrame does, and checks each payload', () => {
+    const t = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'f32', shape: [2, 2] });
+    const p = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+    for (const [step, tick, seq] of [
+      [0, 0, 0],
+      [3, 2 ** 33, 70000],
+    ]) {
+      expect(t.encode(step, tick, seq, p)).toEqual(encodeFrame({ ...base, step, tick, seq, dtype: 'f32', shape: [2, 2] }, p));
+    }
+    expect(() => t.encode(0, 0, 0, new Uint8Array(12))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => t.encode(-1, 0, 0, p)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => t.encode(0, 1.5, 0, p)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => new FrameTemplate({ src: 'a', dst: 'b', tensor: 't', dtype: 'constructor' as 'none', shape: [1] })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+  });
+
   it('transport - encoded frame owns its whole buffer so it can be transferred', () => {
     const e = encodeFrame({ ...base, dtype: 'i32', shape: [1] }, new Uint8Array(4));
     expect(e.byteOffset).toBe(0);
@@ -117,6 +183,36 @@ describe('transport frame codec', () => {
     shifted.set(e, 1);
     const v = tensorView(decodeFrame(shifted.subarray(1))) as Float32Array;
     expect(Array.from(v)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('transport bundles', () => {
+  it('transport - a bundle carries frames in order, each 8-byte aligned, as views', () => {
+    const frames = [1, 7, 8, 13, 64].map((n, i) => encodeFrame({ ...base, seq: i, dtype: 'none', shape: [n], byteLength: n }, new Uint8Array(0)));
+    frames.push(encodeFrame({ ...base, seq: 9, dtype: 'f32', shape: [3] }, new Uint8Array(new Float32Array([1, 2, 3]).buffer)));
+    const b = encodeBundle(frames);
+    expect(isBundle(b)).toBe(true);
+    expect(b.readUInt32LE(0)).toBe(BUNDLE_MARKER);
+    expect(isChunk(b)).toBe(false);
+    expect(isBundle(frames[0])).toBe(false);
+    const out = splitBundle(b);
+    expect(out.map((f) => Buffer.from(f))).toEqual(frames.map((f) => Buffer.from(f)));
+    for (const f of out) {
+      expect(f.buffer).toBe(b.buffer); // no copy
+      expect(f.byteOffset % 8).toBe(0);
+    }
+    expect(Array.from(tensorView(decodeFrame(out[5])) as Float32Array)).toEqual([1, 2, 3]);
+  });
+
+  it('transport - a truncated or inconsistent bundle throws RACKEMU_ERR_FRAME', () => {
+    const frames = [3, 5].map((n, i) => encodeFrame({ ...base, seq: i, dtype: 'none', shape: [n], byteLength: n }, new Uint8Array(0)));
+    const b = encodeBundle(frames);
+    for (const bad of [b.subarray(0, b.length - 8), Buffer.concat([b, Buffer.alloc(8)]), Buffer.from([0xfe, 0xff, 0xff, 0xff, 0, 0, 0, 0])]) {
+      expect(() => splitBundle(bad)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    }
+    const lying = Buffer.from(b);
+    lying.writeUInt32LE(1_000_000, 8);
+    expect(() => splitBundle(lying)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
   });
 });
 

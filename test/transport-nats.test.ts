@@ -127,6 +127,43 @@ describe('transport nats', () => {
     expect(errors).toEqual([]);
   });
 
+  it('transport - NATS cork sends held frames as bundles within the max payload, big frames chunked, order kept', async () => {
+    const cfg = config(small.url); // max_payload 4096
+    const errors: TransportError[] = [];
+    const [a, b, c] = await Promise.all([endpoint(cfg, A, errors), endpoint(cfg, B, errors), endpoint(cfg, C, errors)]);
+    const sizes = [4, 400, 4000, 12, 100_000, 8, 8, 1000, 3000];
+    const n = 45;
+    const atB = collect(b, n);
+    const atC = collect(c, 2);
+    const sent = new Map<number, Buffer>();
+    a.cork();
+    for (let i = 0; i < n; i++) {
+      const f = bytesFrame(A, B, i, sizes[i % sizes.length]);
+      sent.set(i, Buffer.from(f));
+      a.send(B, f);
+    }
+    a.send(C, bytesFrame(A, C, 0, 16));
+    a.send(C, bytesFrame(A, C, 1, 16));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.stats().messagesSent).toBe(0); // held
+    a.uncork();
+    const [gb, gc] = await Promise.all([atB, atC]);
+    expect(gb.map((x) => [x[0], x[1], x[2], x[3]])).toEqual([...Array(n).keys()].map((i) => [A, i, 'ok', sent.get(i)!.length]));
+    expect(gc.map((x) => x[1])).toEqual([0, 1]);
+    const st = a.stats();
+    // the 100 kB frames go chunked (25 chunks each); the small ones share bundles of at most 4096 bytes:
+    // fewer messages than frames, at least as many as their bytes need
+    const big = [...sent.values()].filter((f) => f.length > 4096);
+    const little = [...sent.values()].filter((f) => f.length <= 4096);
+    const chunks = big.reduce((k, f) => k + Math.ceil(f.length / (4096 - 40)), 0);
+    const littleBytes = little.reduce((k, f) => k + f.length, 0) + 2 * bytesFrame(A, C, 0, 16).length;
+    expect(st.messagesSent).toBeGreaterThanOrEqual(chunks + Math.ceil(littleBytes / 4096));
+    expect(st.messagesSent).toBeLessThan(chunks + little.length + 2);
+    expect(st.framesSent).toBe(n + 2);
+    expect(b.stats().framesReceived).toBe(n);
+    expect(errors).toEqual([]);
+  });
+
   it('transport - credit flow control: a slow receiver stalls the sender, in-flight stays bounded, order kept', async () => {
     const W = 8;
     const cfg = config(server.url, { window: { frames: W } });

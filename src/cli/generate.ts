@@ -109,7 +109,7 @@ function format(r: Report): string {
     r.tokens ? `tokens    ${r.tokens.join(' ')}` : 'tokens    (timing fidelity: sizes only, no values)',
     `virtual   TTFT ${f(r.virtual.ttft_ms)} ms, TPOT ${f(r.virtual.tpot_ms, 4)} ms, ${f(r.virtual.tokens_per_s_per_user, 1)} tokens/s per user (predicted: ${f(r.predicted.ttft_ms)} ms, ${f(r.predicted.tpot_ms, 4)} ms)`,
     `wall      start-up ${f(r.wall.startup_s, 2)} s, run ${f(r.wall.run_s, 2)} s = ${f(r.wall.per_token_ms, 1)} ms per token (real-time factor ${f(r.wall.per_token_ms / r.virtual.tpot_ms, 0)}x)`,
-    `messages  ${r.messages.count} frames, ${(r.messages.bytes / 1e6).toFixed(2)} MB of tensor data`,
+    `messages  ${r.messages.count} frames in ${r.messages.transport_messages} transport messages, ${(r.messages.bytes / 1e6).toFixed(2)} MB of tensor data`,
     `violations ${r.violations.length}`,
     '',
   ].join('\n');

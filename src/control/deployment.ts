@@ -49,7 +49,18 @@ export interface GenerateResult {
    * a token from runs of two lengths.
    */
   readonly wall: { readonly startup_s: number; readonly run_s: number; readonly per_token_ms: number };
-  readonly messages: { readonly count: number; readonly bytes: number; readonly transport_bytes: number; readonly credit_stalls: number; readonly sleeps: number };
+  /**
+   * count/bytes: frames and their tensor bytes; transport_messages/transport_bytes: what the
+   * transports moved (a corked batch or NATS bundle of frames is one message; bytes include headers).
+   */
+  readonly messages: {
+    readonly count: number;
+    readonly bytes: number;
+    readonly transport_messages: number;
+    readonly transport_bytes: number;
+    readonly credit_stalls: number;
+    readonly sleeps: number;
+  };
   readonly violations: Violation[];
   readonly chips: { readonly workers: number; readonly hosts: number; readonly used: number };
 }
@@ -171,6 +182,7 @@ export class Deployment {
       messages: {
         count: done.reduce((s, o) => s + o.result.framesSent, 0),
         bytes: done.reduce((s, o) => s + o.result.bytesSent, 0),
+        transport_messages: done.reduce((s, o) => s + o.transport.messagesSent, 0),
         transport_bytes: done.reduce((s, o) => s + o.transport.bytesSent, 0),
         credit_stalls: done.reduce((s, o) => s + o.transport.creditStalls, 0),
         sleeps: done.reduce((s, o) => s + o.transport.sleeps, 0),

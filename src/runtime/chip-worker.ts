@@ -31,6 +31,7 @@ function statsSince(now: TransportStats, before: TransportStats): TransportStats
     bytesReceived: now.bytesReceived - before.bytesReceived,
     creditStalls: now.creditStalls - before.creditStalls,
     sleeps: now.sleeps - before.sleeps,
+    messagesSent: now.messagesSent - before.messagesSent,
   };
 }
 

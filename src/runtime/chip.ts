@@ -2,7 +2,7 @@ import type { Kernel, Tensor } from '../compiler/plan.js';
 import type { Instruction, Program } from '../compiler/programs.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ChipEndpoint } from '../transport/types.js';
-import { decodeFrame, encodeFrame, tensorView, type DecodedFrame } from '../transport/frame.js';
+import { decodeFrame, FrameTemplate, tensorView, type DecodedFrame, type Dtype } from '../transport/frame.js';
 import { RunError } from '../util/errors.js';
 import { weightKey, type ChipWeights } from './chip-weights.js';
 import {
@@ -119,6 +119,8 @@ interface IssuedStep {
   readonly tick: number;
 }
 
+const EMPTY = new Uint8Array(0);
+
 const frameKey = (step: number, tensor: string, src: string): string => `${step}|${tensor}|${src}`;
 
 export class ChipRuntime {
@@ -130,6 +132,8 @@ export class ChipRuntime {
   private fatal: RunError | null = null;
   private failRun: ((e: RunError) => void) | null = null;
   private readonly seq = new Map<string, number>();
+  /** Per send instruction: its frames' constant header, packed once. */
+  private readonly templates = new Map<Extract<Instruction, { kind: 'send' }>, FrameTemplate>();
   private readonly caches = new Map<number, KvCache>();
   private framesSent = 0;
   private bytesSent = 0;
@@ -309,17 +313,22 @@ export class ChipRuntime {
         const lookahead = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS);
         const issued: IssuedStep[] = [];
         // Checks every issued step's frames, waiting for all of them at once.
+        const ep = this.endpoint!;
         const settle = async () => {
+          // The window's frames leave now, in one message per destination (cork), before the chip waits.
+          ep.uncork();
           const batch = issued.splice(0);
           const expects = batch.flatMap((st) => st.expects);
           const got = this.takeAll(expects);
           const frames = Array.isArray(got) ? got : await Promise.race([got, failed]);
           expects.forEach((e, k) => this.check(e, frames[k]));
           for (const st of batch) if (counts(st.index)) tokenTicks.push(st.tick);
+          ep.cork();
         };
         // With a full window the chip settles the whole window in one go: a chip that runs ahead
         // sleeps once per window, not once per step, and is woken (FRAMES/WANT) only once all the
         // frames it misses could be in. The chips thus move in epochs of `lookahead` steps.
+        ep.cork();
         for (const [i, step] of steps.entries()) {
           if (this.fatal) throw this.fatal;
           issued.push({ index: i, ...this.issueTiming(step, faults) });
@@ -343,6 +352,7 @@ export class ChipRuntime {
       }
       this.buffered.clear();
     } finally {
+      this.endpoint?.uncork();
       clearInterval(timer);
       this.failRun = null;
     }
@@ -398,7 +408,15 @@ export class ChipRuntime {
         values.set(ins.output, this.compute(ins, step, values));
         if (s && ins.output === s.next[step.kind]) nextTick = step.base + ins.end;
       } else {
-        this.send(ins, step, meta, values.get(ins.tensor) ?? null, faults);
+        // A run of consecutive sends leaves together: one message per destination (cork).
+        const ep = this.endpoint!;
+        ep.cork();
+        for (; i < prog.length && prog[i].kind === 'send'; i++) {
+          const snd = prog[i] as Extract<Instruction, { kind: 'send' }>;
+          this.send(snd, step, meta, values.get(snd.tensor) ?? null, faults);
+        }
+        i--;
+        ep.uncork();
       }
     }
     if (!s) return { ids: null, tick: 0 };
@@ -421,14 +439,14 @@ export class ChipRuntime {
     const pairKey = dst;
     const seq = this.seq.get(pairKey) ?? 0;
     this.seq.set(pairKey, seq + 1);
-    const cols = m.dtype === 'argmax' ? 2 : m.cols;
-    const frame =
-      v === null
-        ? encodeFrame({ src: this.init.chipId, dst, step: step.index, tick, tensor: m.name, dtype: 'none', shape: [m.rows, cols], seq, byteLength: m.bytes }, new Uint8Array(0))
-        : encodeFrame(
-            { src: this.init.chipId, dst, step: step.index, tick, tensor: m.name, dtype: v instanceof Float32Array ? 'f32' : 'i32', shape: [m.rows, cols], seq },
-            new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
-          );
+    const dtype: Dtype = v === null ? 'none' : v instanceof Float32Array ? 'f32' : 'i32';
+    let template = this.templates.get(ins);
+    if (template === undefined || template.dtype !== dtype) {
+      const cols = m.dtype === 'argmax' ? 2 : m.cols;
+      template = new FrameTemplate({ src: this.init.chipId, dst, tensor: m.name, dtype, shape: [m.rows, cols], byteLength: v === null ? m.bytes : undefined });
+      this.templates.set(ins, template);
+    }
+    const frame = template.encode(step.index, tick, seq, v === null ? EMPTY : new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     if (fault?.kind === 'corrupt' && frame.length > 0) frame[frame.length - 1] ^= 0xff;
     this.framesSent++;
     this.bytesSent += v === null ? m.bytes : v.byteLength;

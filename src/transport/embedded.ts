@@ -194,8 +194,10 @@ interface Ring {
 }
 
 interface OutRing extends Ring {
-  /** Write index (this side owns it). */
+  /** Write index (this side owns it): the end of what is written, published or held (cork). */
   w: number;
+  /** Whole frames written after the published write index, held back while corked. */
+  held: number;
   /** Last read index seen. */
   r: number;
   broken: boolean;
@@ -254,6 +256,10 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   private taken = 0;
   private stalls = 0;
   private sleeps = 0;
+  private publishes = 0;
+  private corked = false;
+  /** Rings with held (written, unpublished) frames, in the order they were first written. */
+  private readonly holding: OutRing[] = [];
 
   /** Frames are delivered by pollSync only: the thread is never woken through its event loop. */
   private readonly pollOnly: boolean;
@@ -272,7 +278,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     this.sendTimeoutMs = config.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
     if (onError) this.errors.setHandler(onError);
     const bellOf = (peer: string): number => config.slots[peer] * SLOT_WORDS;
-    for (const [peer, sab] of Object.entries(config.outbound)) this.out.set(peer, { ...ringParts(sab, peer, bellOf(peer)), w: 0, r: 0, broken: false });
+    for (const [peer, sab] of Object.entries(config.outbound)) this.out.set(peer, { ...ringParts(sab, peer, bellOf(peer)), w: 0, r: 0, held: 0, broken: false });
     for (const [peer, sab] of Object.entries(config.inbound)) this.in.push({ ...ringParts(sab, peer, bellOf(peer)), r: 0, partial: null, filled: 0, dead: false });
     // A config is opened once; start from whatever the rings hold (all zero for a fresh fabric).
     for (const o of this.out.values()) {
@@ -310,6 +316,9 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     if (need > ring.cap - ((ring.w - ring.r) | 0)) {
       ring.r = Atomics.load(ring.hdr, R);
       if (need > ring.cap - ((ring.w - ring.r) | 0)) {
+        // Everything held goes out before the thread may block: the receiver can only make room by
+        // taking what this ring holds, and other chips may need our other held frames to go on.
+        this.releaseAll();
         this.sendSlow(ring, frame, need);
         return;
       }
@@ -317,7 +326,36 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     const w = ring.w;
     ring.words[(w & ring.mask) >> 2] = len;
     put(ring, (w + 4) | 0, frame, 0, len);
-    this.publish(ring, (w + need) | 0, true);
+    if (!this.corked) {
+      this.publish(ring, (w + need) | 0, 1);
+      return;
+    }
+    // Corked: written, not yet visible. The receiver is told once, for the whole batch, at uncork.
+    ring.w = (w + need) | 0;
+    if (ring.held++ === 0) this.holding.push(ring);
+  }
+
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    this.releaseAll();
+  }
+
+  /** Publish every held frame (each ring's batch with one doorbell). */
+  private releaseAll(): void {
+    if (this.holding.length === 0) return;
+    for (const ring of this.holding) this.release(ring);
+    this.holding.length = 0;
+  }
+
+  private release(ring: OutRing): void {
+    if (ring.held === 0) return;
+    const n = ring.held;
+    ring.held = 0;
+    this.publish(ring, ring.w, n);
   }
 
   onFrame(handler: FrameHandler): void {
@@ -342,6 +380,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   pollSync(timeoutMs: number, atLeast = 1): number {
     if (this.handler === undefined) throw configError(`pollSync on ${this.chipId} before onFrame: register the frame handler first`, { chipId: this.chipId });
     if (this.closed) return 0;
+    this.releaseAll(); // a thread never sleeps on frames it holds back
     this.suspendAsync();
     const b = this.bells;
     const want = Math.max(1, atLeast);
@@ -362,12 +401,15 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   }
 
   flush(): Promise<void> {
-    // send returns only once the whole frame is in the receiver's ring (or was dropped and reported).
+    // send returns only once the whole frame is in the receiver's ring (or was dropped and reported);
+    // held frames are published now.
+    this.releaseAll();
     return Promise.resolve();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.releaseAll();
     this.closed = true;
     if (localEndpoints.get(this.key) === this) localEndpoints.delete(this.key);
     if (this.keepAlive !== undefined) clearInterval(this.keepAlive);
@@ -393,18 +435,23 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       bytesReceived: this.bytesReceived,
       creditStalls: this.stalls,
       sleeps: this.sleeps,
+      messagesSent: this.publishes,
       queued: 0,
       maxInFlight: 0,
     };
   }
 
-  /** Make `newW` visible to the consumer and ring its doorbell (`whole`: it completes a frame). */
-  private publish(ring: OutRing, newW: number, whole: boolean): void {
+  /**
+   * Make `newW` visible to the consumer and ring its doorbell; `frames`: the whole frames this
+   * completes (0 for a piece of a streamed frame).
+   */
+  private publish(ring: OutRing, newW: number, frames: number): void {
     ring.w = newW;
+    this.publishes++;
     Atomics.store(ring.hdr, W, newW);
-    // A partial frame always wakes a sleeper (it must drain the ring for the rest to come); a whole
-    // one only once the sleeper's count of frames is reached.
-    this.ring(ring.peerBell, true, whole ? Atomics.add(this.bells, ring.peerBell + FRAMES, 1) + 1 : undefined);
+    // A partial frame always wakes a sleeper (it must drain the ring for the rest to come); whole
+    // ones only once the sleeper's count of frames is reached.
+    this.ring(ring.peerBell, true, frames > 0 ? Atomics.add(this.bells, ring.peerBell + FRAMES, frames) + frames : undefined);
   }
 
   /**
@@ -437,7 +484,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     if (need <= ring.cap) {
       ring.words[(w & ring.mask) >> 2] = len;
       put(ring, (w + 4) | 0, frame, 0, len);
-      this.publish(ring, (w + need) | 0, true);
+      this.publish(ring, (w + need) | 0, 1);
       return;
     }
     ring.words[(w & ring.mask) >> 2] = len;
@@ -453,10 +500,10 @@ export class EmbeddedEndpoint implements ChipEndpoint {
         w = (w + (last ? (n + 3) & ~3 : n)) | 0;
       }
       if (off === len) {
-        this.publish(ring, w, true);
+        this.publish(ring, w, 1);
         return;
       }
-      this.publish(ring, w, false);
+      this.publish(ring, w, 0);
       state = this.waitForRoom(ring, deadline, 4);
       if (state !== 'ok') return this.sendFailed(ring, state, true, len);
     }

@@ -24,6 +24,7 @@
 
 import { connect, type Msg, type NatsConnection, type PublishOptions } from '@nats-io/transport-node';
 import { TransportError } from '../util/errors.js';
+import { bundleHeadBytes, bundleRecordBytes, encodeBundle, isBundle, splitBundle } from './bundle.js';
 import { chunkFrame, FrameReassembler, isChunk } from './chunk.js';
 import { ErrorRelay } from './error-relay.js';
 import { Fifo } from './fifo.js';
@@ -65,6 +66,8 @@ interface Dest {
   readonly id: string;
   readonly subject: string;
   readonly queue: Fifo<Uint8Array>;
+  /** Frames held while corked, sent as bundles at uncork. */
+  held: Uint8Array[];
   inFlightMsgs: number;
   inFlightBytes: number;
   stalled: boolean;
@@ -161,6 +164,10 @@ export class NatsEndpoint implements ChipEndpoint {
   private bytesReceived = 0;
   private creditStalls = 0;
   private maxInFlight = 0;
+  private messagesSent = 0;
+  private corked = false;
+  /** Destinations with held frames, in the order they were first held. */
+  private readonly holding: Dest[] = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -196,6 +203,56 @@ export class NatsEndpoint implements ChipEndpoint {
       this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `send to ${dst} after close`, { details: { src: this.chipId, dst } }));
       return;
     }
+    if (this.corked) {
+      if (d.held.length === 0) this.holding.push(d);
+      d.held.push(frame);
+      return;
+    }
+    this.sendNow(d, frame);
+  }
+
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    this.releaseAll();
+  }
+
+  /** Send every held frame: per destination, in order, as few bundles as the message limit allows. */
+  private releaseAll(): void {
+    if (this.holding.length === 0) return;
+    for (const d of this.holding) {
+      const frames = d.held;
+      d.held = [];
+      let start = 0;
+      let bytes = 0;
+      const emit = (end: number): void => {
+        if (end - start === 1) this.sendNow(d, frames[start]);
+        else if (end > start) this.enqueue(d, encodeBundle(frames.slice(start, end)));
+        start = end;
+        bytes = 0;
+      };
+      for (let i = 0; i < frames.length; i++) {
+        const add = bundleRecordBytes(frames[i].length);
+        if (bundleHeadBytes(i + 1 - start) + bytes + add > this.maxMessageBytes) {
+          emit(i);
+          // A frame too large for any bundle goes on its own (chunked if need be), still in order.
+          if (bundleHeadBytes(1) + add > this.maxMessageBytes) {
+            this.sendNow(d, frames[i]);
+            start = i + 1;
+            continue;
+          }
+        }
+        bytes += add;
+      }
+      emit(frames.length);
+    }
+    this.holding.length = 0;
+  }
+
+  private sendNow(d: Dest, frame: Uint8Array): void {
     if (frame.length <= this.maxMessageBytes) {
       this.enqueue(d, frame);
       return;
@@ -216,6 +273,7 @@ export class NatsEndpoint implements ChipEndpoint {
   }
 
   async flush(): Promise<void> {
+    this.releaseAll();
     if (this.queuedTotal > 0) {
       await new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
     }
@@ -239,12 +297,14 @@ export class NatsEndpoint implements ChipEndpoint {
       bytesReceived: this.bytesReceived,
       creditStalls: this.creditStalls,
       sleeps: 0,
+      messagesSent: this.messagesSent,
       queued: this.queuedTotal,
       maxInFlight: this.maxInFlight,
     };
   }
 
   private async doClose(): Promise<void> {
+    this.releaseAll();
     this.closing = true;
     if (this.queuedTotal > 0) {
       const waiting: Record<string, number> = {};
@@ -272,7 +332,7 @@ export class NatsEndpoint implements ChipEndpoint {
 
   private addDest(dst: string): Dest {
     const subject = dataSubject(this.runId, dst); // throws a config error for an unusable chip id
-    const d: Dest = { id: dst, subject, queue: new Fifo<Uint8Array>(), inFlightMsgs: 0, inFlightBytes: 0, stalled: false };
+    const d: Dest = { id: dst, subject, queue: new Fifo<Uint8Array>(), held: [], inFlightMsgs: 0, inFlightBytes: 0, stalled: false };
     this.dests.set(dst, d);
     this.destsBySubject.set(subject, d);
     return d;
@@ -303,6 +363,7 @@ export class NatsEndpoint implements ChipEndpoint {
       this.fail(`publish to ${d.id} failed`, cause, { dst: d.id });
       return;
     }
+    this.messagesSent++;
     d.inFlightMsgs++;
     d.inFlightBytes += m.length;
     if (d.inFlightMsgs > this.maxInFlight) this.maxInFlight = d.inFlightMsgs;
@@ -343,7 +404,17 @@ export class NatsEndpoint implements ChipEndpoint {
       return;
     }
     let frame: Uint8Array | undefined = data;
-    if (isChunk(data)) {
+    if (isBundle(data)) {
+      frame = undefined;
+      let frames: Uint8Array[] = [];
+      try {
+        frames = splitBundle(data);
+      } catch (e) {
+        this.errors.report(e as TransportError);
+      }
+      const src = this.srcOf(from);
+      for (const f of frames) this.deliver(f, src);
+    } else if (isChunk(data)) {
       try {
         frame = this.reassembler.push(data, from);
       } catch (e) {

@@ -38,6 +38,11 @@ export interface TransportStats {
    * 0 for NATS, whose endpoints wait on the event loop.
    */
   sleeps: number;
+  /**
+   * Transport messages that left this endpoint: NATS publishes (a frame, a chunk, or a bundle of corked
+   * frames each count one); embedded ring publishes (a corked batch to one destination counts one).
+   */
+  messagesSent: number;
   /** Transport messages (frames or chunks) waiting for credit right now, over all destinations (0 for embedded). */
   queued: number;
   /** Largest number of un-acknowledged messages ever in flight to one destination (<= window.frames; 0 for embedded). */
@@ -59,6 +64,18 @@ export interface ChipEndpoint {
    * from the schedule's pair list): a set-up bug, not a run-time condition.
    */
   send(dst: string, frame: Uint8Array): void;
+  /**
+   * Coalesce, like a corked Node stream: from cork() until uncork(), frames sent to one destination are
+   * held and then leave together, in as few transport messages as the transport allows (embedded: one
+   * ring publish and one wake-up per destination; NATS: bundles up to the message limit, bundle.ts).
+   * Receivers see the same frames in the same order, one onFrame call each. Held frames also leave on
+   * flush(), close() and before the endpoint blocks its thread (pollSync, a full embedded ring), so a
+   * corked endpoint never waits on frames it holds back. What it saves is per-message work: a chip
+   * corks while it issues a burst of sends (timing fidelity: a whole look-ahead window's).
+   */
+  cork(): void;
+  /** Send everything held since cork() and stop holding. */
+  uncork(): void;
   /**
    * Register the (single) frame handler. Frames that arrive before registration wait and are delivered
    * in order once it is set. `frame` is owned by the handler; `src` is the sending chip's id.

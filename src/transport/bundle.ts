@@ -1,0 +1,96 @@
+/**
+ * Bundles: several whole frames of one (src, dst) pair in one transport message, for a transport
+ * whose cost is per message (NATS: a publish, a server routing decision, a socket write, a credit
+ * share). A corked endpoint (ChipEndpoint.cork) sends what it held for a destination as bundles.
+ *
+ * Bundle layout (little-endian):
+ *
+ *   u32 0xFFFFFFFE   marker: no frame starts with it (a 4 GiB header) and chunks start 0xFFFFFFFF,
+ *                    so frames, chunks and bundles share one subject
+ *   u32 count        frames in the bundle (>= 1)
+ *   count x u32      each frame's length
+ *   0..7             zero padding to a multiple of 8
+ *   frames           each frame's bytes, then zero padding to a multiple of 8
+ *
+ * Frames start at multiples of 8 from the bundle's start, so a frame keeps its payload alignment
+ * (frame.ts) whenever the bundle does. A receiver hands out views into the bundle: no copy.
+ */
+
+import { TransportError } from '../util/errors.js';
+
+export const BUNDLE_MARKER = 0xfffffffe;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Bytes of a bundle's head for `count` frames: marker, count, lengths, padding. */
+export function bundleHeadBytes(count: number): number {
+  return align8(8 + 4 * count);
+}
+
+/** What one frame of `length` bytes adds to a bundle's frame area. */
+export function bundleRecordBytes(length: number): number {
+  return align8(length);
+}
+
+/** True when a transport message is a bundle. */
+export function isBundle(msg: Uint8Array): boolean {
+  return msg.length >= 8 && msg[0] === 0xfe && msg[1] === 0xff && msg[2] === 0xff && msg[3] === 0xff;
+}
+
+/** One message holding `frames` in order (one copy of each). */
+export function encodeBundle(frames: readonly Uint8Array[]): Buffer {
+  const count = frames.length;
+  const head = bundleHeadBytes(count);
+  let size = head;
+  for (const f of frames) size += align8(f.length);
+  // allocUnsafeSlow: an exclusively owned buffer (see encodeFrame); every byte is written below.
+  const out = Buffer.allocUnsafeSlow(size);
+  out.writeUInt32LE(BUNDLE_MARKER, 0);
+  out.writeUInt32LE(count, 4);
+  let at = head;
+  for (let i = 0; i < count; i++) {
+    const f = frames[i];
+    out.writeUInt32LE(f.length, 8 + 4 * i);
+    out.set(f, at);
+    const end = at + f.length;
+    at += align8(f.length);
+    out.fill(0, end, at);
+  }
+  out.fill(0, 8 + 4 * count, head);
+  return out;
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+}
+
+/**
+ * The frames of a bundle, as views into it. Throws TransportError RACKEMU_ERR_FRAME when the lengths
+ * do not add up to the message (a truncated or corrupted bundle: none of its frames can be trusted).
+ */
+export function splitBundle(msg: Uint8Array): Uint8Array[] {
+  if (!isBundle(msg)) throw new TransportError('RACKEMU_ERR_FRAME', `not a bundle (${msg.length} bytes without the bundle marker)`);
+  const count = u32(msg, 4);
+  const head = count === 0 ? 0 : bundleHeadBytes(count);
+  if (count === 0 || head > msg.length) {
+    throw new TransportError('RACKEMU_ERR_FRAME', `bundle of ${msg.length} bytes claims ${count} frames`, { details: { count, bytes: msg.length } });
+  }
+  const out: Uint8Array[] = new Array(count);
+  let at = head;
+  for (let i = 0; i < count; i++) {
+    const len = u32(msg, 8 + 4 * i);
+    if (len === 0 || at + len > msg.length) {
+      throw new TransportError('RACKEMU_ERR_FRAME', `bundle frame ${i} of ${count} (${len} bytes at ${at}) runs past the bundle's ${msg.length} bytes`, {
+        details: { index: i, count, bytes: msg.length },
+      });
+    }
+    out[i] = msg.subarray(at, at + len);
+    at += align8(len);
+  }
+  if (at !== msg.length) {
+    throw new TransportError('RACKEMU_ERR_FRAME', `bundle of ${count} frames ends at byte ${at} but is ${msg.length} bytes`, { details: { count, bytes: msg.length } });
+  }
+  return out;
+}
