@@ -37,9 +37,11 @@ export interface DeployCase {
    */
   longTokens?: number;
   /**
-   * Repeats of (longTokens run, newTokens run) after the warm runs; each long run against the short run
-   * just before it gives one marginal figure, and the median is reported (runs of hundreds of threads
-   * on two cores vary by 2x from run to run). Default 1.
+   * Repeats of (longTokens run, newTokens run) after the warm runs. The marginal figures are the
+   * least-squares slope of wall time (CPU, sleeps) against tokens over every run after the first, and
+   * the per-run overhead its intercept: runs of hundreds of threads on two cores vary by 2x from run
+   * to run, and a fit over all of them is steadier than any one pair. Each long run against the
+   * short run just before it is also reported, for the spread. Default 1.
    */
   pairs?: number;
   /** RunSpec.lookaheadSteps (default: the runtime's). */
@@ -103,14 +105,23 @@ try {
   // each long run against the short run just before it
   const measured: { short: RunFigures; long: RunFigures }[] = [];
   for (let i = 1; i < ok.length; i++) if (ok[i].tokens === c.longTokens && ok[i - 1].tokens === c.newTokens) measured.push({ short: ok[i - 1], long: ok[i] });
-  const perPair = (f: (r: RunFigures) => number) => measured.map(({ short, long }) => (f(long) - f(short)) / (long.tokens - short.tokens));
-  const median = (xs: number[]) => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]);
-  const marginals = perPair((r) => r.run_s * 1000);
-  const marginalMs = median(marginals);
-  // the pair whose marginal is the median: its overhead, sleeps and CPU go with it
-  const mid = marginalMs === null ? undefined : measured[marginals.indexOf(marginalMs)];
-  const lastWarm = mid?.short ?? ok.filter((w) => w.tokens === c.newTokens).pop();
-  const long = mid?.long;
+  const marginals = measured.map(({ short, long }) => ((long.run_s - short.run_s) * 1000) / (long.tokens - short.tokens));
+  // the fit: the last warm-up run and the pairs (earlier warm-ups still carry code being optimised)
+  const fitted = ok.slice(Math.max(0, (c.warmRuns ?? 0) - 1));
+  /** Least-squares fit of f(run) = intercept + slope x tokens over the runs; null without two lengths. */
+  const fit = (f: (r: RunFigures) => number): { slope: number; intercept: number } | null => {
+    if (measured.length === 0) return null;
+    const ok = fitted;
+    const mx = ok.reduce((a, r) => a + r.tokens, 0) / ok.length;
+    const my = ok.reduce((a, r) => a + f(r), 0) / ok.length;
+    const sxx = ok.reduce((a, r) => a + (r.tokens - mx) ** 2, 0);
+    const slope = ok.reduce((a, r) => a + (r.tokens - mx) * (f(r) - my), 0) / sxx;
+    return { slope, intercept: my - slope * mx };
+  };
+  const wallFit = fit((r) => r.run_s * 1000);
+  const marginalMs = wallFit?.slope ?? null;
+  const lastWarm = ok.filter((w) => w.tokens === c.newTokens).pop();
+  const long = ok.filter((w) => w.tokens === c.longTokens).pop();
   const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => ({ user_s: (b.user - a.user) / 1e6, system_s: (b.system - a.system) / 1e6 });
   const t2 = performance.now();
   await deployment.stop();
@@ -145,9 +156,10 @@ try {
       // the marginal wall time of a token, and what a run costs besides its tokens
       marginal_ms_per_token: marginalMs,
       marginal_ms_per_token_all: marginals,
-      run_overhead_ms: marginalMs !== null && lastWarm ? lastWarm.run_s * 1000 - marginalMs * lastWarm.tokens : null,
-      marginal_sleeps_per_token: lastWarm && long ? (long.sleeps - lastWarm.sleeps) / (long.tokens - lastWarm.tokens) : null,
-      marginal_cpu_ms_per_token: lastWarm && long ? ((long.cpu_s - lastWarm.cpu_s) * 1000) / (long.tokens - lastWarm.tokens) : null,
+      run_overhead_ms: wallFit?.intercept ?? null,
+      marginal_sleeps_per_token: fit((r) => r.sleeps)?.slope ?? null,
+      marginal_cpu_ms_per_token: fit((r) => r.cpu_s * 1000)?.slope ?? null,
+      marginal_messages_per_token: fit((r) => r.messages)?.slope ?? null,
       peak_rss_after_warm_mb: mb(),
       messages: r.messages,
       violations: r.violations.length,

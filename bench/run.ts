@@ -17,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { CHIP_V8_FLAGS } from '../src/control/v8-flags.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../src/runtime/run-spec.js';
 import type { DeployCase } from './deploy-once.js';
 import { rawFrameBytesFor, type FrameSizes } from './frames.js';
@@ -43,7 +44,8 @@ function child<T>(label: string, script: string, args: string[], timeoutS: numbe
   const t0 = performance.now();
   process.stderr.write(`bench: ${label} ...`);
   try {
-    const out = execFileSync(process.execPath, [`${here}${script}`, ...args], {
+    // children start node with the flags the CLI runs chips with (src/control/v8-flags.ts)
+    const out = execFileSync(process.execPath, [...CHIP_V8_FLAGS, `${here}${script}`, ...args], {
       encoding: 'utf8',
       timeout: timeoutS * 1000,
       killSignal: 'SIGKILL',
@@ -112,6 +114,7 @@ interface DeployResult {
   run_overhead_ms: number | null;
   marginal_sleeps_per_token: number | null;
   marginal_cpu_ms_per_token: number | null;
+  marginal_messages_per_token: number | null;
   peak_rss_after_warm_mb: number;
   virtual_tpot_ms: number;
   virtual_ttft_ms: number;
@@ -238,7 +241,7 @@ const bareLoaded = child<BareResult>(`spawn of ${N} chip workers without chips`,
 const WARM_RUNS = 2;
 const BIG_PROMPT = [1, 2, 3, 4];
 const BIG_TOKENS = 16;
-/** (long run, short run) pairs after the warm runs; the median pair's marginal is reported (deploy-once.ts pairs). */
+/** (long run, short run) pairs after the warm runs, for the marginal fit (deploy-once.ts pairs). */
 const PAIRS = 3;
 /** Length of the long runs, for the marginal wall time of a token (deploy-once.ts longTokens). */
 const BIG_LONG_TOKENS = 64;
@@ -359,7 +362,7 @@ lines.push(
   '',
   `### Decode speed: mixtral-8x7b on groq-576, timing fidelity`,
   '',
-  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Marginal: after ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens, ${PAIRS} times a run of ${BIG_LONG_TOKENS} tokens against the ${BIG_TOKENS}-token run before it: (its wall time - the short run's) / ${BIG_LONG_TOKENS - BIG_TOKENS}, the wall time one more token costs; the median of the ${PAIRS} (range in brackets); run overhead is what a run costs besides its tokens. Chips cork their sends (one transport message per destination and look-ahead window: messages per token in the last column). Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
+  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Marginal: the wall time one more token costs, from ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens and then ${PAIRS} pairs of a ${BIG_LONG_TOKENS}-token and a ${BIG_TOKENS}-token run on the same deployment: the least-squares slope of wall time against tokens over the last warm-up run and the pairs (in brackets, the spread of the single pairs: a ${BIG_LONG_TOKENS}-token run against the ${BIG_TOKENS}-token run before it); run overhead, the fit's intercept, is what a run costs besides its tokens. Chips cork their sends (one transport message per destination and look-ahead window: messages per token in the last column). Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
   '',
   '| transport | first run, per token | marginal per token | transport floor | marginal / floor | latency floor | marginal / latency floor | virtual per token | real-time factor: first / marginal | run overhead | sleeps per token | frames per token: plan / counted | transport messages per token |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -377,7 +380,7 @@ for (const { transport, d, f } of decodeRuns) {
   const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
   const m = d.marginal_ms_per_token;
   lines.push(
-    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${n(m, 1)} ms ${range(d)} | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.messages.transport_messages / d.generated, 0)} |`,
+    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${n(m, 1)} ms ${range(d)} | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.marginal_messages_per_token, 0)} |`,
   );
 }
 const cpuRunLine = decodeRuns
@@ -395,7 +398,7 @@ lines.push(
   '',
   `### Numeric speed: mixtral-tiny, embedded transport`,
   '',
-  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (runs of ${TINY_LONG_TOKENS} tokens against runs of ${TINY_TOKENS}, warm, the median of ${PAIRS} pairs) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
+  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (the slope over runs of ${TINY_TOKENS} and ${TINY_LONG_TOKENS} tokens, warm) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
   '',
   '| topology | chips used / workers | tokens per wall s, first run / marginal | wall per token, first run / marginal | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
   '|---|---|---|---|---|---|---|---|---|---|',

@@ -127,6 +127,23 @@ describe('transport nats', () => {
     expect(errors).toEqual([]);
   });
 
+  it('transport - NATS sendCopy lets the caller reuse its buffer at once', async () => {
+    const cfg = config(server.url);
+    const [a, b] = await Promise.all([endpoint(cfg, A), endpoint(cfg, B)]);
+    const got = collect(b, 20);
+    const scratch = Buffer.alloc(256);
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 20; i++) {
+      const f = bytesFrame(A, B, i, 64);
+      f.copy(scratch);
+      sent.push(Buffer.from(f));
+      a.sendCopy(B, scratch.subarray(0, f.length));
+      scratch.fill(0xee); // overwritten before nats.js writes to the socket
+    }
+    const g = await got;
+    expect(g.map((x) => [x[1], x[2], x[3]])).toEqual(sent.map((f, i) => [i, 'ok', f.length]));
+  });
+
   it('transport - NATS cork sends held frames as bundles within the max payload, big frames chunked, order kept', async () => {
     const cfg = config(small.url); // max_payload 4096
     const errors: TransportError[] = [];

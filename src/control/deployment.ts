@@ -11,6 +11,7 @@ import { logger } from '../util/log.js';
 import { chipInit, deployedChips, schedulePairs } from './chip-inits.js';
 import { LocalHost, RemoteHost, type Host, type HostChipSpec } from './host.js';
 import { fromWireError, type ChipOutcome } from './host-agent.js';
+import { missingChipV8Flags } from './v8-flags.js';
 
 /**
  * The coordinator: brings a Plan up on host agents and their chips, runs requests through it and
@@ -93,6 +94,10 @@ export class Deployment {
       throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', '--transport nats needs --nats-url nats://host:port or --nats spawn', { details: { expected: 'a NATS url' } });
     }
     const t0 = performance.now();
+    const missing = opts.isolation === 'process' ? [] : missingChipV8Flags();
+    if (missing.length > 0) {
+      logger().warn({ missing }, `node was started without ${missing.join(' ')}: runs of hundreds of chip threads may slow down many times over (see src/control/v8-flags.ts)`);
+    }
     const chips = deployedChips(plan, fabric);
     const runId = `run-${randomBytes(4).toString('hex')}`;
     const embedded =

@@ -10,6 +10,7 @@ import type { Kernel } from '../compiler/plan.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError } from '../util/errors.js';
 import { CHIP_ENV, fromWireError, HostAgent, type ChipOutcome, type HostChip } from './host-agent.js';
+import { missingChipV8Flags } from './v8-flags.js';
 
 /**
  * The coordinator's handle on one host agent, wherever it runs: in this process (LocalHost) or as
@@ -98,7 +99,12 @@ export class RemoteHost implements Host {
 
   load(onReady: (chipId: string) => void): Promise<void> {
     this.onReady = onReady;
-    const child = fork(HOST_MAIN, [this.hostId], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: CHIP_ENV });
+    const child = fork(HOST_MAIN, [this.hostId], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: CHIP_ENV,
+      execArgv: [...process.execArgv, ...missingChipV8Flags()],
+    });
     this.child = child;
     child.on('message', (m: HostToCoordinator) => {
       if (m.type === 'chip-ready') return this.onReady(m.chipId);

@@ -134,6 +134,8 @@ export class ChipRuntime {
   private readonly seq = new Map<string, number>();
   /** Per send instruction: its frames' constant header, packed once. */
   private readonly templates = new Map<Extract<Instruction, { kind: 'send' }>, FrameTemplate>();
+  /** Where frames are encoded before the transport copies them; grows to the largest frame. */
+  private scratch: Buffer = Buffer.allocUnsafeSlow(1024);
   private readonly caches = new Map<number, KvCache>();
   private framesSent = 0;
   private bytesSent = 0;
@@ -446,13 +448,16 @@ export class ChipRuntime {
       template = new FrameTemplate({ src: this.init.chipId, dst, tensor: m.name, dtype, shape: [m.rows, cols], byteLength: v === null ? m.bytes : undefined });
       this.templates.set(ins, template);
     }
-    const frame = template.encode(step.index, tick, seq, v === null ? EMPTY : new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    // Encoded into the chip's scratch buffer: the transport copies it (sendCopy), so a timing frame
+    // costs the sender no allocation.
+    const frame = template.encode(step.index, tick, seq, v === null ? EMPTY : new Uint8Array(v.buffer, v.byteOffset, v.byteLength), this.scratch);
+    if (frame.buffer !== this.scratch.buffer) this.scratch = frame;
     if (fault?.kind === 'corrupt' && frame.length > 0) frame[frame.length - 1] ^= 0xff;
     this.framesSent++;
     this.bytesSent += v === null ? m.bytes : v.byteLength;
     const endpoint = this.endpoint!;
-    if (fault?.kind === 'duplicate') endpoint.send(dst, Uint8Array.from(frame));
-    endpoint.send(dst, frame);
+    if (fault?.kind === 'duplicate') endpoint.sendCopy(dst, frame);
+    endpoint.sendCopy(dst, frame);
   }
 
   /** Numeric kernels; inputs are the chip's own buffers or views of received frames (never mutated). */

@@ -6,8 +6,9 @@
  * doorbell slot per chip in a fabric-wide SharedArrayBuffer. A SharedArrayBuffer is shared, not copied,
  * when structured-cloned, so a chip's config simply travels in workerData / postMessage.
  *
- * A frame costs one copy into the ring (send), one copy out into a fresh ArrayBuffer that the frame
- * handler owns (delivery), and a doorbell bump; a futex wake only when the receiver is asleep.
+ * A frame costs one copy into the ring (send), one copy out (delivery: the frames that are in the ring
+ * when the receiver collects it come out in one buffer, each frame a view into it that the handler
+ * owns), and a doorbell bump; a futex wake only when the receiver is asleep.
  *
  * Ring layout (one SharedArrayBuffer per directed pair; capacity a power of two):
  *   Int32 words of the header (each index on its own 64-byte line):
@@ -335,6 +336,11 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     if (ring.held++ === 0) this.holding.push(ring);
   }
 
+  sendCopy(dst: string, frame: Uint8Array): void {
+    // send copies into the ring (or, for loopback, into a fresh buffer) before it returns
+    this.send(dst, frame);
+  }
+
   cork(): void {
     this.corked = true;
   }
@@ -574,6 +580,35 @@ export class EmbeddedEndpoint implements ChipEndpoint {
         continue;
       }
       const { data, mask, cap } = ring;
+      if (ring.partial === null) {
+        // The whole records in the ring (a batch from a corked sender, or frames that piled up) come
+        // out in one copy into one buffer, each frame a view into it: one allocation per batch rather
+        // than per frame, which is most of what a small frame costs a chip's heap.
+        let end = r;
+        let count = 0;
+        while (end !== w) {
+          const rec = 4 + ((ring.words[(end & mask) >> 2] + 3) & ~3);
+          if (((w - end) | 0) < rec) break; // the first pieces of a streamed frame
+          end = (end + rec) | 0;
+          count++;
+        }
+        if (count > 0) {
+          const span = (end - r) | 0;
+          const slab = new Uint8Array(span);
+          const pos = r & mask;
+          const first = Math.min(span, cap - pos);
+          slab.set(data.subarray(pos, pos + first), 0);
+          if (span > first) slab.set(data.subarray(0, span - first), first);
+          for (let off = 0; off < span; ) {
+            const len = (slab[off] | (slab[off + 1] << 8) | (slab[off + 2] << 16) | (slab[off + 3] << 24)) >>> 0;
+            this.enqueue(slab.subarray(off + 4, off + 4 + len), ring.peer);
+            off += 4 + ((len + 3) & ~3);
+          }
+          this.taken += count;
+          got += count;
+          r = end;
+        }
+      }
       while (r !== w) {
         let f = ring.partial;
         if (f === null) {

@@ -136,9 +136,11 @@ export class FrameTemplate {
 
   /**
    * One frame in a fresh buffer that owns its whole ArrayBuffer (offset 0, exact length), so it can be
-   * handed to a transport that keeps it or transferred to another thread without a copy.
+   * handed to a transport that keeps it or transferred to another thread without a copy. With `into`
+   * (a scratch buffer, for ChipEndpoint.sendCopy), the frame is written at its start instead when it
+   * fits, and the returned buffer is a view of `into`.
    */
-  encode(step: number, tick: number, seq: number, payload: Uint8Array): Buffer {
+  encode(step: number, tick: number, seq: number, payload: Uint8Array, into?: Buffer): Buffer {
     if (payload.length !== this.payloadBytes) {
       throw frameError(
         this.dtype === 'none'
@@ -153,7 +155,8 @@ export class FrameTemplate {
     // allocUnsafeSlow, not allocUnsafe: small allocUnsafe buffers are slices of a shared pool, which can
     // neither be transferred to another thread nor handed out as an exclusively owned frame. The only
     // bytes not overwritten below are the padding, which is zeroed explicitly.
-    const out = Buffer.allocUnsafeSlow(payloadOffset + payload.length);
+    const size = payloadOffset + payload.length;
+    const out = into !== undefined && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
     out[0] = headLen & 0xff;
     out[1] = (headLen >>> 8) & 0xff;
     out[2] = (headLen >>> 16) & 0xff;

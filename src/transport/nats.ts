@@ -211,6 +211,12 @@ export class NatsEndpoint implements ChipEndpoint {
     this.sendNow(d, frame);
   }
 
+  sendCopy(dst: string, frame: Uint8Array): void {
+    // nats.js keeps a reference to what it publishes until the socket write: the caller's buffer
+    // must not be reused before that, so take a copy that the transport owns
+    this.send(dst, new Uint8Array(frame));
+  }
+
   cork(): void {
     this.corked = true;
   }

@@ -65,6 +65,12 @@ export interface ChipEndpoint {
    */
   send(dst: string, frame: Uint8Array): void;
   /**
+   * Like send, but the caller keeps `frame` and may reuse it at once: the transport copies what it
+   * keeps before returning. A sender can then encode every frame into one scratch buffer. Embedded:
+   * the same as send (it copies into the ring anyway); NATS: one copy.
+   */
+  sendCopy(dst: string, frame: Uint8Array): void;
+  /**
    * Coalesce, like a corked Node stream: from cork() until uncork(), frames sent to one destination are
    * held and then leave together, in as few transport messages as the transport allows (embedded: one
    * ring publish and one wake-up per destination; NATS: bundles up to the message limit, bundle.ts).
@@ -78,7 +84,9 @@ export interface ChipEndpoint {
   uncork(): void;
   /**
    * Register the (single) frame handler. Frames that arrive before registration wait and are delivered
-   * in order once it is set. `frame` is owned by the handler; `src` is the sending chip's id.
+   * in order once it is set. `frame` is owned by the handler (it may be a view into a larger buffer
+   * that holds other frames delivered with it: a handler never writes outside its frame); `src` is
+   * the sending chip's id.
    */
   onFrame(handler: FrameHandler): void;
   /**
