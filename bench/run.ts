@@ -398,7 +398,7 @@ lines.push(
   '',
   `### Numeric speed: mixtral-tiny, embedded transport`,
   '',
-  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (the slope over runs of ${TINY_TOKENS} and ${TINY_LONG_TOKENS} tokens, warm) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
+  `Context ${TINY_CONTEXT}, a ${TINY_PROMPT.length}-id prompt, ${TINY_TOKENS} new tokens, SRAM shrunk so that the model spreads. Tokens per wall second (1000 / wall ms per token): first run (whole run / tokens, cold) and marginal (the slope over runs of ${TINY_TOKENS} and ${TINY_LONG_TOKENS} tokens, warm; in brackets the spread of single pairs, which is wide: numeric runs wait on values, so one slow chip holds up the rest) as above; numeric fidelity has no look-ahead (every send waits for the values it carries); floors as above, at the numeric frames' size (f32 payloads).`,
   '',
   '| topology | chips used / workers | tokens per wall s, first run / marginal | wall per token, first run / marginal | transport floor | wall / floor | latency floor | wall / latency floor | virtual tokens/s | real-time factor |',
   '|---|---|---|---|---|---|---|---|---|---|',
@@ -410,7 +410,7 @@ for (const { topology, sets, d, f } of numericRuns) {
     continue;
   }
   lines.push(
-    `| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token ? 1000 / d.marginal_ms_per_token : null, 1)} | ${n(d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token, 1)} ms | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.marginal_ms_per_token, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.marginal_ms_per_token, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.marginal_ms_per_token, d.virtual_tpot_ms)} |`,
+    `| ${name} | ${d.used_chips} / ${d.workers} | ${n(1000 / d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token ? 1000 / d.marginal_ms_per_token : null, 1)} | ${n(d.per_token_ms, 1)} / ${n(d.marginal_ms_per_token, 1)} ms ${range(d)} | ${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames of ${n(d.decode_frames.meanBytes, 0)} B) | ${x(d.per_token_ms, f.floor_ms)} / ${x(d.marginal_ms_per_token, f.floor_ms)} | ${n(f.latency_ms, 2)} ms (${d.critical_hops} hops) | ${x(d.per_token_ms, f.latency_ms)} / ${x(d.marginal_ms_per_token, f.latency_ms)} | ${n(1000 / d.virtual_tpot_ms, 0)} | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(d.marginal_ms_per_token, d.virtual_tpot_ms)} |`,
   );
 }
 
