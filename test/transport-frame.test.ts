@@ -124,6 +124,13 @@ describe('transport frame codec', () => {
       f.set(bad, 4);
       expect(() => decodeFrame(f)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
     }
+    // a header that fails in its version element leaves nothing behind for the next frame
+    const badVersion = packr.pack([[], 'a', 'b', 0, 0, 't', 'none', [1], 0, 0, 0]);
+    const f = Buffer.alloc(8 * Math.ceil((4 + badVersion.length) / 8));
+    f.writeUInt32LE(badVersion.length, 0);
+    f.set(badVersion, 4);
+    expect(() => decodeFrame(f)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(decodeFrame(frame).header.seq).toBe(5);
   });
 
   it('transport - a frame template encodes what encodeFrame does, and checks each payload', () => {

@@ -250,6 +250,7 @@ export function decodeFrame(frame: Uint8Array, opts: { verify?: boolean } = {}):
   r.b = frame;
   r.at = 4;
   r.end = 4 + headLen;
+  r.bad = null; // an earlier frame may have failed part-way
   const t = frame[4];
   const count = t >= 0x90 && t <= 0x9f ? t & 0x0f : -1;
   if (count !== HEADER_ELEMENTS) throw frameError('frame header is not a version-1 header array', { got: count < 0 ? `type 0x${t.toString(16)}` : `array(${count})` });
@@ -269,7 +270,6 @@ export function decodeFrame(frame: Uint8Array, opts: { verify?: boolean } = {}):
   r.b = EMPTY;
   if (r.bad !== null || r.at !== r.end) {
     const why = r.bad ?? `${r.end - r.at} bytes left over`;
-    r.bad = null;
     throw frameError(`frame header is not a valid version-1 header (${why})`);
   }
   if (!Object.hasOwn(BYTES_PER_ELEMENT, dtype)) throw frameError(`frame header has unknown dtype ${dtype}`, { src, dst, tick, tensor, seq });
