@@ -38,7 +38,7 @@ export interface DeployCase {
   longTokens?: number;
   /**
    * Repeats of (longTokens run, newTokens run) after the warm runs. The marginal figures are the
-   * least-squares slope of wall time (CPU, sleeps) against tokens over every run after the first, and
+   * least-squares slope of wall time (CPU, sleeps) against tokens over the last warm run and the pairs, and
    * the per-run overhead its intercept: runs of hundreds of threads on two cores vary by 2x from run
    * to run, and a fit over all of them is steadier than any one pair. Each long run against the
    * short run just before it is also reported, for the spread. Default 1.
@@ -111,11 +111,10 @@ try {
   /** Least-squares fit of f(run) = intercept + slope x tokens over the runs; null without two lengths. */
   const fit = (f: (r: RunFigures) => number): { slope: number; intercept: number } | null => {
     if (measured.length === 0) return null;
-    const ok = fitted;
-    const mx = ok.reduce((a, r) => a + r.tokens, 0) / ok.length;
-    const my = ok.reduce((a, r) => a + f(r), 0) / ok.length;
-    const sxx = ok.reduce((a, r) => a + (r.tokens - mx) ** 2, 0);
-    const slope = ok.reduce((a, r) => a + (r.tokens - mx) * (f(r) - my), 0) / sxx;
+    const mx = fitted.reduce((a, r) => a + r.tokens, 0) / fitted.length;
+    const my = fitted.reduce((a, r) => a + f(r), 0) / fitted.length;
+    const sxx = fitted.reduce((a, r) => a + (r.tokens - mx) ** 2, 0);
+    const slope = fitted.reduce((a, r) => a + (r.tokens - mx) * (f(r) - my), 0) / sxx;
     return { slope, intercept: my - slope * mx };
   };
   const wallFit = fit((r) => r.run_s * 1000);

@@ -4,16 +4,15 @@
 // without them, node is started again with them, and this process only relays signals and the exit.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { main } from '../dist/src/cli/main.js';
 import { missingChipV8Flags } from '../dist/src/control/v8-flags.js';
 
 const argv = process.argv.slice(2);
 const RUNS_CHIPS = new Set(['generate']);
 const missing = RUNS_CHIPS.has(argv[0]) ? missingChipV8Flags() : [];
 if (missing.length === 0) {
-  main(argv).then((code) => {
-    process.exitCode = code;
-  });
+  // loaded only here: a launcher that starts node again has no use for the CLI itself
+  const { main } = await import('../dist/src/cli/main.js');
+  process.exitCode = await main(argv);
 } else {
   const child = spawn(process.execPath, [...process.execArgv, ...missing, fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));

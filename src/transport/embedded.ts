@@ -353,15 +353,12 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   /** Publish every held frame (each ring's batch with one doorbell). */
   private releaseAll(): void {
     if (this.holding.length === 0) return;
-    for (const ring of this.holding) this.release(ring);
+    for (const ring of this.holding) {
+      const n = ring.held; // > 0: a ring is in `holding` only while it holds frames
+      ring.held = 0;
+      this.publish(ring, ring.w, n);
+    }
     this.holding.length = 0;
-  }
-
-  private release(ring: OutRing): void {
-    if (ring.held === 0) return;
-    const n = ring.held;
-    ring.held = 0;
-    this.publish(ring, ring.w, n);
   }
 
   onFrame(handler: FrameHandler): void {

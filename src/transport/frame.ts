@@ -129,9 +129,8 @@ export class FrameTemplate {
       this.payloadBytes = byteLength;
     }
     this.dtype = dtype;
-    const cat = (parts: Uint8Array[]) => Buffer.concat(parts);
-    this.head = cat([Uint8Array.of(0x90 | HEADER_ELEMENTS), packr.pack(FRAME_VERSION), packr.pack(init.src), packr.pack(init.dst)]);
-    this.mid = cat([packr.pack(init.tensor), packr.pack(dtype), packr.pack(init.shape), packr.pack(byteLength)]);
+    this.head = Buffer.concat([Uint8Array.of(0x90 | HEADER_ELEMENTS), packr.pack(FRAME_VERSION), packr.pack(init.src), packr.pack(init.dst)]);
+    this.mid = Buffer.concat([packr.pack(init.tensor), packr.pack(dtype), packr.pack(init.shape), packr.pack(byteLength)]);
   }
 
   /**
