@@ -84,7 +84,7 @@ try {
   const runToUs = Number(process.hrtime.bigint() / 1000n);
   const peakAfterRunMb = mb();
   const cpu2 = process.cpuUsage();
-  type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number; window_us: [number, number] };
+  type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number; decoded: number; window_us: [number, number] };
   const warm: (RunFigures | { error: string })[] = [];
   const pairs = c.longTokens ? (c.pairs ?? 1) : 0;
   const runs = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...Array.from({ length: pairs }, (_, i) => (i < pairs - 1 ? [c.longTokens!, c.newTokens] : [c.longTokens!])).flat()];
@@ -94,7 +94,7 @@ try {
     try {
       const w = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: tokens, lookaheadSteps: c.lookaheadSteps });
       const wc = process.cpuUsage(w0);
-      warm.push({ tokens, per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length, sleeps: w.messages.sleeps, frames: w.messages.count, messages: w.messages.transport_messages, window_us: [from, Number(process.hrtime.bigint() / 1000n)] });
+      warm.push({ tokens, per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length, sleeps: w.messages.sleeps, frames: w.messages.count, messages: w.messages.transport_messages, decoded: w.messages.decoded, window_us: [from, Number(process.hrtime.bigint() / 1000n)] });
     } catch (e) {
       // keep the cold figures; a deployment whose run failed is not reused
       warm.push({ error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`.trim().slice(0, 300) });

@@ -243,8 +243,11 @@ const BIG_PROMPT = [1, 2, 3, 4];
 const BIG_TOKENS = 16;
 /** (long run, short run) pairs after the warm runs, for the marginal fit (deploy-once.ts pairs). */
 const PAIRS = 3;
-/** Length of the long runs, for the marginal wall time of a token (deploy-once.ts longTokens). */
-const BIG_LONG_TOKENS = 64;
+/**
+ * Length of the long runs, for the marginal wall time of a token (deploy-once.ts longTokens): several
+ * default look-ahead windows long, so the figure includes what each window costs the chips.
+ */
+const BIG_LONG_TOKENS = 256;
 const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   topology: topo('groq-576'),
   sets: [],

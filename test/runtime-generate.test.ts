@@ -169,6 +169,10 @@ describe('runtime missing frames', () => {
       expect(err?.code).toBe('RACKEMU_ERR_WATCHDOG');
       expect(err?.message).toContain(`${tensor} from ${src} to ${dst} (step ${prefillSteps})`);
       expect(err?.message).toMatch(/due at tick \d+/);
+      // the deployment recovers: the failed run's leftovers do not leak into the next one
+      const again = await d2.generate({ promptIds: PROMPT, maxNewTokens: 3 });
+      expect(again.violations).toEqual([]);
+      expect(again.tokens).toEqual(referenceGenerate(s2.plan.model, s2.weights!, PROMPT, 3).tokens);
     } finally {
       await d2.stop();
     }
@@ -281,6 +285,34 @@ describe('runtime timing look-ahead', () => {
     );
     expect(err?.code).toBe('RACKEMU_ERR_WATCHDOG');
     expect(err?.message).toContain(`${target.tensor} from ${target.src} to ${target.dst} (step ${dropAt})`);
+    // the deployment recovers: the failed run's leftovers do not leak into the next one
+    const again = await d.generate({ promptIds: PROMPT, maxNewTokens: 6, lookaheadSteps: 4 });
+    expect(again.violations).toEqual([]);
+    expect(again.virtual.tpot_ms).toBe(late.virtual.tpot_ms);
+  });
+
+  it('runtime - timing chips check frames by their bytes and decode only the ones that differ', async () => {
+    const step = s.plan.steps.decode;
+    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('y.L2.'))!;
+    const target = { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) };
+    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const clean = await d.generate({ promptIds: PROMPT, maxNewTokens: 8, lookaheadSteps: 2 });
+    expect(clean.violations).toEqual([]);
+    // only frames that reach a chip before its run began are decoded; without the byte check all would be
+    expect(clean.messages.decoded).toBeLessThan(clean.messages.count / 4);
+    // a duplicated frame: one violation of that kind, and the frames after it are checked as before
+    const at = d.nextStep + prefillSteps + 1;
+    const dup = await d.generate({ promptIds: PROMPT, maxNewTokens: 8, lookaheadSteps: 2, faults: [{ kind: 'duplicate', step: at, ...target }] });
+    expect(dup.violations).toHaveLength(1);
+    expect(dup.violations[0]).toMatchObject({ kind: 'duplicate', ...target, step: at });
+    expect(dup.messages.count).toBe(clean.messages.count);
+    expect(dup.virtual.tpot_ms).toBe(clean.virtual.tpot_ms);
+    // a delayed frame is decoded (its tick differs from the schedule's) and is one late violation
+    const lateAt = d.nextStep + prefillSteps + 3;
+    const late = await d.generate({ promptIds: PROMPT, maxNewTokens: 8, lookaheadSteps: 2, faults: [{ kind: 'delay', step: lateAt, ...target, ticks: 50000 }] });
+    expect(late.violations).toHaveLength(1);
+    expect(late.violations[0]).toMatchObject({ kind: 'late', ...target, step: lateAt });
+    expect(late.messages.decoded).toBeGreaterThanOrEqual(1);
   });
 
   it('runtime - a look-ahead that is not an integer >= 0 is a coded error', async () => {

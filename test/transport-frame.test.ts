@@ -148,6 +148,63 @@ describe('transport frame codec', () => {
     expect(() => new FrameTemplate({ src: 'a', dst: 'b', tensor: 't', dtype: 'constructor' as 'none', shape: [1] })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
   });
 
+  it('transport - a template encodes into a caller buffer of sizeBound bytes, exactly for frames without payload', () => {
+    const none = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [4, 4096], byteLength: 32768 });
+    for (const [step, tick, seq] of [
+      [0, 0, 0],
+      [200, 70000, 300],
+      [2 ** 20, 2 ** 33, 2 ** 32],
+    ]) {
+      const bound = none.sizeBound(step, tick, seq);
+      const buf = new Uint8Array(bound + 16).fill(0xee);
+      expect(none.encodeInto(buf, step, tick, seq, new Uint8Array(0))).toBe(bound);
+      expect(Buffer.from(buf.subarray(0, bound))).toEqual(none.encode(step, tick, seq, new Uint8Array(0)));
+      expect(buf[bound]).toBe(0xee); // nothing written past the frame
+    }
+    // with a payload the bound covers the widest checksum; the frame may be shorter
+    const f32 = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'f32', shape: [1, 3] });
+    for (const values of [[1, 2, 3], [0, 0, 0]]) {
+      const p = new Uint8Array(new Float32Array(values).buffer);
+      const buf = new Uint8Array(f32.sizeBound(1, 2, 3));
+      const n = f32.encodeInto(buf, 1, 2, 3, p);
+      expect(n).toBeLessThanOrEqual(buf.length);
+      expect(Buffer.from(buf.subarray(0, n))).toEqual(encodeFrame({ ...base, step: 1, tick: 2, seq: 3, dtype: 'f32', shape: [1, 3] }, p));
+    }
+    expect(() => none.encodeInto(new Uint8Array(8), 0, 0, 0, new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => none.sizeBound(0, -1, 0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+  });
+
+  it('transport - a template matches exactly its own frame, byte for byte, at any alignment', () => {
+    const t = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [1, 4096], byteLength: 8192 });
+    for (const [step, tick, seq] of [
+      [7, 1234, 0],
+      [300, 2 ** 33, 70000],
+    ]) {
+      const frame = t.encode(step, tick, seq, new Uint8Array(0));
+      // aligned (word compare) and at an odd offset of a larger buffer (byte compare)
+      const odd = new Uint8Array(frame.length + 3).subarray(3);
+      odd.set(frame);
+      for (const f of [frame, odd]) {
+        expect(t.matches(f, step, tick, seq)).toBe(true);
+        expect(t.matches(f, step + 1, tick, seq)).toBe(false);
+        expect(t.matches(f, step, tick + 1, seq)).toBe(false);
+        expect(t.matches(f, step, tick, seq + 1)).toBe(false);
+        expect(t.matches(f.subarray(0, f.length - 8), step, tick, seq)).toBe(false);
+        for (let i = 0; i < f.length; i++) {
+          f[i] ^= 0x01;
+          expect(t.matches(f, step, tick, seq), `byte ${i} flipped`).toBe(false);
+          f[i] ^= 0x01;
+        }
+      }
+      // another link's or tensor's frame with the same numbers
+      const other = new FrameTemplate({ src: base.dst, dst: base.src, tensor: base.tensor, dtype: 'none', shape: [1, 4096], byteLength: 8192 });
+      expect(t.matches(other.encode(step, tick, seq, new Uint8Array(0)), step, tick, seq)).toBe(false);
+    }
+    // a template with a payload never matches (its checksum needs the payload)
+    const f32 = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'f32', shape: [1, 1] });
+    expect(f32.matches(f32.encode(0, 0, 0, new Uint8Array(4)), 0, 0, 0)).toBe(false);
+  });
+
   it('transport - encoded frame owns its whole buffer so it can be transferred', () => {
     const e = encodeFrame({ ...base, dtype: 'i32', shape: [1] }, new Uint8Array(4));
     expect(e.byteOffset).toBe(0);

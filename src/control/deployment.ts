@@ -52,13 +52,17 @@ export interface GenerateResult {
   readonly wall: { readonly startup_s: number; readonly run_s: number; readonly per_token_ms: number };
   /**
    * count/bytes: frames and their tensor bytes; transport_messages/transport_bytes: what the
-   * transports moved (a corked batch or NATS bundle of frames is one message; bytes include headers).
+   * transports moved (a corked batch or NATS bundle of frames is one message; bytes include headers);
+   * decoded: frames whose header a receiving chip decoded (every frame in numeric fidelity; in timing
+   * fidelity only those that were not byte for byte the frame the schedule said came next on their
+   * link: faults, and frames that reached a chip before its run began).
    */
   readonly messages: {
     readonly count: number;
     readonly bytes: number;
     readonly transport_messages: number;
     readonly transport_bytes: number;
+    readonly decoded: number;
     readonly credit_stalls: number;
     readonly sleeps: number;
   };
@@ -189,6 +193,7 @@ export class Deployment {
         bytes: done.reduce((s, o) => s + o.result.bytesSent, 0),
         transport_messages: done.reduce((s, o) => s + o.transport.messagesSent, 0),
         transport_bytes: done.reduce((s, o) => s + o.transport.bytesSent, 0),
+        decoded: done.reduce((s, o) => s + o.result.framesDecoded, 0),
         credit_stalls: done.reduce((s, o) => s + o.transport.creditStalls, 0),
         sleeps: done.reduce((s, o) => s + o.transport.sleeps, 0),
       },

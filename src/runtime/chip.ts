@@ -2,7 +2,7 @@ import type { Kernel, Tensor } from '../compiler/plan.js';
 import type { Instruction, Program } from '../compiler/programs.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ChipEndpoint } from '../transport/types.js';
-import { decodeFrame, FrameTemplate, tensorView, type DecodedFrame, type Dtype } from '../transport/frame.js';
+import { decodeFrame, tensorView, type DecodedFrame, type Dtype, type FrameTemplate } from '../transport/frame.js';
 import { RunError } from '../util/errors.js';
 import { weightKey, type ChipWeights } from './chip-weights.js';
 import {
@@ -22,6 +22,7 @@ import {
 } from './kernels.js';
 import { usesMoe } from './reference.js';
 import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstance, type StepLengths } from './run-spec.js';
+import { frameTemplate, stepRecvs, TimingReceiver, type RecvSlot } from './timing-receiver.js';
 
 /**
  * One emulated chip: its SRAM contents (weight slices, KV cache, activations) and the executor of
@@ -39,7 +40,9 @@ import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type Fidelity, type FrameFault, type
  * like the hardware, which fires every send at its tick without waiting for anything, a chip issues a
  * step's sends at once and checks the step's receives later, up to `lookaheadSteps` steps behind
  * (look-ahead from the known schedule). Every frame still crosses the transport and is checked
- * (tick, checksum, duplicates, missing); virtual times and counts are the same either way.
+ * (tick, checksum, duplicates, missing); virtual times and counts are the same either way. Timing
+ * fidelity checks a frame by comparing its bytes with the one the schedule says comes next on its link
+ * (TimingReceiver), and decodes only frames that differ.
  */
 
 export type TensorMeta = Pick<Tensor, 'name' | 'rows' | 'cols' | 'dtype' | 'bytes'>;
@@ -85,6 +88,8 @@ export interface ChipRunResult {
   readonly violations: Violation[];
   readonly framesSent: number;
   readonly bytesSent: number;
+  /** Frames whose header this chip decoded (see GenerateResult.messages.decoded). */
+  readonly framesDecoded: number;
   /** Sampler only: the generated ids, and per generated token the virtual tick at which it was known. */
   readonly tokens: number[] | null;
   readonly tokenTicks: number[] | null;
@@ -112,12 +117,28 @@ interface Waiter {
   readonly since: number;
 }
 
-/** A timing step whose sends are out and whose receives are still to be checked. */
-interface IssuedStep {
-  readonly index: number;
-  readonly expects: Expect[];
-  readonly tick: number;
+type SendInstruction = Extract<Instruction, { kind: 'send' }>;
+
+/** What every frame of one send instruction shares, worked out at its first send. */
+interface SendRoute {
+  readonly dst: string;
+  readonly meta: TensorMeta;
+  /** The (src, dst) link's sequence counter, shared by every instruction that sends on it. */
+  readonly link: { seq: number };
+  /** Its frames' constant header, packed once (per dtype: numeric sends f32/i32, timing 'none'). */
+  template: FrameTemplate | null;
 }
+
+/** Timing fidelity: the steps [from, to) of the run whose frames a chip waits for on the event loop. */
+interface WindowWait {
+  readonly from: number;
+  readonly to: number;
+  missing: number;
+  readonly since: number;
+  readonly resolve: () => void;
+}
+
+type Due = Pick<Expect, 'step' | 'tensor' | 'src' | 'tick' | 'needBy'>;
 
 const EMPTY = new Uint8Array(0);
 
@@ -130,15 +151,22 @@ export class ChipRuntime {
   private waiter: Waiter | null = null;
   private violations: Violation[] = [];
   private fatal: RunError | null = null;
+  /** First step of the current (or last) run. */
+  private firstStep = 0;
+  /** The previous run failed: frames of steps before this run's are its leftovers, dropped. */
+  private dropEarlier = false;
   private failRun: ((e: RunError) => void) | null = null;
-  private readonly seq = new Map<string, number>();
-  /** Per send instruction: its frames' constant header, packed once. */
-  private readonly templates = new Map<Extract<Instruction, { kind: 'send' }>, FrameTemplate>();
-  /** Where frames are encoded before the transport copies them; grows to the largest frame. */
-  private scratch: Buffer = Buffer.allocUnsafeSlow(1024);
+  private readonly links = new Map<string, { seq: number }>();
+  private readonly routes = new Map<SendInstruction, SendRoute>();
+  /** Timing fidelity: the receive ledger (null in numeric fidelity). */
+  private readonly timing: TimingReceiver | null;
+  private window: WindowWait | null = null;
+  /** Where frames are encoded before the transport copies them: one buffer per frame size. */
+  private readonly frameBuffers = new Map<number, Uint8Array>();
   private readonly caches = new Map<number, KvCache>();
   private framesSent = 0;
   private bytesSent = 0;
+  private framesDecoded = 0;
   /** lm_head chips: the logits slice of the most recent step (host readback for final_logits). */
   lastLogits: { start: number; logits: Float32Array } | null = null;
   private readonly moe: boolean;
@@ -148,6 +176,8 @@ export class ChipRuntime {
     private readonly weights: ChipWeights,
   ) {
     this.moe = usesMoe(init.model);
+    const recvs = (kind: 'prefill' | 'decode') => stepRecvs(init.program[kind].instructions, init.tensors[kind], init.peers, init.chipId);
+    this.timing = init.fidelity === 'timing' ? new TimingReceiver({ prefill: recvs('prefill'), decode: recvs('decode') }) : null;
     if (init.fidelity === 'numeric') {
       const m = init.model;
       for (const ins of init.program.decode.instructions) {
@@ -178,7 +208,16 @@ export class ChipRuntime {
   }
 
   private onFrame(frame: Uint8Array, src: string): void {
+    const t = this.timing;
+    if (t !== null && t.active) {
+      const s = t.accept(frame, src);
+      if (s >= 0) {
+        this.arrived(s);
+        return;
+      }
+    }
     let decoded: DecodedFrame;
+    this.framesDecoded++;
     try {
       decoded = decodeFrame(frame, { verify: this.init.fidelity === 'numeric' });
     } catch (cause) {
@@ -187,6 +226,8 @@ export class ChipRuntime {
       return;
     }
     const h = decoded.header;
+    if (this.dropEarlier && h.step < this.firstStep) return;
+    if (t !== null && t.active && this.placeTiming(decoded, src)) return;
     const key = frameKey(h.step, h.tensor, src);
     if (this.buffered.has(key) || this.consumed.has(key)) {
       this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
@@ -200,6 +241,79 @@ export class ChipRuntime {
     } else {
       this.buffered.set(key, decoded);
     }
+  }
+
+  /**
+   * Timing fidelity, a decoded frame: if the run expects it, records it (a duplicate or late frame is a
+   * violation) and returns true; otherwise false (the caller buffers it; unexpected at the run's end).
+   */
+  private placeTiming(d: DecodedFrame, src: string): boolean {
+    const t = this.timing!;
+    const h = d.header;
+    const at = t.locate(h, src);
+    if (at === null) return false;
+    const due = this.due(at.step, at.slot);
+    if (!t.mark(at.step, at.slot, h.seq)) {
+      this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
+      return true;
+    }
+    try {
+      this.check(due, d);
+    } catch (e) {
+      this.abort(e as RunError);
+    }
+    this.arrived(at.step);
+    return true;
+  }
+
+  /** Timing fidelity: a frame of run step `s` arrived; wakes the event-loop wait when its window is complete. */
+  private arrived(s: number): void {
+    const w = this.window;
+    if (w !== null && s >= w.from && s < w.to && --w.missing === 0) {
+      this.window = null;
+      w.resolve();
+    }
+  }
+
+  /** The absolute step and ticks of a timing receive slot in run step `s`. */
+  private due(s: number, slot: RecvSlot): Due {
+    const st = this.timing!.runSteps[s];
+    return { step: st.index, tensor: slot.tensor, src: slot.src, tick: st.base + slot.tick, needBy: st.base + slot.needBy };
+  }
+
+  /**
+   * Timing fidelity: wait (in wall time) until every frame of run steps [from, to) has arrived. On the
+   * shared-memory transport the thread blocks in the transport, woken once as many frames as are missing
+   * have come in; otherwise the event loop runs until the last one arrives. The watchdog reports the
+   * earliest-due frame still missing.
+   */
+  private async waitWindow(from: number, to: number, failed: Promise<never>): Promise<void> {
+    const t = this.timing!;
+    const ep = this.endpoint!;
+    if (ep.pollSync) {
+      const since = Date.now();
+      const limit = this.init.watchdogMs;
+      for (;;) {
+        if (this.fatal) throw this.fatal;
+        const missing = t.missing(from, to);
+        if (missing === 0) return;
+        const waited = Date.now() - since;
+        if (waited >= limit) throw this.missingInWindow(from, to);
+        ep.pollSync(Math.min(250, limit - waited), missing);
+      }
+    }
+    const missing = t.missing(from, to);
+    if (missing === 0) return;
+    try {
+      await Promise.race([new Promise<void>((resolve) => (this.window = { from, to, missing, since: Date.now(), resolve })), failed]);
+    } finally {
+      this.window = null;
+    }
+  }
+
+  private missingInWindow(from: number, to: number): RunError {
+    const at = this.timing!.firstMissing(from, to)!;
+    return this.missing(this.due(at.step, at.slot));
   }
 
   /** The frame `e`, if it has arrived (it is then consumed). */
@@ -258,10 +372,12 @@ export class ChipRuntime {
   private checkWatchdog(): void {
     const w = this.waiter;
     if (w && Date.now() - w.since >= this.init.watchdogMs) this.missing(w.expect);
+    const win = this.window;
+    if (win && Date.now() - win.since >= this.init.watchdogMs) this.missingInWindow(win.from, win.to);
   }
 
   /** Records a missing frame and ends the run with RACKEMU_ERR_WATCHDOG; returns the error for the sync path to throw. */
-  private missing(w: Expect): RunError {
+  private missing(w: Due): RunError {
     const v = this.violation(
       { kind: 'missing', step: w.step, tensor: w.tensor, src: w.src, tick: w.tick, needBy: w.needBy },
       `${w.tensor} from ${w.src} to ${this.init.chipId} (step ${w.step}) was due at tick ${w.tick} and has not arrived after ${this.init.watchdogMs} ms of wall time`,
@@ -271,7 +387,7 @@ export class ChipRuntime {
   }
 
   /** Checks a received frame against its Program entry: checksum (fatal) and arrival tick (a 'late' violation). */
-  private check(e: Expect, d: DecodedFrame): void {
+  private check(e: Due, d: DecodedFrame): void {
     if (d.integrity === 'mismatch') {
       const v = this.violation({ kind: 'corrupt', step: e.step, tensor: e.tensor, src: e.src, tick: d.header.tick }, `${e.tensor} from ${e.src} to ${this.init.chipId} (step ${e.step}, tick ${d.header.tick}) failed its checksum`);
       throw new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', v.message, { details: { violation: v } });
@@ -295,8 +411,18 @@ export class ChipRuntime {
     this.violations = [];
     this.framesSent = 0;
     this.bytesSent = 0;
+    // A run starts clean after a failed one too: that run's error went out with it, and what is left
+    // of it (frames of its steps still buffered, in flight or held) is dropped when it shows up here.
+    // After a run that succeeded nothing of it can be left, so such a frame stays a violation.
+    this.dropEarlier = this.fatal !== null;
+    this.fatal = null;
+    this.waiter = null;
+    this.window = null;
+    this.firstStep = steps[0].index;
     // keys of earlier runs can no longer collide (step numbers only grow); forget them
-    for (const key of this.consumed) if (Number(key.slice(0, key.indexOf('|'))) < steps[0].index) this.consumed.delete(key);
+    const earlier = (key: string) => Number(key.slice(0, key.indexOf('|'))) < this.firstStep;
+    for (const key of this.consumed) if (earlier(key)) this.consumed.delete(key);
+    if (this.dropEarlier) for (const key of this.buffered.keys()) if (earlier(key)) this.buffered.delete(key);
     const isSampler = this.init.sampler !== null;
     const tokens: number[] = [];
     const tokenTicks: number[] = [];
@@ -313,30 +439,31 @@ export class ChipRuntime {
     try {
       if (this.init.fidelity === 'timing') {
         const lookahead = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS);
-        const issued: IssuedStep[] = [];
-        // Checks every issued step's frames, waiting for all of them at once.
+        const t = this.timing!;
+        t.begin(steps);
+        this.adoptBuffered();
         const ep = this.endpoint!;
-        const settle = async () => {
+        const ticks: number[] = [];
+        let from = 0; // the first run step whose frames are not yet all checked
+        // Waits for the frames of every issued step at once (they were checked as they arrived).
+        const settle = async (to: number) => {
           // The window's frames leave now, in one message per destination (cork), before the chip waits.
           ep.uncork();
-          const batch = issued.splice(0);
-          const expects = batch.flatMap((st) => st.expects);
-          const got = this.takeAll(expects);
-          const frames = Array.isArray(got) ? got : await Promise.race([got, failed]);
-          expects.forEach((e, k) => this.check(e, frames[k]));
-          for (const st of batch) if (counts(st.index)) tokenTicks.push(st.tick);
+          await this.waitWindow(from, to, failed);
+          for (let i = from; i < to; i++) if (counts(i)) tokenTicks.push(ticks[i]);
+          from = to;
           ep.cork();
         };
         // With a full window the chip settles the whole window in one go: a chip that runs ahead
         // sleeps once per window, not once per step, and is woken (FRAMES/WANT) only once all the
         // frames it misses could be in. The chips thus move in epochs of `lookahead` steps.
         ep.cork();
-        for (const [i, step] of steps.entries()) {
+        for (let i = 0; i < steps.length; i++) {
           if (this.fatal) throw this.fatal;
-          issued.push({ index: i, ...this.issueTiming(step, faults) });
-          if (issued.length > lookahead) await settle();
+          ticks.push(this.issueTiming(steps[i], faults));
+          if (i + 1 - from > lookahead) await settle(i + 1);
         }
-        await settle();
+        await settle(steps.length);
       } else {
         let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
         for (const [i, step] of steps.entries()) {
@@ -354,36 +481,50 @@ export class ChipRuntime {
       }
       this.buffered.clear();
     } finally {
+      this.timing?.end();
       this.endpoint?.uncork();
       clearInterval(timer);
       this.failRun = null;
     }
+    // counted from the end of the last run: frames decoded before this run began are this run's
+    const decoded = this.framesDecoded;
+    this.framesDecoded = 0;
     return {
       chipId: this.init.chipId,
       violations: this.violations,
       framesSent: this.framesSent,
       bytesSent: this.bytesSent,
+      framesDecoded: decoded,
       tokens: isSampler && this.init.fidelity === 'numeric' ? tokens : null,
       tokenTicks: isSampler ? tokenTicks : null,
     };
   }
 
   /**
-   * Timing fidelity: a step's sends go out at once (no value waits for a receive) and its receives are
-   * returned, to be checked later; the sampler's token is known at the tick its `next` op ends.
+   * Frames that came before this chip's timing run began (its peers started first) wait, decoded, in
+   * `buffered`: the run's ledger takes those it expects; the rest stay, to be reported as unexpected.
    */
-  private issueTiming(step: StepInstance, faults: readonly FrameFault[]): { expects: Expect[]; tick: number } {
+  private adoptBuffered(): void {
+    for (const [key, d] of this.buffered) {
+      if (this.placeTiming(d, key.slice(key.lastIndexOf('|') + 1))) this.buffered.delete(key);
+    }
+  }
+
+  /**
+   * Timing fidelity: a step's sends go out at once (no value waits for a receive); its receives are
+   * checked as they arrive and waited for later. Returns the tick at which the sampler's token is known
+   * (the end of its `next` op; 0 on other chips).
+   */
+  private issueTiming(step: StepInstance, faults: readonly FrameFault[]): number {
     const prog = this.init.program[step.kind].instructions;
     const meta = this.init.tensors[step.kind];
     const s = this.init.sampler;
-    const expects: Expect[] = [];
     let tick = 0;
     for (const ins of prog) {
-      if (ins.kind === 'recv') expects.push(this.expectOf(ins, step));
-      else if (ins.kind === 'send') this.send(ins, step, meta, null, faults);
-      else if (s && ins.output === s.next[step.kind]) tick = step.base + ins.end;
+      if (ins.kind === 'send') this.send(ins, step, meta, null, faults);
+      else if (s && ins.kind === 'compute' && ins.output === s.next[step.kind]) tick = step.base + ins.end;
     }
-    return { expects, tick };
+    return tick;
   }
 
   /** Numeric fidelity: the Program in order, each run of receives waited for together. */
@@ -425,33 +566,40 @@ export class ChipRuntime {
     return { ids: values.get(s.next[step.kind]) as Int32Array | null, tick: nextTick };
   }
 
-  private send(
-    ins: Extract<Instruction, { kind: 'send' }>,
-    step: StepInstance,
-    meta: Record<number, TensorMeta>,
-    v: Value,
-    faults: readonly FrameFault[],
-  ): void {
-    const m = meta[ins.tensor];
-    const dst = this.init.peers[ins.to];
-    let tick = step.base + ins.arrive;
-    const fault = faults.find((f) => f.step === step.index && f.tensor === m.name && f.src === this.init.chipId && (f.dst === undefined || f.dst === dst));
-    if (fault?.kind === 'drop') return;
-    if (fault?.kind === 'delay') tick += fault.ticks ?? 0;
-    const pairKey = dst;
-    const seq = this.seq.get(pairKey) ?? 0;
-    this.seq.set(pairKey, seq + 1);
-    const dtype: Dtype = v === null ? 'none' : v instanceof Float32Array ? 'f32' : 'i32';
-    let template = this.templates.get(ins);
-    if (template === undefined || template.dtype !== dtype) {
-      const cols = m.dtype === 'argmax' ? 2 : m.cols;
-      template = new FrameTemplate({ src: this.init.chipId, dst, tensor: m.name, dtype, shape: [m.rows, cols], byteLength: v === null ? m.bytes : undefined });
-      this.templates.set(ins, template);
+  private route(ins: SendInstruction, meta: Record<number, TensorMeta>): SendRoute {
+    let r = this.routes.get(ins);
+    if (r === undefined) {
+      const dst = this.init.peers[ins.to];
+      let link = this.links.get(dst);
+      if (link === undefined) this.links.set(dst, (link = { seq: 0 }));
+      r = { dst, meta: meta[ins.tensor], link, template: null };
+      this.routes.set(ins, r);
     }
-    // Encoded into the chip's scratch buffer: the transport copies it (sendCopy), so a timing frame
-    // costs the sender no allocation.
-    const frame = template.encode(step.index, tick, seq, v === null ? EMPTY : new Uint8Array(v.buffer, v.byteOffset, v.byteLength), this.scratch);
-    if (frame.buffer !== this.scratch.buffer) this.scratch = frame;
+    return r;
+  }
+
+  private send(ins: SendInstruction, step: StepInstance, meta: Record<number, TensorMeta>, v: Value, faults: readonly FrameFault[]): void {
+    const r = this.route(ins, meta);
+    const { dst, meta: m } = r;
+    let tick = step.base + ins.arrive;
+    let fault: FrameFault | undefined;
+    if (faults.length > 0) {
+      fault = faults.find((f) => f.step === step.index && f.tensor === m.name && f.src === this.init.chipId && (f.dst === undefined || f.dst === dst));
+      if (fault?.kind === 'drop') return;
+      if (fault?.kind === 'delay') tick += fault.ticks ?? 0;
+    }
+    const seq = r.link.seq++;
+    const dtype: Dtype = v === null ? 'none' : v instanceof Float32Array ? 'f32' : 'i32';
+    let template = r.template;
+    if (template === null || template.dtype !== dtype) r.template = template = frameTemplate(m, this.init.chipId, dst, dtype);
+    // Encoded into the chip's buffer of that size, which the transport copies (sendCopy): sending a
+    // timing frame allocates nothing.
+    const payload = v === null ? EMPTY : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    const bound = template.sizeBound(step.index, tick, seq);
+    let buf = this.frameBuffers.get(bound);
+    if (buf === undefined) this.frameBuffers.set(bound, (buf = new Uint8Array(bound)));
+    const size = template.encodeInto(buf, step.index, tick, seq, payload);
+    const frame = size === bound ? buf : buf.subarray(0, size);
     if (fault?.kind === 'corrupt' && frame.length > 0) frame[frame.length - 1] ^= 0xff;
     this.framesSent++;
     this.bytesSent += v === null ? m.bytes : v.byteLength;

@@ -134,12 +134,43 @@ export class FrameTemplate {
   }
 
   /**
-   * One frame in a fresh buffer that owns its whole ArrayBuffer (offset 0, exact length), so it can be
-   * handed to a transport that keeps it or transferred to another thread without a copy. With `into`
-   * (a scratch buffer, for ChipEndpoint.sendCopy), the frame is written at its start instead when it
-   * fits, and the returned buffer is a view of `into`.
+   * Bytes a buffer needs to hold the frame (step, tick, seq) of this template: its exact size for a
+   * frame without payload; with a payload, an upper bound (the checksum's msgpack width, 1 to 5 bytes,
+   * is known only once the payload is summed). Throws RACKEMU_ERR_FRAME when an integer is not a
+   * non-negative safe integer.
    */
-  encode(step: number, tick: number, seq: number, payload: Uint8Array, into?: Buffer): Buffer {
+  sizeBound(step: number, tick: number, seq: number): number {
+    return align8(4 + this.headLen(intBytes(step, 'step'), intBytes(tick, 'tick'), intBytes(seq, 'seq'), this.payloadBytes === 0 ? 1 : 5)) + this.payloadBytes;
+  }
+
+  /** Header length (after the 4-byte prefix) for integers of these encoded widths. */
+  private headLen(step: number, tick: number, seq: number, checksum: number): number {
+    return this.head.length + step + tick + this.mid.length + checksum + seq;
+  }
+
+  /**
+   * One frame in a fresh buffer that owns its whole ArrayBuffer (offset 0, exact length), so it can be
+   * handed to a transport that keeps it or transferred to another thread without a copy.
+   */
+  encode(step: number, tick: number, seq: number, payload: Uint8Array): Buffer {
+    // allocUnsafeSlow, not allocUnsafe: small allocUnsafe buffers are slices of a shared pool, which can
+    // neither be transferred to another thread nor handed out as an exclusively owned frame. encodeInto
+    // writes every byte.
+    const out = Buffer.allocUnsafeSlow(this.sizeBound(step, tick, seq));
+    const size = this.encodeInto(out, step, tick, seq, payload);
+    if (size === out.length) return out;
+    // the bound is exact unless a payload's checksum is shorter than 5 bytes: copy then (encode is the
+    // one-off path; senders of many frames use encodeInto)
+    const exact = Buffer.allocUnsafeSlow(size);
+    exact.set(out.subarray(0, size));
+    return exact;
+  }
+
+  /**
+   * Write the frame into `out` from offset 0 (out must hold sizeBound(step, tick, seq) bytes; a sender
+   * keeps a buffer per size, so encoding allocates nothing); returns the frame's length.
+   */
+  encodeInto(out: Uint8Array, step: number, tick: number, seq: number, payload: Uint8Array): number {
     if (payload.length !== this.payloadBytes) {
       throw frameError(
         this.dtype === 'none'
@@ -149,13 +180,10 @@ export class FrameTemplate {
       );
     }
     const checksum = payload.length === 0 ? 0 : crc32(payload);
-    const headLen = this.head.length + intBytes(step, 'step') + intBytes(tick, 'tick') + this.mid.length + intBytes(checksum, 'checksum') + intBytes(seq, 'seq');
+    const headLen = this.headLen(intBytes(step, 'step'), intBytes(tick, 'tick'), intBytes(seq, 'seq'), intBytes(checksum, 'checksum'));
     const payloadOffset = align8(4 + headLen);
-    // allocUnsafeSlow, not allocUnsafe: small allocUnsafe buffers are slices of a shared pool, which can
-    // neither be transferred to another thread nor handed out as an exclusively owned frame. The only
-    // bytes not overwritten below are the padding, which is zeroed explicitly.
     const size = payloadOffset + payload.length;
-    const out = into !== undefined && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
+    if (out.length < size) throw frameError(`a buffer of ${out.length} bytes cannot hold a frame of ${size}`, { tensor: this.tensor });
     out[0] = headLen & 0xff;
     out[1] = (headLen >>> 8) & 0xff;
     out[2] = (headLen >>> 16) & 0xff;
@@ -166,10 +194,47 @@ export class FrameTemplate {
     out.set(this.mid, at);
     at = writeInt(out, at + this.mid.length, checksum);
     at = writeInt(out, at, seq);
-    out.fill(0, at, payloadOffset);
+    // at most 7 bytes of padding: a loop, cheaper than Buffer#fill's argument checks in a cold isolate
+    while (at < payloadOffset) out[at++] = 0;
     if (payload.length > 0) out.set(payload, payloadOffset);
-    return out;
+    return size;
   }
+
+  /**
+   * True when `frame` is byte for byte what encode(step, tick, seq) of this template gives: a
+   * receiver that knows which frame comes next checks it with this, without decoding the header
+   * (timing fidelity, where every byte of a frame follows from the schedule). Only for templates
+   * without a payload (dtype 'none'): a payload's checksum would need the payload. Never throws.
+   */
+  matches(frame: Uint8Array, step: number, tick: number, seq: number): boolean {
+    if (this.payloadBytes !== 0 || !(step >= 0 && tick >= 0 && seq >= 0)) return false;
+    const size = align8(4 + this.headLen(intSize(step), intSize(tick), intSize(seq), 1));
+    if (frame.length !== size) return false;
+    if (expected.bytes.length < size) expected = scratchOf(size);
+    this.encodeInto(expected.bytes, step, tick, seq, EMPTY);
+    const e = expected.bytes;
+    if ((frame.byteOffset & 3) === 0) {
+      // whole words (a frame without payload is a multiple of 8 bytes): a quarter of the element loads
+      if (frame.buffer !== wordsOf.buffer) wordsOf = { buffer: frame.buffer, words: new Int32Array(frame.buffer, 0, frame.buffer.byteLength >>> 2) };
+      const w = wordsOf.words;
+      const ew = expected.words;
+      const from = frame.byteOffset >>> 2;
+      for (let i = 0; i < size >>> 2; i++) if (w[from + i] !== ew[i]) return false;
+      return true;
+    }
+    for (let i = 0; i < size; i++) if (frame[i] !== e[i]) return false;
+    return true;
+  }
+}
+
+/** Where matches() encodes the expected frame, as bytes and as words. */
+let expected = scratchOf(256);
+/** A word view of the last buffer matches() compared against (frames of one batch share a buffer). */
+let wordsOf: { buffer: ArrayBufferLike; words: Int32Array } = { buffer: new ArrayBuffer(0), words: new Int32Array(0) };
+
+function scratchOf(size: number): { bytes: Uint8Array; words: Int32Array } {
+  const buf = new ArrayBuffer(align8(size));
+  return { bytes: new Uint8Array(buf), words: new Int32Array(buf) };
 }
 
 /**
@@ -186,6 +251,11 @@ export function encodeFrame(init: FrameHeaderInit, payload: Uint8Array): Buffer 
 /** Bytes msgpack (as msgpackr writes it) spends on a non-negative integer; throws on anything else. */
 function intBytes(n: number, field: string): number {
   if (!(n >= 0) || !Number.isSafeInteger(n)) throw frameError(`frame header ${field} must be a non-negative safe integer, got ${n}`, { field });
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+/** intBytes without the checks, for integers a receiver expects (its own, valid, numbers). */
+function intSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
 }
 
