@@ -140,8 +140,6 @@ interface WindowWait {
 
 type Due = Pick<Expect, 'step' | 'tensor' | 'src' | 'tick' | 'needBy'>;
 
-const EMPTY = new Uint8Array(0);
-
 const frameKey = (step: number, tensor: string, src: string): string => `${step}|${tensor}|${src}`;
 
 export class ChipRuntime {
@@ -161,7 +159,9 @@ export class ChipRuntime {
   /** Timing fidelity: the receive ledger (null in numeric fidelity). */
   private readonly timing: TimingReceiver | null;
   private window: WindowWait | null = null;
-  /** Where frames are encoded before the transport copies them: one buffer per frame size. */
+  /** Timing fidelity, per step kind: the send instructions, and the end tick of the sampler's token op (-1 elsewhere). */
+  private readonly timingSteps: Record<'prefill' | 'decode', { readonly sends: readonly SendInstruction[]; readonly tokenEnd: number }> | null;
+  /** Where numeric frames are encoded before the transport copies them: one buffer per frame size. */
   private readonly frameBuffers = new Map<number, Uint8Array>();
   private readonly caches = new Map<number, KvCache>();
   private framesSent = 0;
@@ -178,6 +178,13 @@ export class ChipRuntime {
     this.moe = usesMoe(init.model);
     const recvs = (kind: 'prefill' | 'decode') => stepRecvs(init.program[kind].instructions, init.tensors[kind], init.peers, init.chipId);
     this.timing = init.fidelity === 'timing' ? new TimingReceiver({ prefill: recvs('prefill'), decode: recvs('decode') }) : null;
+    const timingStep = (kind: 'prefill' | 'decode') => {
+      const prog = init.program[kind].instructions;
+      const next = init.sampler?.next[kind];
+      const token = prog.find((ins) => ins.kind === 'compute' && ins.output === next);
+      return { sends: prog.filter((ins): ins is SendInstruction => ins.kind === 'send'), tokenEnd: token?.kind === 'compute' ? token.end : -1 };
+    };
+    this.timingSteps = init.fidelity === 'timing' ? { prefill: timingStep('prefill'), decode: timingStep('decode') } : null;
     if (init.fidelity === 'numeric') {
       const m = init.model;
       for (const ins of init.program.decode.instructions) {
@@ -516,15 +523,11 @@ export class ChipRuntime {
    * (the end of its `next` op; 0 on other chips).
    */
   private issueTiming(step: StepInstance, faults: readonly FrameFault[]): number {
-    const prog = this.init.program[step.kind].instructions;
+    const { sends, tokenEnd } = this.timingSteps![step.kind];
     const meta = this.init.tensors[step.kind];
-    const s = this.init.sampler;
-    let tick = 0;
-    for (const ins of prog) {
-      if (ins.kind === 'send') this.send(ins, step, meta, null, faults);
-      else if (s && ins.kind === 'compute' && ins.output === s.next[step.kind]) tick = step.base + ins.end;
-    }
-    return tick;
+    // indexed, not for-of: an iterator allocates per element in a chip's rarely optimised code
+    for (let i = 0; i < sends.length; i++) this.send(sends[i], step, meta, null, faults);
+    return tokenEnd < 0 ? 0 : step.base + tokenEnd;
   }
 
   /** Numeric fidelity: the Program in order, each run of receives waited for together. */
@@ -582,25 +585,30 @@ export class ChipRuntime {
     const r = this.route(ins, meta);
     const { dst, meta: m } = r;
     let tick = step.base + ins.arrive;
-    let fault: FrameFault | undefined;
-    if (faults.length > 0) {
-      fault = faults.find((f) => f.step === step.index && f.tensor === m.name && f.src === this.init.chipId && (f.dst === undefined || f.dst === dst));
-      if (fault?.kind === 'drop') return;
-      if (fault?.kind === 'delay') tick += fault.ticks ?? 0;
-    }
+    const fault = faults.length === 0 ? undefined : faultOn(faults, step.index, m.name, this.init.chipId, dst);
+    if (fault?.kind === 'drop') return;
+    if (fault?.kind === 'delay') tick += fault.ticks ?? 0;
     const seq = r.link.seq++;
     const dtype: Dtype = v === null ? 'none' : v instanceof Float32Array ? 'f32' : 'i32';
     let template = r.template;
     if (template === null || template.dtype !== dtype) r.template = template = frameTemplate(m, this.init.chipId, dst, dtype);
-    // Encoded into the chip's buffer of that size, which the transport copies (sendCopy): sending a
-    // timing frame allocates nothing.
-    const payload = v === null ? EMPTY : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    const bound = template.sizeBound(step.index, tick, seq);
-    let buf = this.frameBuffers.get(bound);
-    if (buf === undefined) this.frameBuffers.set(bound, (buf = new Uint8Array(bound)));
-    const size = template.encodeInto(buf, step.index, tick, seq, payload);
-    const frame = size === bound ? buf : buf.subarray(0, size);
-    if (fault?.kind === 'corrupt' && frame.length > 0) frame[frame.length - 1] ^= 0xff;
+    // The transport copies the frame (sendCopy), so it is encoded into a buffer that is reused: a
+    // timing frame into its template's (only step, tick and seq change), a numeric one into the chip's
+    // buffer of that size. Sending allocates nothing.
+    let frame: Uint8Array;
+    if (v === null) {
+      frame = template.frameFor(step.index, tick, seq);
+    } else {
+      const bound = template.sizeBound(step.index, tick, seq);
+      let buf = this.frameBuffers.get(bound);
+      if (buf === undefined) this.frameBuffers.set(bound, (buf = new Uint8Array(bound)));
+      const size = template.encodeInto(buf, step.index, tick, seq, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      frame = size === bound ? buf : buf.subarray(0, size);
+    }
+    if (fault?.kind === 'corrupt' && frame.length > 0) {
+      frame = frame.slice(); // not in the reused buffer: the next frame would inherit the damage
+      frame[frame.length - 1] ^= 0xff;
+    }
     this.framesSent++;
     this.bytesSent += v === null ? m.bytes : v.byteLength;
     const endpoint = this.endpoint!;
@@ -693,6 +701,14 @@ export class ChipRuntime {
     }
     return out;
   }
+}
+
+/**
+ * The fault that applies to a frame, if any. Not inline in send: a closure there would make every
+ * send allocate its context, faults or not.
+ */
+function faultOn(faults: readonly FrameFault[], step: number, tensor: string, src: string, dst: string): FrameFault | undefined {
+  return faults.find((f) => f.step === step && f.tensor === tensor && f.src === src && (f.dst === undefined || f.dst === dst));
 }
 
 /** (value, index) per row as two int32 words: the float's bits, then the index. */

@@ -46,20 +46,29 @@ export function encodeBundle(frames: readonly Uint8Array[]): Buffer {
   let size = head;
   for (const f of frames) size += align8(f.length);
   // allocUnsafeSlow: an exclusively owned buffer (see encodeFrame); every byte is written below.
+  // Plain index writes and loops rather than Buffer's writeUInt32LE/fill: their argument checks cost
+  // more than the few bytes they write in a chip's rarely optimised code.
   const out = Buffer.allocUnsafeSlow(size);
-  out.writeUInt32LE(BUNDLE_MARKER, 0);
-  out.writeUInt32LE(count, 4);
+  putU32(out, 0, BUNDLE_MARKER);
+  putU32(out, 4, count);
   let at = head;
   for (let i = 0; i < count; i++) {
     const f = frames[i];
-    out.writeUInt32LE(f.length, 8 + 4 * i);
+    putU32(out, 8 + 4 * i, f.length);
     out.set(f, at);
-    const end = at + f.length;
+    let end = at + f.length;
     at += align8(f.length);
-    out.fill(0, end, at);
+    while (end < at) out[end++] = 0;
   }
-  out.fill(0, 8 + 4 * count, head);
+  for (let i = 8 + 4 * count; i < head; i++) out[i] = 0;
   return out;
+}
+
+function putU32(b: Uint8Array, at: number, n: number): void {
+  b[at] = n & 0xff;
+  b[at + 1] = (n >>> 8) & 0xff;
+  b[at + 2] = (n >>> 16) & 0xff;
+  b[at + 3] = n >>> 24;
 }
 
 function u32(b: Uint8Array, at: number): number {
@@ -86,7 +95,8 @@ export function splitBundle(msg: Uint8Array): Uint8Array[] {
         details: { index: i, count, bytes: msg.length },
       });
     }
-    out[i] = msg.subarray(at, at + len);
+    // a plain view: msg.subarray of a Buffer would construct a Buffer, through its JS constructor
+    out[i] = new Uint8Array(msg.buffer, msg.byteOffset + at, len);
     at += align8(len);
   }
   if (at !== msg.length) {

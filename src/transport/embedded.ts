@@ -240,8 +240,10 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   private readonly errors = new ErrorRelay();
   private handler: FrameHandler | undefined;
   /** Collected, not yet delivered frames (and their senders), in arrival order from head. */
+  /** Frames collected and not yet delivered: [head, tail). The arrays keep their capacity when emptied. */
   private queue: Array<Uint8Array | undefined> = [];
   private queueSrc: Array<string | undefined> = [];
+  private tail = 0;
   private head = 0;
   private closed = false;
   private asyncWaiting = false;
@@ -428,6 +430,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     this.queue = [];
     this.queueSrc = [];
     this.head = 0;
+    this.tail = 0;
   }
 
   stats(): TransportStats {
@@ -642,8 +645,9 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   }
 
   private enqueue(f: Uint8Array, src: string): void {
-    this.queue.push(f);
-    this.queueSrc.push(src);
+    this.queue[this.tail] = f;
+    this.queueSrc[this.tail] = src;
+    this.tail++;
   }
 
   /** Collect, then deliver everything queued to the handler. Returns the number of frames delivered. */
@@ -653,7 +657,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     let n = 0;
     // Handlers may send (which may collect more into the queue) or poll (nested drain): both only
     // append or advance `head`, so the loop re-reads the fields every time.
-    while (this.head < this.queue.length && !this.closed) {
+    while (this.head < this.tail && !this.closed) {
       const i = this.head++;
       const f = this.queue[i]!;
       const src = this.queueSrc[i]!;
@@ -662,16 +666,16 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       this.deliver(f, src);
       n++;
     }
-    if (this.head === this.queue.length && this.head > 0) {
-      this.queue.length = 0;
-      this.queueSrc.length = 0;
+    if (this.head === this.tail && this.head > 0) {
+      // emptied: start over at 0 without shrinking the arrays (regrowing them is garbage per batch)
       this.head = 0;
+      this.tail = 0;
     }
     return n;
   }
 
   private hasData(): boolean {
-    if (this.head < this.queue.length) return true;
+    if (this.head < this.tail) return true;
     for (const ring of this.in) if (!ring.dead && Atomics.load(ring.hdr, W) !== ring.r) return true;
     return false;
   }

@@ -107,6 +107,8 @@ export class FrameTemplate {
   private readonly head: Uint8Array;
   private readonly mid: Uint8Array;
   private readonly tensor: string;
+  /** frameFor/matches: the last payload-free frame, rewritten in place for the next. */
+  private last: FrameImage | null = null;
 
   constructor(init: FrameTemplateInit) {
     const { dtype } = init;
@@ -201,41 +203,81 @@ export class FrameTemplate {
   }
 
   /**
+   * The frame (step, tick, seq) of a template without payload (dtype 'none'), in a buffer the template
+   * owns and reuses: valid until the template's next frameFor or matches call, so it suits a sender
+   * whose transport copies the frame (ChipEndpoint.sendCopy). Only the three integers are written
+   * when their msgpack widths are those of the previous frame, which is almost always the case.
+   * Throws RACKEMU_ERR_FRAME for a template with a payload or an integer that is not a non-negative
+   * safe integer.
+   */
+  frameFor(step: number, tick: number, seq: number): Uint8Array {
+    if (this.payloadBytes !== 0) throw frameError(`frameFor is for frames without payload; ${this.dtype} frames need encodeInto`, { tensor: this.tensor });
+    intBytes(step, 'step');
+    intBytes(tick, 'tick');
+    intBytes(seq, 'seq');
+    return this.image(step, tick, seq).bytes;
+  }
+
+  /**
    * True when `frame` is byte for byte what encode(step, tick, seq) of this template gives: a
    * receiver that knows which frame comes next checks it with this, without decoding the header
    * (timing fidelity, where every byte of a frame follows from the schedule). Only for templates
    * without a payload (dtype 'none'): a payload's checksum would need the payload. Never throws.
    */
   matches(frame: Uint8Array, step: number, tick: number, seq: number): boolean {
-    if (this.payloadBytes !== 0 || !(step >= 0 && tick >= 0 && seq >= 0)) return false;
-    const size = align8(4 + this.headLen(intSize(step), intSize(tick), intSize(seq), 1));
+    if (this.payloadBytes !== 0 || !(step >= 0 && tick >= 0 && seq >= 0) || !Number.isSafeInteger(step + tick + seq)) return false;
+    const img = this.image(step, tick, seq);
+    const size = img.bytes.length;
     if (frame.length !== size) return false;
-    if (expected.bytes.length < size) expected = scratchOf(size);
-    this.encodeInto(expected.bytes, step, tick, seq, EMPTY);
-    const e = expected.bytes;
     if ((frame.byteOffset & 3) === 0) {
       // whole words (a frame without payload is a multiple of 8 bytes): a quarter of the element loads
       if (frame.buffer !== wordsOf.buffer) wordsOf = { buffer: frame.buffer, words: new Int32Array(frame.buffer, 0, frame.buffer.byteLength >>> 2) };
       const w = wordsOf.words;
-      const ew = expected.words;
+      const ew = img.words;
       const from = frame.byteOffset >>> 2;
       for (let i = 0; i < size >>> 2; i++) if (w[from + i] !== ew[i]) return false;
       return true;
     }
+    const e = img.bytes;
     for (let i = 0; i < size; i++) if (frame[i] !== e[i]) return false;
     return true;
   }
+
+  /** The payload-free frame (step, tick, seq) in this template's reused buffer (integers already valid). */
+  private image(step: number, tick: number, seq: number): FrameImage {
+    const ws = intSize(step);
+    const wt = intSize(tick);
+    const wq = intSize(seq);
+    let img = this.last;
+    if (img === null || img.stepWidth !== ws || img.tickWidth !== wt || img.seqWidth !== wq) {
+      const size = align8(4 + this.headLen(ws, wt, wq, 1));
+      const buf = new ArrayBuffer(size);
+      img = { bytes: new Uint8Array(buf), words: new Int32Array(buf), stepWidth: ws, tickWidth: wt, seqWidth: wq, stepAt: 4 + this.head.length, tickAt: 4 + this.head.length + ws, seqAt: 4 + this.head.length + ws + wt + this.mid.length + 1 };
+      this.encodeInto(img.bytes, step, tick, seq, EMPTY);
+      this.last = img;
+      return img;
+    }
+    writeInt(img.bytes, img.stepAt, step);
+    writeInt(img.bytes, img.tickAt, tick);
+    writeInt(img.bytes, img.seqAt, seq);
+    return img;
+  }
 }
 
-/** Where matches() encodes the expected frame, as bytes and as words. */
-let expected = scratchOf(256);
+/** A payload-free frame of one template, and where its three integers sit (for their widths). */
+interface FrameImage {
+  readonly bytes: Uint8Array;
+  readonly words: Int32Array;
+  readonly stepWidth: number;
+  readonly tickWidth: number;
+  readonly seqWidth: number;
+  readonly stepAt: number;
+  readonly tickAt: number;
+  readonly seqAt: number;
+}
+
 /** A word view of the last buffer matches() compared against (frames of one batch share a buffer). */
 let wordsOf: { buffer: ArrayBufferLike; words: Int32Array } = { buffer: new ArrayBuffer(0), words: new Int32Array(0) };
-
-function scratchOf(size: number): { bytes: Uint8Array; words: Int32Array } {
-  const buf = new ArrayBuffer(align8(size));
-  return { bytes: new Uint8Array(buf), words: new Int32Array(buf) };
-}
 
 /**
  * Encode one frame (a one-off template: a sender of many frames keeps a FrameTemplate per send
