@@ -18,7 +18,7 @@
  * a subject with whole frames. Chunking of frames above a transport's message limit lives in chunk.ts.
  */
 
-import { Packr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
 import { TransportError } from '../util/errors.js';
 import { crc32 } from './crc32.js';
 
