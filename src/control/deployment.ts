@@ -100,7 +100,7 @@ export class Deployment {
     const t0 = performance.now();
     const missing = opts.isolation === 'process' ? [] : missingChipV8Flags();
     if (missing.length > 0) {
-      logger().warn({ missing }, `node was started without ${missing.join(' ')}: runs of hundreds of chip threads may slow down many times over (see src/control/v8-flags.ts)`);
+      logger().warn({ missing }, `node was started without ${missing.join(' ')}: runs of hundreds of chip threads may be many times slower or use more memory (see src/control/v8-flags.ts)`);
     }
     const chips = deployedChips(plan, fabric);
     const runId = `run-${randomBytes(4).toString('hex')}`;
