@@ -15,6 +15,19 @@ import { deploy, maxRelError, setup } from './helpers/deploy.js';
 
 const PROMPT = [1, 2, 3, 4, 5];
 
+/**
+ * A fault target: the first decode transfer whose tensor name starts with `prefix` (tensor, sending
+ * and receiving chip), and how many prefill steps a PROMPT run has before its decode steps.
+ */
+function faultTarget(s: ReturnType<typeof setup>, prefix: string): { target: { tensor: string; src: string; dst: string }; prefillSteps: number } {
+  const step = s.plan.steps.decode;
+  const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith(prefix))!;
+  return {
+    target: { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) },
+    prefillSteps: Math.ceil(PROMPT.length / s.plan.options.prefillChunk),
+  };
+}
+
 function expectMatchesReference(r: GenerateResult, ref: { tokens: number[]; finalLogits: Float32Array }): void {
   expect(r.violations).toEqual([]);
   expect(r.tokens).toEqual(ref.tokens);
@@ -111,12 +124,10 @@ describe('runtime lockstep', () => {
   });
 
   it('runtime - a delayed frame is a violation naming the chips and ticks; the run still completes', async () => {
-    const step = s.plan.steps.decode;
-    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('o.L1.'))!;
-    const tensor = step.tensors[tr.tensor].name;
-    const src = s.fabric.chipId(tr.src);
-    const dst = s.fabric.chipId(tr.dst);
-    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const {
+      target: { tensor, src, dst },
+      prefillSteps,
+    } = faultTarget(s, 'o.L1.');
     const r = await d.generate({ promptIds: PROMPT, maxNewTokens: 3 });
     expect(r.violations).toEqual([]);
     // fault steps are numbered on the deployment's timeline: the second decode step of the next run
@@ -134,10 +145,7 @@ describe('runtime lockstep', () => {
   });
 
   it('runtime - duplicate and corrupt frames are violations naming the chips', async () => {
-    const step = s.plan.steps.decode;
-    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('y.L2.'))!;
-    const target = { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) };
-    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const { target, prefillSteps } = faultTarget(s, 'y.L2.');
     const dup = await d.generate({ promptIds: PROMPT, maxNewTokens: 2, faults: [{ kind: 'duplicate', step: d.nextStep + prefillSteps, ...target }] });
     expect(dup.violations).toHaveLength(1);
     expect(dup.violations[0]).toMatchObject({ kind: 'duplicate', ...target });
@@ -154,12 +162,10 @@ describe('runtime missing frames', () => {
     const s2 = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
     const d2 = await deploy(s2, { watchdogMs: 8000 });
     try {
-      const step = s2.plan.steps.decode;
-      const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('x.L4'))!;
-      const tensor = step.tensors[tr.tensor].name;
-      const src = s2.fabric.chipId(tr.src);
-      const dst = s2.fabric.chipId(tr.dst);
-      const prefillSteps = Math.ceil(PROMPT.length / s2.plan.options.prefillChunk);
+      const {
+        target: { tensor, src, dst },
+        prefillSteps,
+      } = faultTarget(s2, 'x.L4');
       const t0 = Date.now();
       const err = await d2.generate({ promptIds: PROMPT, maxNewTokens: 3, faults: [{ kind: 'drop', step: prefillSteps, tensor, src, dst }] }).then(
         () => null,
@@ -271,10 +277,7 @@ describe('runtime timing look-ahead', () => {
   });
 
   it('runtime - with look-ahead a delayed frame is still exactly one late violation, and a dropped one a watchdog error', async () => {
-    const step = s.plan.steps.decode;
-    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('o.L1.'))!;
-    const target = { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) };
-    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const { target, prefillSteps } = faultTarget(s, 'o.L1.');
     const late = await d.generate({ promptIds: PROMPT, maxNewTokens: 6, lookaheadSteps: 4, faults: [{ kind: 'delay', step: d.nextStep + prefillSteps + 2, ...target, ticks: 50000 }] });
     expect(late.violations).toHaveLength(1);
     expect(late.violations[0]).toMatchObject({ kind: 'late', ...target, step: d.nextStep - 6 + prefillSteps + 2 });
@@ -292,10 +295,7 @@ describe('runtime timing look-ahead', () => {
   });
 
   it('runtime - timing chips check frames by their bytes and decode only the ones that differ', async () => {
-    const step = s.plan.steps.decode;
-    const tr = step.transfers.find((t) => step.tensors[t.tensor].name.startsWith('y.L2.'))!;
-    const target = { tensor: step.tensors[tr.tensor].name, src: s.fabric.chipId(tr.src), dst: s.fabric.chipId(tr.dst) };
-    const prefillSteps = Math.ceil(PROMPT.length / s.plan.options.prefillChunk);
+    const { target, prefillSteps } = faultTarget(s, 'y.L2.');
     const clean = await d.generate({ promptIds: PROMPT, maxNewTokens: 8, lookaheadSteps: 2 });
     expect(clean.violations).toEqual([]);
     // only frames that reach a chip before its run began are decoded; without the byte check all would be

@@ -174,6 +174,24 @@ describe('transport frame codec', () => {
     expect(() => none.sizeBound(0, -1, 0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
   });
 
+  it('transport - frameFor rewrites its reused frame to exactly what encode gives, across integer widths', () => {
+    const t = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [1, 8], byteLength: 16 });
+    for (const [step, tick, seq] of [
+      [1, 10, 0],
+      [2, 20, 1],
+      [3, 300, 127],
+      [4, 400, 128],
+      [5, 70000, 65536],
+      [6, 2 ** 33, 65537],
+      [7, 5, 3],
+    ]) {
+      expect(Buffer.from(t.frameFor(step, tick, seq))).toEqual(t.encode(step, tick, seq, new Uint8Array(0)));
+    }
+    expect(() => t.frameFor(0, -1, 0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    const f32 = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'f32', shape: [1, 1] });
+    expect(() => f32.frameFor(0, 0, 0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+  });
+
   it('transport - a template matches exactly its own frame, byte for byte, at any alignment', () => {
     const t = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [1, 4096], byteLength: 8192 });
     for (const [step, tick, seq] of [

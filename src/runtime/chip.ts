@@ -237,7 +237,7 @@ export class ChipRuntime {
     if (t !== null && t.active && this.placeTiming(decoded, src)) return;
     const key = frameKey(h.step, h.tensor, src);
     if (this.buffered.has(key) || this.consumed.has(key)) {
-      this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
+      this.duplicate(h, src);
       return;
     }
     if (this.waiter?.expect.key === key) {
@@ -261,7 +261,7 @@ export class ChipRuntime {
     if (at === null) return false;
     const due = this.due(at.step, at.slot);
     if (!t.mark(at.step, at.slot, h.seq)) {
-      this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
+      this.duplicate(h, src);
       return true;
     }
     try {
@@ -271,6 +271,10 @@ export class ChipRuntime {
     }
     this.arrived(at.step);
     return true;
+  }
+
+  private duplicate(h: DecodedFrame['header'], src: string): void {
+    this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
   }
 
   /** Timing fidelity: a frame of run step `s` arrived; wakes the event-loop wait when its window is complete. */
@@ -296,18 +300,12 @@ export class ChipRuntime {
    */
   private async waitWindow(from: number, to: number, failed: Promise<never>): Promise<void> {
     const t = this.timing!;
-    const ep = this.endpoint!;
-    if (ep.pollSync) {
-      const since = Date.now();
-      const limit = this.init.watchdogMs;
-      for (;;) {
-        if (this.fatal) throw this.fatal;
-        const missing = t.missing(from, to);
-        if (missing === 0) return;
-        const waited = Date.now() - since;
-        if (waited >= limit) throw this.missingInWindow(from, to);
-        ep.pollSync(Math.min(250, limit - waited), missing);
-      }
+    if (this.endpoint!.pollSync) {
+      this.pollUntil(
+        () => t.missing(from, to),
+        () => this.missingInWindow(from, to),
+      );
+      return;
     }
     const missing = t.missing(from, to);
     if (missing === 0) return;
@@ -351,27 +349,33 @@ export class ChipRuntime {
     })();
   }
 
-  /**
-   * Block until every frame of `group` is buffered. The watchdog runs inside the loop, since timers
-   * cannot fire while the thread is blocked: a wait longer than watchdogMs is a missing frame (the
-   * earliest-due one still missing).
-   */
+  /** Block until every frame of `group` is buffered; past the watchdog, the earliest-due one still absent is missing. */
   private waitSync(group: readonly Expect[]): void {
+    this.pollUntil(
+      () => {
+        let n = 0;
+        for (const e of group) if (!this.buffered.has(e.key)) n++;
+        return n;
+      },
+      () => this.missing(group.filter((e) => !this.buffered.has(e.key)).reduce((a, e) => (e.tick < a.tick ? e : a))),
+    );
+  }
+
+  /**
+   * Poll the shared-memory transport until `missing()` frames are 0, woken once as many as are missing
+   * could be in. The watchdog runs inside the loop, since timers cannot fire while the thread is
+   * blocked: after watchdogMs the run ends with `overdue()`'s error.
+   */
+  private pollUntil(missing: () => number, overdue: () => RunError): void {
     const since = Date.now();
     const limit = this.init.watchdogMs;
     for (;;) {
       if (this.fatal) throw this.fatal;
-      let missing = 0;
-      let first: Expect | undefined;
-      for (const e of group) {
-        if (this.buffered.has(e.key)) continue;
-        missing++;
-        if (first === undefined || e.tick < first.tick) first = e;
-      }
-      if (missing === 0) return;
+      const n = missing();
+      if (n === 0) return;
       const waited = Date.now() - since;
-      if (waited >= limit) throw this.missing(first!);
-      this.endpoint!.pollSync!(Math.min(250, limit - waited), missing);
+      if (waited >= limit) throw overdue();
+      this.endpoint!.pollSync!(Math.min(250, limit - waited), n);
     }
   }
 

@@ -239,8 +239,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   private readonly sendTimeoutMs: number;
   private readonly errors = new ErrorRelay();
   private handler: FrameHandler | undefined;
-  /** Collected, not yet delivered frames (and their senders), in arrival order from head. */
-  /** Frames collected and not yet delivered: [head, tail). The arrays keep their capacity when emptied. */
+  /** Frames collected and not yet delivered (and their senders), in arrival order: [head, tail). The arrays keep their capacity when emptied. */
   private queue: Array<Uint8Array | undefined> = [];
   private queueSrc: Array<string | undefined> = [];
   private tail = 0;

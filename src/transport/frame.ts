@@ -293,10 +293,10 @@ export function encodeFrame(init: FrameHeaderInit, payload: Uint8Array): Buffer 
 /** Bytes msgpack (as msgpackr writes it) spends on a non-negative integer; throws on anything else. */
 function intBytes(n: number, field: string): number {
   if (!(n >= 0) || !Number.isSafeInteger(n)) throw frameError(`frame header ${field} must be a non-negative safe integer, got ${n}`, { field });
-  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+  return intSize(n);
 }
 
-/** intBytes without the checks, for integers a receiver expects (its own, valid, numbers). */
+/** intBytes without the check, for integers already known to be valid. */
 function intSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
 }
