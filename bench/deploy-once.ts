@@ -31,6 +31,12 @@ export interface DeployCase {
    */
   warmRuns?: number;
   /**
+   * Warm-up pairs (longTokens run, newTokens run) after the warm runs, not fitted: each of hundreds of
+   * isolates optimises its code only once it has run it for a while, and long runs reach code paths
+   * short ones do not. Default 0.
+   */
+  warmPairs?: number;
+  /**
    * After the warm runs, one more run of this many new tokens: the marginal wall time of a token is
    * (its run time - the last warm run's) / (longTokens - newTokens), free of what every run costs
    * once (starting 576 chips' runs, prefill, collecting their results).
@@ -87,7 +93,10 @@ try {
   type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number; decoded: number; window_us: [number, number] };
   const warm: (RunFigures | { error: string })[] = [];
   const pairs = c.longTokens ? (c.pairs ?? 1) : 0;
-  const runs = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...Array.from({ length: pairs }, (_, i) => (i < pairs - 1 ? [c.longTokens!, c.newTokens] : [c.longTokens!])).flat()];
+  const warmPairs = c.longTokens ? (c.warmPairs ?? 0) : 0;
+  // the warm-up: short runs, then (long, short) pairs; the measured pairs follow
+  const warmUp = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...Array.from({ length: warmPairs }, () => [c.longTokens!, c.newTokens]).flat()];
+  const runs = [...warmUp, ...Array.from({ length: pairs }, (_, i) => (i < pairs - 1 ? [c.longTokens!, c.newTokens] : [c.longTokens!])).flat()];
   for (const tokens of runs) {
     const w0 = process.cpuUsage();
     const from = Number(process.hrtime.bigint() / 1000n);
@@ -104,10 +113,10 @@ try {
   const ok = warm.filter((w): w is RunFigures => !('error' in w));
   // each long run against the short run just before it
   const measured: { short: RunFigures; long: RunFigures }[] = [];
-  for (let i = 1; i < ok.length; i++) if (ok[i].tokens === c.longTokens && ok[i - 1].tokens === c.newTokens) measured.push({ short: ok[i - 1], long: ok[i] });
-  const marginals = measured.map(({ short, long }) => ((long.run_s - short.run_s) * 1000) / (long.tokens - short.tokens));
   // the fit: the last warm-up run and the pairs (earlier warm-ups still carry code being optimised)
-  const fitted = ok.slice(Math.max(0, (c.warmRuns ?? 0) - 1));
+  const fitted = ok.slice(Math.max(0, warmUp.length - 1));
+  for (let i = 1; i < fitted.length; i++) if (fitted[i].tokens === c.longTokens && fitted[i - 1].tokens === c.newTokens) measured.push({ short: fitted[i - 1], long: fitted[i] });
+  const marginals = measured.map(({ short, long }) => ((long.run_s - short.run_s) * 1000) / (long.tokens - short.tokens));
   /** Least-squares fit of f(run) = intercept + slope x tokens over the runs; null without two lengths. */
   const fit = (f: (r: RunFigures) => number): { slope: number; intercept: number } | null => {
     if (measured.length === 0) return null;

@@ -244,10 +244,15 @@ const BIG_TOKENS = 16;
 /** (long run, short run) pairs after the warm runs, for the marginal fit (deploy-once.ts pairs). */
 const PAIRS = 3;
 /**
- * Length of the long runs, for the marginal wall time of a token (deploy-once.ts longTokens): several
+ * Length of the long runs, for the marginal wall time of a token (deploy-once.ts longTokens): eight
  * default look-ahead windows long, so the figure includes what each window costs the chips.
  */
-const BIG_LONG_TOKENS = 256;
+const BIG_LONG_TOKENS = 8 * (DEFAULT_LOOKAHEAD_STEPS + 1);
+/**
+ * Warm-up pairs before the measured ones (deploy-once.ts warmPairs), 576-chip cases only: each of 576
+ * isolates optimises its hot code only after running it a while, on two cores shared with the chips.
+ */
+const WARM_PAIRS = 2;
 const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   topology: topo('groq-576'),
   sets: [],
@@ -257,6 +262,7 @@ const bigCase = (transport: 'embedded' | 'nats'): DeployCase => ({
   promptIds: BIG_PROMPT,
   newTokens: BIG_TOKENS,
   warmRuns: WARM_RUNS,
+  warmPairs: WARM_PAIRS,
   longTokens: BIG_LONG_TOKENS,
   pairs: PAIRS,
 });
@@ -365,14 +371,14 @@ lines.push(
   '',
   `### Decode speed: mixtral-8x7b on groq-576, timing fidelity`,
   '',
-  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Marginal: the wall time one more token costs, from ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens and then ${PAIRS} pairs of a ${BIG_LONG_TOKENS}-token and a ${BIG_TOKENS}-token run on the same deployment: the least-squares slope of wall time against tokens over the last warm-up run and the pairs (in brackets, the spread of the single pairs: a ${BIG_LONG_TOKENS}-token run against the ${BIG_TOKENS}-token run before it); run overhead, the fit's intercept, is what a run costs besides its tokens. Chips cork their sends (one transport message per destination and look-ahead window: messages per token in the last column). Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
+  `A ${BIG_PROMPT.length}-id prompt. First run: ${BIG_TOKENS} new tokens on a fresh deployment, its whole wall time (prefill, starting and ending 576 chips' runs included) / ${BIG_TOKENS}; every chip is its own V8 isolate whose code is still unoptimised (cold). Warm-up: ${WARM_RUNS} more runs of ${BIG_TOKENS} tokens and ${WARM_PAIRS} pairs of a ${BIG_LONG_TOKENS}-token and a ${BIG_TOKENS}-token run on the same deployment, not fitted (their wall time in all is given: each of 576 isolates optimises its hot code only after running it a while, on two cores shared with the chips). Marginal: the wall time one more token costs, from ${PAIRS} more such pairs: the least-squares slope of wall time against tokens over the last warm-up run and the pairs (in brackets, the spread of the single pairs: a ${BIG_LONG_TOKENS}-token run against the ${BIG_TOKENS}-token run before it); run overhead, the fit's intercept, is what a run costs besides its tokens. Each link's frames of a look-ahead window travel as one bundle, built by the sender and checked by the receiver in one comparison with the bundle it expects (one transport message per link and window: messages per token in the last column). Chips run with the default look-ahead (timing fidelity: a chip sends up to ${DEFAULT_LOOKAHEAD_STEPS} steps ahead of checking its received frames). Transport floor: the decode step's frames (on-wire size, header included: timing frames carry no payload) at the raw rate measureRawRate gives for frames of that size on the same transport, by frame count and by bytes, the larger. Latency floor: the frames on the step's longest dependency chain x one hop of a frame bounced between two workers (what a token would cost if every chip waited for its inputs). Sleeps: times a chip thread blocked (embedded).`,
   '',
-  '| transport | first run, per token | marginal per token | transport floor | marginal / floor | latency floor | marginal / latency floor | virtual per token | real-time factor: first / marginal | run overhead | sleeps per token | frames per token: plan / counted | transport messages per token |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| transport | first run, per token | warm-up | marginal per token | transport floor | marginal / floor | latency floor | marginal / latency floor | virtual per token | real-time factor: first / marginal | run overhead | sleeps per token | frames per token: plan / counted | transport messages per token |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const { transport, d, f } of decodeRuns) {
   if (failed(d) || !f) {
-    lines.push(`| ${transport} | ${fail(d)} | | | | | | | | | | | |`);
+    lines.push(`| ${transport} | ${fail(d)} | | | | | | | | | | | | |`);
     continue;
   }
   const raw = f.raw;
@@ -382,8 +388,10 @@ for (const { transport, d, f } of decodeRuns) {
     : `${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames at ${rate(raw.frames_per_s)}/s = ${n(f.frames_ms, 2)} ms; ${kb(d.decode_frames.wireBytes)} at ${kb(raw.wire_bytes_per_s)}/s = ${n(f.bytes_ms, 2)} ms)`;
   const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
   const m = d.marginal_ms_per_token;
+  const warmUp = d.warm_runs.slice(0, WARM_RUNS + 2 * WARM_PAIRS);
+  const warmUpText = warmUp.some(failed) ? '—' : `${n((warmUp as { run_s: number }[]).reduce((a, w) => a + w.run_s, 0), 1)} s`;
   lines.push(
-    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${n(m, 1)} ms ${range(d)} | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.marginal_messages_per_token, 0)} |`,
+    `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${warmUpText} | ${n(m, 1)} ms ${range(d)} | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.marginal_messages_per_token, 0)} |`,
   );
 }
 const cpuRunLine = decodeRuns

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEchoes, runWorkerPair } from './fixtures/transport-pair.js';
 import {
+  bundleCount,
   decodeFrame,
+  encodeBundle,
   encodeFrame,
   freePort,
   openEndpoint,
@@ -178,6 +180,40 @@ describe('transport nats', () => {
     expect(st.messagesSent).toBeLessThan(chunks + little.length + 2);
     expect(st.framesSent).toBe(n + 2);
     expect(b.stats().framesReceived).toBe(n);
+    expect(errors).toEqual([]);
+  });
+
+  it('transport - NATS bundles: one message (chunked over the max payload), taken whole or delivered frame by frame, order kept', async () => {
+    const cfg = config(small.url); // max_payload 4096
+    const errors: TransportError[] = [];
+    const [a, b] = await Promise.all([endpoint(cfg, A, errors), endpoint(cfg, B, errors)]);
+    const offered: Array<[string, number]> = [];
+    let take = true;
+    b.onBundle((bundle, src) => {
+      offered.push([src, bundleCount(bundle)]);
+      return take;
+    });
+    const seqs = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+    const framesOf = (from: number, n: number) => seqs(from, n).map((i) => bytesFrame(A, B, i, 40));
+    // taken whole: nothing reaches onFrame; then a frame, and a declined bundle larger than a message
+    const first = collect(b, 1 + 200);
+    a.sendBundle(B, encodeBundle(framesOf(0, 3)));
+    await new Promise((r) => setTimeout(r, 100));
+    take = false;
+    const big = encodeBundle(framesOf(4, 200));
+    expect(big.length).toBeGreaterThan(4096);
+    a.cork();
+    a.send(B, bytesFrame(A, B, 3, 40));
+    a.sendBundle(B, big); // corked: the held frame leaves first, then the bundle as its own message
+    a.uncork();
+    const got = await first;
+    expect(got.map((g) => [g[0], g[1], g[2]])).toEqual(seqs(3, 201).map((i) => [A, i, 'ok']));
+    expect(offered).toEqual([
+      [A, 3],
+      [A, 200],
+    ]);
+    expect(a.stats().framesSent).toBe(204);
+    expect(b.stats().framesReceived).toBe(204);
     expect(errors).toEqual([]);
   });
 

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Plan } from '../compiler/plan.js';
 import type { WeightStore } from '../model/weights.js';
 import type { Violation } from '../runtime/chip.js';
-import type { Fidelity, RunSpec } from '../runtime/run-spec.js';
+import { DEFAULT_LOOKAHEAD_STEPS, type Fidelity, type RunSpec } from '../runtime/run-spec.js';
+import { frameTemplate } from '../runtime/timing-receiver.js';
+import { bundleHeadBytes, bundleRecordBytes } from '../transport/bundle.js';
 import type { Fabric } from '../topology/fabric.js';
 import { createEmbeddedFabric } from '../transport/embedded.js';
 import type { TransportConfig } from '../transport/types.js';
@@ -230,22 +232,40 @@ function rootCause(failures: ChipOutcome[], all: ChipOutcome[]): RunError {
 const MIN_RING_BYTES = 16 * 1024;
 
 /**
- * Ring size of each chip pair of the embedded transport, from the largest frame the schedule sends
- * over it: four of them fit, so a sender is rarely held up by a receiver that is still computing.
- * Numeric frames carry float32 (4 bytes an element); timing frames only a header.
+ * Ring size of each chip pair of the embedded transport.
+ * Numeric: from the largest frame the schedule sends over the pair (float32 payloads, 4 bytes an
+ * element): four of them fit, so a sender is rarely held up by a receiver that is still computing.
+ * Timing: a chip sends each pair's frames of a look-ahead window as one bundle, and may be a window
+ * ahead of its receiver, so the ring holds two windows of the default look-ahead. A longer look-ahead
+ * still works (a bundle larger than the ring streams through it) but then sender and receiver take
+ * turns. Frame sizes are exact (templates), with integers at their widest.
  */
 function ringSizer(plan: Plan, fabric: Fabric, fidelity: Fidelity): (src: string, dst: string) => number {
-  const largest = new Map<string, number>();
+  const need = new Map<string, number>();
   for (const step of [plan.steps.prefill, plan.steps.decode]) {
+    const perStep = new Map<string, number>();
     for (const tr of step.transfers) {
       const t = step.tensors[tr.tensor];
-      const payload = fidelity === 'numeric' ? t.rows * (t.dtype === 'argmax' ? 2 : t.cols) * 4 : 0;
-      const key = `${fabric.chipId(tr.src)}>${fabric.chipId(tr.dst)}`;
-      largest.set(key, Math.max(largest.get(key) ?? 0, payload + FRAME_HEADER_ALLOWANCE));
+      const src = fabric.chipId(tr.src);
+      const dst = fabric.chipId(tr.dst);
+      const key = `${src}>${dst}`;
+      if (fidelity === 'numeric') {
+        const payload = t.rows * (t.dtype === 'argmax' ? 2 : t.cols) * 4;
+        need.set(key, Math.max(need.get(key) ?? 0, 4 * (payload + FRAME_HEADER_ALLOWANCE)));
+      } else {
+        const frame = frameTemplate(t, src, dst, 'none').sizeBound(WIDEST_INT, WIDEST_INT, WIDEST_INT);
+        // a frame's record in the bundle and its length word in the bundle's head
+        perStep.set(key, (perStep.get(key) ?? 0) + bundleRecordBytes(frame) + 4);
+      }
     }
+    const windows = 2 * (DEFAULT_LOOKAHEAD_STEPS + 1);
+    for (const [key, bytes] of perStep) need.set(key, Math.max(need.get(key) ?? 0, windows * bytes + bundleHeadBytes(0) + 4));
   }
-  return (src, dst) => Math.max(MIN_RING_BYTES, 4 * (largest.get(`${src}>${dst}`) ?? 0));
+  return (src, dst) => Math.max(MIN_RING_BYTES, need.get(`${src}>${dst}`) ?? 0);
 }
+
+/** An integer a frame header may carry at the widest msgpack width (9 bytes). */
+const WIDEST_INT = 2 ** 40;
 
 /** Upper bound on an encoded frame header (ids, tensor name, shape, padding). */
 const FRAME_HEADER_ALLOWANCE = 256;

@@ -24,6 +24,16 @@
  * same 256-token runs peak RSS fell from 6.3 to 5.3 GB (embedded) and 7.4 to 6.7 GB (NATS), with
  * wall time per token unchanged within the runs' spread.
  *
+ * Known and left alone: optimised code comes late. V8 compiles hot functions with TurboFan on a few
+ * background threads shared by all isolates, which get a small share of two cores against hundreds
+ * of runnable chip threads: in one bench (--trace-opt), 5038 compile jobs started and 1070 finished,
+ * so a chip's per-frame code mostly runs as baseline (Sparkplug) code even after thousands of tokens.
+ * --no-concurrent-recompilation (compile on the chip's own thread) reached 0.5-0.75 ms per token
+ * instead of ~1.1 (embedded, 1024-token runs), but the first two 1024-token runs took 6 and 4 s
+ * instead of 2.8 and 1.6, and every later deoptimisation recompiles in all 576 isolates at once
+ * (runs of 16 tokens took 1 s instead of 0.15); --v8-pool-size=64 (more compile threads) warmed up
+ * faster but with the same stalls. Neither is adopted: a steady emulator matters more.
+ *
  * V8 reads these flags when it creates an isolate, and a Worker cannot be given V8 flags of its own,
  * so they must be on the node command line of the process that spawns the chips. Setting them from
  * inside a running process (v8.setFlagsFromString) is not an option: it crashed V8 in a garbage

@@ -23,6 +23,8 @@ import {
 import { usesMoe } from './reference.js';
 import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstance, type StepLengths } from './run-spec.js';
 import { frameTemplate, stepRecvs, TimingReceiver, type RecvSlot } from './timing-receiver.js';
+import { LinkBundle, type LinkFrame } from './link-bundle.js';
+import { bundleCount, splitBundle } from '../transport/bundle.js';
 
 /**
  * One emulated chip: its SRAM contents (weight slices, KV cache, activations) and the executor of
@@ -129,6 +131,15 @@ interface SendRoute {
   template: FrameTemplate | null;
 }
 
+/** Timing fidelity: a link this chip sends on, and what it carries per step. */
+interface OutLink {
+  readonly dst: string;
+  readonly bundle: LinkBundle;
+  readonly link: { seq: number };
+  /** Tensor bytes (the chip's bytesSent) per step of each kind. */
+  readonly tensorBytes: { readonly prefill: number; readonly decode: number };
+}
+
 /** Timing fidelity: the steps [from, to) of the run whose frames a chip waits for on the event loop. */
 interface WindowWait {
   readonly from: number;
@@ -145,6 +156,8 @@ const frameKey = (step: number, tensor: string, src: string): string => `${step}
 export class ChipRuntime {
   private endpoint: ChipEndpoint | null = null;
   private readonly buffered = new Map<string, DecodedFrame>();
+  /** Timing fidelity: bundles that arrived before this chip's run began, in arrival order. */
+  private early: { readonly bundle: Uint8Array; readonly src: string }[] = [];
   private readonly consumed = new Set<string>();
   private waiter: Waiter | null = null;
   private violations: Violation[] = [];
@@ -161,6 +174,8 @@ export class ChipRuntime {
   private window: WindowWait | null = null;
   /** Timing fidelity, per step kind: the send instructions, and the end tick of the sampler's token op (-1 elsewhere). */
   private readonly timingSteps: Record<'prefill' | 'decode', { readonly sends: readonly SendInstruction[]; readonly tokenEnd: number }> | null;
+  /** Timing fidelity: per destination, its frames per step (in send order) as a window's bundle. */
+  private readonly outLinks: readonly OutLink[];
   /** Where numeric frames are encoded before the transport copies them: one buffer per frame size. */
   private readonly frameBuffers = new Map<number, Uint8Array>();
   private readonly caches = new Map<number, KvCache>();
@@ -185,6 +200,7 @@ export class ChipRuntime {
       return { sends: prog.filter((ins): ins is SendInstruction => ins.kind === 'send'), tokenEnd: token?.kind === 'compute' ? token.end : -1 };
     };
     this.timingSteps = init.fidelity === 'timing' ? { prefill: timingStep('prefill'), decode: timingStep('decode') } : null;
+    this.outLinks = this.timingSteps === null ? [] : this.linksOut(this.timingSteps.prefill.sends, this.timingSteps.decode.sends);
     if (init.fidelity === 'numeric') {
       const m = init.model;
       for (const ins of init.program.decode.instructions) {
@@ -196,9 +212,35 @@ export class ChipRuntime {
     }
   }
 
+  /** The links this chip sends on, with the frames each carries per step (timing fidelity). */
+  private linksOut(prefill: readonly SendInstruction[], decode: readonly SendInstruction[]): OutLink[] {
+    const me = this.init.chipId;
+    const byDst = new Map<string, { frames: LinkFrame[][]; tensorBytes: { prefill: number; decode: number } }>();
+    const kinds = [['prefill', prefill] as const, ['decode', decode] as const];
+    kinds.forEach(([kind, sends], k) => {
+      for (const ins of sends) {
+        const dst = this.init.peers[ins.to];
+        const m = this.init.tensors[kind][ins.tensor];
+        let d = byDst.get(dst);
+        if (d === undefined) byDst.set(dst, (d = { frames: [[], []], tensorBytes: { prefill: 0, decode: 0 } }));
+        d.frames[k].push({ template: frameTemplate(m, me, dst, 'none'), tick: ins.arrive });
+        d.tensorBytes[kind] += m.bytes;
+      }
+    });
+    return [...byDst].map(([dst, d]) => ({ dst, bundle: new LinkBundle(d.frames[0], d.frames[1]), link: this.link(dst), tensorBytes: d.tensorBytes }));
+  }
+
+  /** The (this chip, dst) link's sequence counter, shared by every way of sending on it. */
+  private link(dst: string): { seq: number } {
+    let link = this.links.get(dst);
+    if (link === undefined) this.links.set(dst, (link = { seq: 0 }));
+    return link;
+  }
+
   attach(endpoint: ChipEndpoint): void {
     this.endpoint = endpoint;
     endpoint.onFrame((frame, src) => this.onFrame(frame, src));
+    endpoint.onBundle((bundle, src) => this.onBundle(bundle, src));
     endpoint.onError((err) => this.abort(new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: transport failed: ${err.message}`, { cause: err })));
   }
 
@@ -214,12 +256,27 @@ export class ChipRuntime {
     this.failRun?.(e);
   }
 
+  /** Timing fidelity: a window's bundle from `src` is taken whole if it is exactly what the schedule says (TimingReceiver.acceptBundle). */
+  private onBundle(bundle: Uint8Array, src: string): boolean {
+    const t = this.timing;
+    if (t === null) return false;
+    if (!t.active) {
+      // before this chip's run began (its peers started first): kept whole until the run begins
+      this.early.push({ bundle: bundle.slice(), src });
+      return true;
+    }
+    const s = t.acceptBundle(bundle, src);
+    if (s < 0) return false;
+    this.arrived(s, bundleCount(bundle));
+    return true;
+  }
+
   private onFrame(frame: Uint8Array, src: string): void {
     const t = this.timing;
     if (t !== null && t.active) {
       const s = t.accept(frame, src);
       if (s >= 0) {
-        this.arrived(s);
+        this.arrived(s, 1);
         return;
       }
     }
@@ -269,7 +326,7 @@ export class ChipRuntime {
     } catch (e) {
       this.abort(e as RunError);
     }
-    this.arrived(at.step);
+    this.arrived(at.step, 1);
     return true;
   }
 
@@ -277,10 +334,10 @@ export class ChipRuntime {
     this.violation({ kind: 'duplicate', step: h.step, tensor: h.tensor, src, tick: h.tick }, `${h.tensor} from ${src} to ${this.init.chipId} (step ${h.step}, tick ${h.tick}) arrived twice; the copy is dropped`);
   }
 
-  /** Timing fidelity: a frame of run step `s` arrived; wakes the event-loop wait when its window is complete. */
-  private arrived(s: number): void {
+  /** Timing fidelity: `frames` frames of run step `s` (or of its window) arrived; wakes the event-loop wait when its window is complete. */
+  private arrived(s: number, frames: number): void {
     const w = this.window;
-    if (w !== null && s >= w.from && s < w.to && --w.missing === 0) {
+    if (w !== null && s >= w.from && s < w.to && (w.missing -= frames) === 0) {
       this.window = null;
       w.resolve();
     }
@@ -449,32 +506,24 @@ export class ChipRuntime {
     const counts = (i: number) => isSampler && i >= lastPrefill;
     try {
       if (this.init.fidelity === 'timing') {
-        const lookahead = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS);
-        const t = this.timing!;
-        t.begin(steps);
+        // Look-ahead windows of lookahead + 1 steps: a chip issues a window's sends, then checks its
+        // receives; it sleeps once per window, not once per step, and is woken (FRAMES/WANT) only once
+        // all the frames it misses could be in. The chips thus move in epochs of windows.
+        const windowSteps = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS) + 1;
+        this.timing!.begin(steps, windowSteps);
         this.adoptBuffered();
         const ep = this.endpoint!;
-        const ticks: number[] = [];
-        let from = 0; // the first run step whose frames are not yet all checked
-        // Waits for the frames of every issued step at once (they were checked as they arrived).
-        const settle = async (to: number) => {
-          // The window's frames leave now, in one message per destination (cork), before the chip waits.
+        for (let from = 0; from < steps.length; ) {
+          if (this.fatal) throw this.fatal;
+          const to = Math.min(steps.length, from + windowSteps);
+          // the window's frames leave together at uncork (cork), before the chip waits for its own
+          ep.cork();
+          this.issueWindow(steps, from, to, faults);
           ep.uncork();
           await this.waitWindow(from, to, failed);
-          for (let i = from; i < to; i++) if (counts(i)) tokenTicks.push(ticks[i]);
+          for (let i = from; i < to; i++) if (counts(i)) tokenTicks.push(this.tokenTick(steps[i]));
           from = to;
-          ep.cork();
-        };
-        // With a full window the chip settles the whole window in one go: a chip that runs ahead
-        // sleeps once per window, not once per step, and is woken (FRAMES/WANT) only once all the
-        // frames it misses could be in. The chips thus move in epochs of `lookahead` steps.
-        ep.cork();
-        for (let i = 0; i < steps.length; i++) {
-          if (this.fatal) throw this.fatal;
-          ticks.push(this.issueTiming(steps[i], faults));
-          if (i + 1 - from > lookahead) await settle(i + 1);
         }
-        await settle(steps.length);
       } else {
         let carry: { ids: Int32Array | null; tick: number } = { ids: null, tick: 0 };
         for (const [i, step] of steps.entries()) {
@@ -513,24 +562,66 @@ export class ChipRuntime {
 
   /**
    * Frames that came before this chip's timing run began (its peers started first) wait, decoded, in
-   * `buffered`: the run's ledger takes those it expects; the rest stay, to be reported as unexpected.
+   * `buffered`, and bundles whole in `early`: the run's ledger takes those it expects; the rest stay,
+   * to be reported as unexpected.
    */
   private adoptBuffered(): void {
     for (const [key, d] of this.buffered) {
       if (this.placeTiming(d, key.slice(key.lastIndexOf('|') + 1))) this.buffered.delete(key);
     }
+    const early = this.early;
+    this.early = [];
+    for (const { bundle, src } of early) {
+      if (this.onBundle(bundle, src)) continue;
+      // not what the run expects next from src: frame by frame, as the transport would have delivered it
+      let frames: Uint8Array[];
+      try {
+        frames = splitBundle(bundle);
+      } catch (cause) {
+        this.abort(new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: a malformed bundle from ${src}`, { cause }));
+        continue;
+      }
+      for (const f of frames) this.onFrame(f, src);
+    }
   }
 
   /**
-   * Timing fidelity: a step's sends go out at once (no value waits for a receive); its receives are
-   * checked as they arrive and waited for later. Returns the tick at which the sampler's token is known
-   * (the end of its `next` op; 0 on other chips).
+   * Timing fidelity: the sends of run steps [from, to) go out at once (no value waits for a receive);
+   * their receives are checked as they arrive and waited for later. Each link's frames of the window
+   * leave as one bundle (LinkBundle), unless a fault is injected into one of this chip's frames in the
+   * window: then its frames go one by one, so that the fault hits just the frame it names.
    */
-  private issueTiming(step: StepInstance, faults: readonly FrameFault[]): number {
-    const { sends, tokenEnd } = this.timingSteps![step.kind];
+  private issueWindow(steps: readonly StepInstance[], from: number, to: number, faults: readonly FrameFault[]): void {
+    const me = this.init.chipId;
+    const first = steps[from].index;
+    const last = steps[to - 1].index;
+    if (faults.some((f) => f.src === me && f.step >= first && f.step <= last)) {
+      for (let i = from; i < to; i++) this.issueTiming(steps[i], faults);
+      return;
+    }
+    const ep = this.endpoint!;
+    for (const o of this.outLinks) {
+      const bundle = o.bundle.build(steps, from, to, o.link.seq);
+      if (bundle === null) continue;
+      const frames = bundleCount(bundle);
+      o.link.seq += frames;
+      this.framesSent += frames;
+      for (let i = from; i < to; i++) this.bytesSent += o.tensorBytes[steps[i].kind];
+      ep.sendBundle(o.dst, bundle);
+    }
+  }
+
+  /** Timing fidelity: one step's sends, frame by frame. */
+  private issueTiming(step: StepInstance, faults: readonly FrameFault[]): void {
+    const { sends } = this.timingSteps![step.kind];
     const meta = this.init.tensors[step.kind];
     // indexed, not for-of: an iterator allocates per element in a chip's rarely optimised code
     for (let i = 0; i < sends.length; i++) this.send(sends[i], step, meta, null, faults);
+  }
+
+  /** Timing fidelity: the tick at which the sampler's token of `step` is known (the end of its `next` op; 0 on other chips). */
+  private tokenTick(step: StepInstance): number {
+    const { tokenEnd } = this.timingSteps![step.kind];
     return tokenEnd < 0 ? 0 : step.base + tokenEnd;
   }
 
@@ -577,9 +668,7 @@ export class ChipRuntime {
     let r = this.routes.get(ins);
     if (r === undefined) {
       const dst = this.init.peers[ins.to];
-      let link = this.links.get(dst);
-      if (link === undefined) this.links.set(dst, (link = { seq: 0 }));
-      r = { dst, meta: meta[ins.tensor], link, template: null };
+      r = { dst, meta: meta[ins.tensor], link: this.link(dst), template: null };
       this.routes.set(ins, r);
     }
     return r;

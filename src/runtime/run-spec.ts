@@ -41,15 +41,15 @@ export interface RunSpec {
 }
 
 /**
- * Default look-ahead of timing fidelity, in steps. Every window costs each chip a sleep and a wake-up
- * and, on NATS, a message per destination; a longer window holds more frames in flight (about 3 per
- * active chip per step on mixtral-8x7b/groq-576, up to ~40 on the busiest chips), bounded by the
- * embedded rings and the NATS credit window either way. Measured on mixtral-8x7b/groq-576, marginal
- * wall time per token over 256-token runs on this 2-core machine: 16 steps 4.4-6.0 ms (embedded) and
- * 18-24 ms (NATS, 64-token runs); 64 steps 2.9-3.9 ms and 7-9 ms; windows beyond 64 gained little
- * more in 64-token runs. Results do not depend on it (tested).
+ * Default look-ahead of timing fidelity, in steps: windows of 128 steps. Every window costs each chip a
+ * sleep, a wake-up and, per link, a bundle built and checked (and a transport message); a longer window
+ * holds more frames in flight: a link's bundle of a window, two of which the embedded rings are sized
+ * to hold. Measured on mixtral-8x7b/groq-576 with bundles, marginal wall time per token on this 2-core
+ * machine, embedded: 64 steps 1.2-1.7 ms (256-token runs), 127 steps 1.1-1.3 ms and 255 steps 1.0-1.1
+ * ms (1024-token runs); at 255 the NATS run's peak RSS rose to 7.1 GB (the aim is under 8 GB), so 127.
+ * Results do not depend on it (tested).
  */
-export const DEFAULT_LOOKAHEAD_STEPS = 64;
+export const DEFAULT_LOOKAHEAD_STEPS = 127;
 
 export interface StepInstance {
   readonly index: number;
@@ -90,8 +90,29 @@ export function runSteps(spec: RunSpec, prefillChunk: number, lengths: StepLengt
     base += lengths.prefill;
   }
   for (let i = 1; i < spec.maxNewTokens; i++) {
-    steps.push({ index: first + steps.length, kind: 'decode', base, positions: Int32Array.of(P + i - 1), valid: 1, inputIds: null });
+    steps.push(new DecodeStep(first + steps.length, base, P + i - 1));
     base += lengths.decode;
   }
   return steps;
+}
+
+/**
+ * A decode step. Its one position is made into an array only when asked for (numeric fidelity):
+ * each of hundreds of chips builds a run's steps, one per token, and timing fidelity never reads them.
+ */
+class DecodeStep implements StepInstance {
+  readonly kind = 'decode' as const;
+  readonly valid = 1;
+  readonly inputIds = null;
+  private rows: Int32Array | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly base: number,
+    private readonly position: number,
+  ) {}
+
+  get positions(): Int32Array {
+    return (this.rows ??= Int32Array.of(this.position));
+  }
 }

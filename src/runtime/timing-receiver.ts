@@ -2,6 +2,7 @@ import type { StepKind } from '../compiler/plan.js';
 import type { Instruction } from '../compiler/programs.js';
 import { FrameTemplate, type Dtype, type FrameHeader } from '../transport/frame.js';
 import type { TensorMeta } from './chip.js';
+import { LinkBundle } from './link-bundle.js';
 import type { StepInstance } from './run-spec.js';
 
 /**
@@ -16,6 +17,10 @@ import type { StepInstance } from './run-spec.js';
  * chip's run began) fails the comparison and goes through the decoding path, which locates it by its
  * header, records it, and re-synchronises the peer's cursor; the fast path then resumes with the next
  * frame. Both paths record arrivals in the same arrays, so they cannot disagree about a frame.
+ *
+ * A peer sends its frames of a look-ahead window as one bundle (LinkBundle); acceptBundle checks the
+ * whole bundle against the one the peer's cursor says comes next and records all its frames at once.
+ * A bundle it declines is delivered frame by frame, into the paths above.
  */
 
 /** One frame a chip receives in a step (one recv instruction). */
@@ -74,6 +79,8 @@ export function stepRecvs(instructions: readonly Instruction[], tensors: Record<
 interface PeerCursor {
   /** The peer's slots per step kind, indexed by KIND. */
   readonly lists: readonly (readonly RecvSlot[])[];
+  /** The peer's frames of a look-ahead window, as the bundle it sends them in. */
+  readonly bundle: LinkBundle;
   /** Next sequence number expected on the link; kept across runs, as the sender's counter is. */
   seq: number;
   step: number;
@@ -95,6 +102,7 @@ export class TimingReceiver {
   private arrived = new Uint8Array(0);
   /** Run step -> frames still to arrive. */
   private remaining = new Int32Array(0);
+  private windowSteps = 1;
   /** Whether a run is in progress (between begin and end). */
   active = false;
 
@@ -102,13 +110,16 @@ export class TimingReceiver {
     this.recvs = [recvs.prefill, recvs.decode];
     const peers = new Set([...recvs.prefill.byPeer.keys(), ...recvs.decode.byPeer.keys()]);
     for (const src of peers) {
-      this.cursors.set(src, { lists: this.recvs.map((r) => r.byPeer.get(src) ?? NONE), seq: 0, step: 0, pos: 0 });
+      const lists = this.recvs.map((r) => r.byPeer.get(src) ?? NONE);
+      this.cursors.set(src, { lists, bundle: new LinkBundle(lists[KIND.prefill], lists[KIND.decode]), seq: 0, step: 0, pos: 0 });
     }
   }
 
-  begin(steps: readonly StepInstance[]): void {
+  /** A run of `steps` begins, whose senders send in look-ahead windows of `windowSteps` steps. */
+  begin(steps: readonly StepInstance[], windowSteps: number): void {
     const n = steps.length;
     this.steps = steps;
+    this.windowSteps = Math.max(1, windowSteps);
     this.kinds = new Uint8Array(n);
     this.offsets = new Int32Array(n + 1);
     this.remaining = new Int32Array(n);
@@ -142,13 +153,7 @@ export class TimingReceiver {
    * step; otherwise returns -1 and records nothing (the caller decodes it).
    */
   accept(frame: Uint8Array, src: string): number {
-    // frames come in batches from one peer: look the cursor up once per batch
-    let c = this.lastCursor;
-    if (src !== this.lastSrc) {
-      c = this.cursors.get(src);
-      this.lastSrc = src;
-      this.lastCursor = c;
-    }
+    const c = this.cursor(src);
     if (c === undefined || !this.active) return -1;
     const s = c.step;
     if (s >= this.steps.length) return -1;
@@ -163,6 +168,39 @@ export class TimingReceiver {
     c.pos++;
     this.settle(c);
     return s;
+  }
+
+  /**
+   * If `bundle` is byte for byte the bundle of the frames `src` sends this chip from its cursor to the
+   * end of that look-ahead window (LinkBundle), records them all and returns the run step of the first;
+   * otherwise returns -1 and records nothing (the caller has its frames delivered one by one). A bundle
+   * whose frames have partly arrived already is declined too: one by one, the copies are duplicates.
+   */
+  acceptBundle(bundle: Uint8Array, src: string): number {
+    const c = this.cursor(src);
+    if (c === undefined || !this.active || c.pos !== 0) return -1;
+    const from = c.step;
+    const n = this.steps.length;
+    if (from >= n) return -1;
+    const to = Math.min(n, (Math.floor(from / this.windowSteps) + 1) * this.windowSteps);
+    const expected = c.bundle.build(this.steps, from, to, c.seq);
+    if (expected === null || expected.length !== bundle.length || Buffer.compare(expected, bundle) !== 0) return -1;
+    for (let s = from; s < to; s++) {
+      const list = c.lists[this.kinds[s]];
+      for (let j = 0; j < list.length; j++) if (this.arrived[this.offsets[s] + list[j].index] !== 0) return -1;
+    }
+    let frames = 0;
+    for (let s = from; s < to; s++) {
+      const list = c.lists[this.kinds[s]];
+      for (let j = 0; j < list.length; j++) this.arrived[this.offsets[s] + list[j].index] = 1;
+      this.remaining[s] -= list.length;
+      frames += list.length;
+    }
+    c.seq += frames;
+    c.step = to;
+    c.pos = 0;
+    this.settle(c);
+    return from;
   }
 
   /** A decoded frame's place in this run: its run step and slot, or null if the run expects no such frame. */
@@ -214,6 +252,15 @@ export class TimingReceiver {
       }
     }
     return best;
+  }
+
+  /** The peer's cursor; frames come in batches from one peer, so the last one is kept at hand. */
+  private cursor(src: string): PeerCursor | undefined {
+    if (src !== this.lastSrc) {
+      this.lastSrc = src;
+      this.lastCursor = this.cursors.get(src);
+    }
+    return this.lastCursor;
   }
 
   /** Skip run steps in which the peer sends nothing more. */

@@ -17,6 +17,7 @@
  */
 
 import { TransportError } from '../util/errors.js';
+import type { BundleHandler } from './types.js';
 
 export const BUNDLE_MARKER = 0xfffffffe;
 
@@ -34,6 +35,27 @@ export function bundleRecordBytes(length: number): number {
   return align8(length);
 }
 
+/** Frames in a bundle (its count word; the bundle is not validated). */
+export function bundleCount(bundle: Uint8Array): number {
+  return u32(bundle, 4);
+}
+
+/** Bytes of a bundle's frames, padding excluded (its length words; the bundle is not validated). */
+export function bundleFrameBytes(bundle: Uint8Array): number {
+  const count = u32(bundle, 4);
+  let bytes = 0;
+  for (let i = 0; i < count; i++) bytes += u32(bundle, 8 + 4 * i);
+  return bytes;
+}
+
+/** Write a bundle's head for `count` frames into `out` from 0: marker, count, the lengths and padding. */
+export function writeBundleHead(out: Uint8Array, lengths: ArrayLike<number>, count: number): void {
+  putU32(out, 0, BUNDLE_MARKER);
+  putU32(out, 4, count);
+  for (let i = 0; i < count; i++) putU32(out, 8 + 4 * i, lengths[i]);
+  for (let i = 8 + 4 * count, head = bundleHeadBytes(count); i < head; i++) out[i] = 0;
+}
+
 /** True when a transport message is a bundle. */
 export function isBundle(msg: Uint8Array): boolean {
   return msg.length >= 8 && msg[0] === 0xfe && msg[1] === 0xff && msg[2] === 0xff && msg[3] === 0xff;
@@ -49,18 +71,17 @@ export function encodeBundle(frames: readonly Uint8Array[]): Buffer {
   // Plain index writes and loops rather than Buffer's writeUInt32LE/fill: their argument checks cost
   // more than the few bytes they write in a chip's rarely optimised code.
   const out = Buffer.allocUnsafeSlow(size);
-  putU32(out, 0, BUNDLE_MARKER);
-  putU32(out, 4, count);
+  const lengths = new Array<number>(count);
+  for (let i = 0; i < count; i++) lengths[i] = frames[i].length;
+  writeBundleHead(out, lengths, count);
   let at = head;
   for (let i = 0; i < count; i++) {
     const f = frames[i];
-    putU32(out, 8 + 4 * i, f.length);
     out.set(f, at);
     let end = at + f.length;
     at += align8(f.length);
     while (end < at) out[end++] = 0;
   }
-  for (let i = 8 + 4 * count; i < head; i++) out[i] = 0;
   return out;
 }
 
@@ -103,4 +124,19 @@ export function splitBundle(msg: Uint8Array): Uint8Array[] {
     throw new TransportError('RACKEMU_ERR_FRAME', `bundle of ${count} frames ends at byte ${at} but is ${msg.length} bytes`, { details: { count, bytes: msg.length } });
   }
   return out;
+}
+
+/**
+ * Offer a received bundle to the endpoint's bundle handler: true if the handler took it whole. A
+ * handler that throws breaks its contract: that is reported, and the bundle is treated as declined
+ * (its frames are then delivered one by one, so none is lost).
+ */
+export function offerBundle(handler: BundleHandler | undefined, bundle: Uint8Array, src: string, dst: string, report: (e: TransportError) => void): boolean {
+  if (handler === undefined) return false;
+  try {
+    return handler(bundle, src);
+  } catch (e) {
+    report(new TransportError('RACKEMU_ERR_TRANSPORT', `bundle handler of ${dst} threw on a bundle from ${src}`, { cause: e, details: { src, dst } }));
+    return false;
+  }
 }

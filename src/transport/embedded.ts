@@ -17,7 +17,9 @@
  *     [32] WAITING  1 while the producer waits for space (the consumer rings the producer's doorbell)
  *     [33] CLOSED   1 once the consumer's endpoint closed (the producer then drops frames)
  *     [34] BROKEN   1 if the producer gave up in the middle of a frame (send timeout)
- *   data area from byte 192: a byte stream of records [int32 length][length bytes][pad to 4].
+ *   data area from byte 192: a byte stream of records [int32 length][length bytes][pad to 4]. A
+ *   record is one frame, or one bundle from sendBundle (bundle.ts), told apart by the bundle marker
+ *   that no frame starts with; the doorbell's frame counts count a bundle's frames.
  * Records are 4-byte aligned, so a length word never straddles the end of the data area; the bytes of a
  * frame may (they are copied in two pieces). There are no wrap markers and no size limit: a record that
  * fits in the ring waits for room and is written whole; a longer frame is streamed through the ring, the
@@ -56,7 +58,8 @@ import type { MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { TransportError } from '../util/errors.js';
 import { ErrorRelay } from './error-relay.js';
-import type { ChipEndpoint, EmbeddedTransportConfig, ErrorHandler, FrameHandler, TransportStats } from './types.js';
+import { bundleCount, bundleFrameBytes, isBundle, offerBundle, splitBundle } from './bundle.js';
+import type { BundleHandler, ChipEndpoint, EmbeddedTransportConfig, ErrorHandler, FrameHandler, TransportStats } from './types.js';
 
 export const DEFAULT_RING_BYTES = 256 * 1024;
 export const MIN_RING_BYTES = 1024;
@@ -239,6 +242,8 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   private readonly sendTimeoutMs: number;
   private readonly errors = new ErrorRelay();
   private handler: FrameHandler | undefined;
+  private bundleHandler: BundleHandler | undefined;
+  private readonly report = (e: TransportError): void => this.errors.report(e);
   /** Frames collected and not yet delivered (and their senders), in arrival order: [head, tail). The arrays keep their capacity when emptied. */
   private queue: Array<Uint8Array | undefined> = [];
   private queueSrc: Array<string | undefined> = [];
@@ -294,6 +299,24 @@ export class EmbeddedEndpoint implements ChipEndpoint {
   send(dst: string, frame: Uint8Array): void {
     this.framesSent++;
     this.bytesSent += frame.length;
+    this.write(dst, frame, 1);
+  }
+
+  sendCopy(dst: string, frame: Uint8Array): void {
+    // send copies into the ring (or, for loopback, into a fresh buffer) before it returns
+    this.send(dst, frame);
+  }
+
+  sendBundle(dst: string, bundle: Uint8Array): void {
+    // one record, like a frame: the receiver tells them apart by the bundle marker
+    const frames = bundleCount(bundle);
+    this.framesSent += frames;
+    this.bytesSent += bundleFrameBytes(bundle);
+    this.write(dst, bundle, frames);
+  }
+
+  /** Write one record (a frame, or a bundle of `frames` frames) into dst's ring. */
+  private write(dst: string, frame: Uint8Array, frames: number): void {
     if (this.closed) {
       this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `send to ${dst} after close`, { details: { src: this.chipId, dst } }));
       return;
@@ -321,7 +344,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
         // Everything held goes out before the thread may block: the receiver can only make room by
         // taking what this ring holds, and other chips may need our other held frames to go on.
         this.releaseAll();
-        this.sendSlow(ring, frame, need);
+        this.sendSlow(ring, frame, need, frames);
         return;
       }
     }
@@ -329,17 +352,13 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     ring.words[(w & ring.mask) >> 2] = len;
     put(ring, (w + 4) | 0, frame, 0, len);
     if (!this.corked) {
-      this.publish(ring, (w + need) | 0, 1);
+      this.publish(ring, (w + need) | 0, frames);
       return;
     }
     // Corked: written, not yet visible. The receiver is told once, for the whole batch, at uncork.
     ring.w = (w + need) | 0;
-    if (ring.held++ === 0) this.holding.push(ring);
-  }
-
-  sendCopy(dst: string, frame: Uint8Array): void {
-    // send copies into the ring (or, for loopback, into a fresh buffer) before it returns
-    this.send(dst, frame);
+    if (ring.held === 0) this.holding.push(ring);
+    ring.held += frames;
   }
 
   cork(): void {
@@ -370,6 +389,10 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     // thread alive until close().
     this.keepAlive = setInterval(() => undefined, 0x7fffffff);
     this.rearm();
+  }
+
+  onBundle(handler: BundleHandler): void {
+    this.bundleHandler = handler;
   }
 
   onError(handler: ErrorHandler): void {
@@ -479,7 +502,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
    * The ring lacks room for the whole record. A record that fits in the ring waits for room and is
    * written whole; a longer one is streamed: what fits, publish, wait for the consumer, and so on.
    */
-  private sendSlow(ring: OutRing, frame: Uint8Array, need: number): void {
+  private sendSlow(ring: OutRing, frame: Uint8Array, need: number, frames: number): void {
     const deadline = performance.now() + this.sendTimeoutMs;
     this.stalls++;
     const len = frame.length;
@@ -489,7 +512,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     if (need <= ring.cap) {
       ring.words[(w & ring.mask) >> 2] = len;
       put(ring, (w + 4) | 0, frame, 0, len);
-      this.publish(ring, (w + need) | 0, 1);
+      this.publish(ring, (w + need) | 0, frames);
       return;
     }
     ring.words[(w & ring.mask) >> 2] = len;
@@ -505,7 +528,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
         w = (w + (last ? (n + 3) & ~3 : n)) | 0;
       }
       if (off === len) {
-        this.publish(ring, w, 1);
+        this.publish(ring, w, frames);
         return;
       }
       this.publish(ring, w, 0);
@@ -535,6 +558,9 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       Atomics.store(ring.hdr, WAITING, 1);
       ring.r = Atomics.load(ring.hdr, R);
       if (ring.cap - ((ring.w - ring.r) | 0) >= room) return 'ok';
+      // Only the receiver can make room, and it may sleep until more frames than this ring holds are
+      // in (FRAMES/WANT): wake it whatever it waits for, or both would wait for the other.
+      this.ring(ring.peerBell, true);
       this.collect();
       const left = deadline - performance.now();
       if (left <= 0) return 'timeout';
@@ -563,7 +589,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     );
   }
 
-  /** Move every complete frame out of the inbound rings into the queue (no handler runs). */
+  /** Move every complete record (frame or bundle) out of the inbound rings into the queue (no handler runs); returns the frames. */
   private collect(): number {
     let got = 0;
     for (const ring of this.in) {
@@ -585,9 +611,13 @@ export class EmbeddedEndpoint implements ChipEndpoint {
         // than per frame, which is most of what a small frame costs a chip's heap.
         let end = r;
         let count = 0;
+        let frames = 0;
         while (end !== w) {
-          const rec = 4 + ((ring.words[(end & mask) >> 2] + 3) & ~3);
+          const len = ring.words[(end & mask) >> 2];
+          const rec = 4 + ((len + 3) & ~3);
           if (((w - end) | 0) < rec) break; // the first pieces of a streamed frame
+          // a bundle record counts its frames (BUNDLE_MARKER as an int32 is -2)
+          frames += len >= 8 && ring.words[((end + 4) & mask) >> 2] === -2 ? ring.words[((end + 8) & mask) >> 2] : 1;
           end = (end + rec) | 0;
           count++;
         }
@@ -603,8 +633,8 @@ export class EmbeddedEndpoint implements ChipEndpoint {
             this.enqueue(slab.subarray(off + 4, off + 4 + len), ring.peer);
             off += 4 + ((len + 3) & ~3);
           }
-          this.taken += count;
-          got += count;
+          this.taken += frames;
+          got += frames;
           r = end;
         }
       }
@@ -629,8 +659,9 @@ export class EmbeddedEndpoint implements ChipEndpoint {
           r = (r + 3) & ~3;
           ring.partial = null;
           this.enqueue(f, ring.peer);
-          this.taken++;
-          got++;
+          const frames = isBundle(f) ? bundleCount(f) : 1;
+          this.taken += frames;
+          got += frames;
         }
       }
       ring.r = r;
@@ -662,8 +693,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       const src = this.queueSrc[i]!;
       this.queue[i] = undefined;
       this.queueSrc[i] = undefined;
-      this.deliver(f, src);
-      n++;
+      n += isBundle(f) ? this.deliverBundle(f, src) : this.deliver(f, src);
     }
     if (this.head === this.tail && this.head > 0) {
       // emptied: start over at 0 without shrinking the arrays (regrowing them is garbage per batch)
@@ -733,7 +763,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     }).unref();
   }
 
-  private deliver(frame: Uint8Array, src: string): void {
+  private deliver(frame: Uint8Array, src: string): number {
     this.framesReceived++;
     this.bytesReceived += frame.length;
     try {
@@ -741,6 +771,26 @@ export class EmbeddedEndpoint implements ChipEndpoint {
     } catch (e) {
       this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `frame handler of ${this.chipId} threw on a frame from ${src}`, { cause: e, details: { src, dst: this.chipId } }));
     }
+    return 1;
+  }
+
+  /** A bundle goes whole to the bundle handler if it takes it, else frame by frame to the frame handler. Returns its frames. */
+  private deliverBundle(bundle: Uint8Array, src: string): number {
+    if (offerBundle(this.bundleHandler, bundle, src, this.chipId, this.report)) {
+      const n = bundleCount(bundle);
+      this.framesReceived += n;
+      this.bytesReceived += bundleFrameBytes(bundle);
+      return n;
+    }
+    let frames: Uint8Array[];
+    try {
+      frames = splitBundle(bundle);
+    } catch (e) {
+      this.errors.report(e as TransportError);
+      return 0;
+    }
+    for (let i = 0; i < frames.length && !this.closed; i++) this.deliver(frames[i], src);
+    return frames.length;
   }
 }
 

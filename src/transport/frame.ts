@@ -243,6 +243,17 @@ export class FrameTemplate {
     return true;
   }
 
+  /**
+   * Where the integers step, tick and seq begin (their msgpack type byte) in the frame of this
+   * template with these values, and so in what frameFor returns for them. A sender or receiver that
+   * keeps copies of frames rewrites just these (with writeInt, for integers of the same intSize).
+   */
+  fieldOffsets(step: number, tick: number, seq: number): { readonly step: number; readonly tick: number; readonly seq: number } {
+    const stepAt = 4 + this.head.length;
+    const tickAt = stepAt + intBytes(step, 'step');
+    return { step: stepAt, tick: tickAt, seq: tickAt + intBytes(tick, 'tick') + this.mid.length + 1 };
+  }
+
   /** The payload-free frame (step, tick, seq) in this template's reused buffer (integers already valid). */
   private image(step: number, tick: number, seq: number): FrameImage {
     const ws = intSize(step);
@@ -252,7 +263,8 @@ export class FrameTemplate {
     if (img === null || img.stepWidth !== ws || img.tickWidth !== wt || img.seqWidth !== wq) {
       const size = align8(4 + this.headLen(ws, wt, wq, 1));
       const buf = new ArrayBuffer(size);
-      img = { bytes: new Uint8Array(buf), words: new Int32Array(buf), stepWidth: ws, tickWidth: wt, seqWidth: wq, stepAt: 4 + this.head.length, tickAt: 4 + this.head.length + ws, seqAt: 4 + this.head.length + ws + wt + this.mid.length + 1 };
+      const at = this.fieldOffsets(step, tick, seq);
+      img = { bytes: new Uint8Array(buf), words: new Int32Array(buf), stepWidth: ws, tickWidth: wt, seqWidth: wq, stepAt: at.step, tickAt: at.tick, seqAt: at.seq };
       this.encodeInto(img.bytes, step, tick, seq, EMPTY);
       this.last = img;
       return img;
@@ -297,12 +309,12 @@ function intBytes(n: number, field: string): number {
 }
 
 /** intBytes without the check, for integers already known to be valid. */
-function intSize(n: number): number {
+export function intSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
 }
 
 /** Write n in msgpackr's form: fixint, uint8/16/32, and float64 above 32 bits (exact below 2^53). */
-function writeInt(b: Uint8Array, at: number, n: number): number {
+export function writeInt(b: Uint8Array, at: number, n: number): number {
   if (n < 0x80) {
     b[at] = n;
     return at + 1;

@@ -24,13 +24,14 @@
 
 import { connect, type Msg, type NatsConnection, type PublishOptions } from '@nats-io/transport-node';
 import { TransportError } from '../util/errors.js';
-import { bundleHeadBytes, bundleRecordBytes, encodeBundle, isBundle, splitBundle } from './bundle.js';
+import { bundleCount, bundleFrameBytes, bundleHeadBytes, bundleRecordBytes, encodeBundle, isBundle, offerBundle, splitBundle } from './bundle.js';
 import { chunkFrame, FrameReassembler, isChunk } from './chunk.js';
 import { ErrorRelay } from './error-relay.js';
 import { Fifo } from './fifo.js';
 import {
   DEFAULT_WINDOW_BYTES,
   DEFAULT_WINDOW_FRAMES,
+  type BundleHandler,
   type ChipEndpoint,
   type ErrorHandler,
   type FrameHandler,
@@ -153,6 +154,8 @@ export class NatsEndpoint implements ChipEndpoint {
   private readonly early: Array<[Uint8Array, string]> = [];
   private drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private handler: FrameHandler | undefined;
+  private bundleHandler: BundleHandler | undefined;
+  private readonly report = (e: TransportError): void => this.errors.report(e);
   private grantScheduled = false;
   private closing = false;
   private closePromise: Promise<void> | undefined;
@@ -217,6 +220,22 @@ export class NatsEndpoint implements ChipEndpoint {
     this.send(dst, new Uint8Array(frame));
   }
 
+  sendBundle(dst: string, bundle: Uint8Array): void {
+    const d = this.dests.get(dst) ?? this.addDest(dst);
+    this.framesSent += bundleCount(bundle);
+    this.bytesSent += bundleFrameBytes(bundle);
+    if (this.closing) {
+      this.errors.report(new TransportError('RACKEMU_ERR_TRANSPORT', `send to ${dst} after close`, { details: { src: this.chipId, dst } }));
+      return;
+    }
+    // frames held for dst go first, in order; the bundle is a message of its own (chunked if too large)
+    if (d.held.length > 0) {
+      this.holding.splice(this.holding.indexOf(d), 1);
+      this.releaseDest(d);
+    }
+    this.sendNow(d, new Uint8Array(bundle));
+  }
+
   cork(): void {
     this.corked = true;
   }
@@ -229,33 +248,36 @@ export class NatsEndpoint implements ChipEndpoint {
   /** Send every held frame: per destination, in order, as few bundles as the message limit allows. */
   private releaseAll(): void {
     if (this.holding.length === 0) return;
-    for (const d of this.holding) {
-      const frames = d.held;
-      d.held = [];
-      let start = 0;
-      let bytes = 0;
-      const emit = (end: number): void => {
-        if (end - start === 1) this.sendNow(d, frames[start]);
-        else if (end > start) this.enqueue(d, encodeBundle(frames.slice(start, end)));
-        start = end;
-        bytes = 0;
-      };
-      for (let i = 0; i < frames.length; i++) {
-        const add = bundleRecordBytes(frames[i].length);
-        if (bundleHeadBytes(i + 1 - start) + bytes + add > this.maxMessageBytes) {
-          emit(i);
-          // A frame too large for any bundle goes on its own (chunked if need be), still in order.
-          if (bundleHeadBytes(1) + add > this.maxMessageBytes) {
-            this.sendNow(d, frames[i]);
-            start = i + 1;
-            continue;
-          }
-        }
-        bytes += add;
-      }
-      emit(frames.length);
-    }
+    for (const d of this.holding) this.releaseDest(d);
     this.holding.length = 0;
+  }
+
+  /** Send the frames held for `d` (the caller takes d off `holding`). */
+  private releaseDest(d: Dest): void {
+    const frames = d.held;
+    d.held = [];
+    let start = 0;
+    let bytes = 0;
+    const emit = (end: number): void => {
+      if (end - start === 1) this.sendNow(d, frames[start]);
+      else if (end > start) this.enqueue(d, encodeBundle(frames.slice(start, end)));
+      start = end;
+      bytes = 0;
+    };
+    for (let i = 0; i < frames.length; i++) {
+      const add = bundleRecordBytes(frames[i].length);
+      if (bundleHeadBytes(i + 1 - start) + bytes + add > this.maxMessageBytes) {
+        emit(i);
+        // A frame too large for any bundle goes on its own (chunked if need be), still in order.
+        if (bundleHeadBytes(1) + add > this.maxMessageBytes) {
+          this.sendNow(d, frames[i]);
+          start = i + 1;
+          continue;
+        }
+      }
+      bytes += add;
+    }
+    emit(frames.length);
   }
 
   private sendNow(d: Dest, frame: Uint8Array): void {
@@ -272,6 +294,10 @@ export class NatsEndpoint implements ChipEndpoint {
     this.handler = handler;
     const early = this.early.splice(0);
     for (const [f, src] of early) this.deliver(f, src);
+  }
+
+  onBundle(handler: BundleHandler): void {
+    this.bundleHandler = handler;
   }
 
   onError(handler: ErrorHandler): void {
@@ -410,23 +436,18 @@ export class NatsEndpoint implements ChipEndpoint {
       return;
     }
     let frame: Uint8Array | undefined = data;
-    if (isBundle(data)) {
-      frame = undefined;
-      let frames: Uint8Array[] = [];
-      try {
-        frames = splitBundle(data);
-      } catch (e) {
-        this.errors.report(e as TransportError);
-      }
-      const src = this.srcOf(from);
-      for (const f of frames) this.deliver(f, src);
-    } else if (isChunk(data)) {
+    if (isChunk(data)) {
       try {
         frame = this.reassembler.push(data, from);
       } catch (e) {
         frame = undefined;
         this.errors.report(e as TransportError);
       }
+    }
+    // a bundle may have come whole or (larger than a message) in chunks
+    if (frame !== undefined && isBundle(frame)) {
+      this.deliverBundle(frame, this.srcOf(from));
+      frame = undefined;
     }
     if (frame !== undefined) this.deliver(frame, this.srcOf(from));
     // Credit after handling: a slow handler slows its senders instead of piling up at the server.
@@ -492,6 +513,23 @@ export class NatsEndpoint implements ChipEndpoint {
       this.srcIds.set(from, id);
     }
     return id;
+  }
+
+  /** A bundle goes whole to the bundle handler if it takes it (frames that wait for onFrame go first), else frame by frame. */
+  private deliverBundle(bundle: Uint8Array, src: string): void {
+    if (this.handler !== undefined && offerBundle(this.bundleHandler, bundle, src, this.chipId, this.report)) {
+      this.framesReceived += bundleCount(bundle);
+      this.bytesReceived += bundleFrameBytes(bundle);
+      return;
+    }
+    let frames: Uint8Array[];
+    try {
+      frames = splitBundle(bundle);
+    } catch (e) {
+      this.errors.report(e as TransportError);
+      return;
+    }
+    for (const f of frames) this.deliver(f, src);
   }
 
   private deliver(frame: Uint8Array, src: string): void {

@@ -50,6 +50,12 @@ export interface TransportStats {
 }
 
 export type FrameHandler = (frame: Uint8Array, src: string) => void;
+/**
+ * Sees a bundle (bundle.ts layout: several frames of one sender) before its frames are delivered, and
+ * returns true if it took the bundle whole; then its frames are not delivered one by one. `bundle` is
+ * valid only during the call (the handler copies what it keeps). It must not throw.
+ */
+export type BundleHandler = (bundle: Uint8Array, src: string) => boolean;
 export type ErrorHandler = (err: TransportError) => void;
 
 export interface ChipEndpoint {
@@ -71,6 +77,15 @@ export interface ChipEndpoint {
    */
   sendCopy(dst: string, frame: Uint8Array): void;
   /**
+   * Send several frames to `dst` as one bundle built by the caller (bundle.ts layout; not checked): one
+   * transport message, the frames in bundle order after everything sent before. The caller keeps
+   * `bundle` and may reuse it at once (the transport copies it, as sendCopy). Stats count its frames.
+   * A receiver's onBundle handler may take it whole; otherwise its frames reach onFrame one by one,
+   * so receivers that only set onFrame see the same frames either way. While corked, frames already
+   * held for `dst` leave first (order is kept); the bundle itself is not merged with others.
+   */
+  sendBundle(dst: string, bundle: Uint8Array): void;
+  /**
    * Coalesce, like a corked Node stream: from cork() until uncork(), frames sent to one destination are
    * held and then leave together, in as few transport messages as the transport allows (embedded: one
    * ring publish and one wake-up per destination; NATS: bundles up to the message limit, bundle.ts).
@@ -89,6 +104,12 @@ export interface ChipEndpoint {
    * the sending chip's id.
    */
   onFrame(handler: FrameHandler): void;
+  /**
+   * Register the (single, optional) bundle handler: every bundle that arrives (from sendBundle, or a
+   * corked NATS sender's) is offered to it before its frames go to onFrame one by one; if it returns
+   * true, they do not. Lets a receiver that knows what a batch must hold check it in one comparison.
+   */
+  onBundle(handler: BundleHandler): void;
   /**
    * Register the error handler: connection loss, server errors, malformed chunks, a frame handler that
    * threw. Errors raised before registration are kept and delivered on registration.
