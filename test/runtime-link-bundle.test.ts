@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Instruction } from '../src/compiler/programs.js';
 import type { TensorMeta } from '../src/runtime/chip.js';
-import { LinkBundle, type LinkFrame } from '../src/runtime/link-bundle.js';
+import { LinkBundle, RunTimeline, type LinkFrame } from '../src/runtime/link-bundle.js';
 import { runSteps, type StepInstance } from '../src/runtime/run-spec.js';
 import { frameTemplate, stepRecvs, TimingReceiver } from '../src/runtime/timing-receiver.js';
 import { encodeBundle } from '../src/transport/index.js';
@@ -53,12 +53,15 @@ describe('runtime link bundle', () => {
       // long decodes: windows of one shape whose integers all have one width (the uniform rewrite)
       [300, 32, 1_900_000],
       [300, 32, 1_900_000],
+      // ticks past 2^32: nine-byte integers
+      [20, 4, 2 ** 31 + 7],
+      [20, 4, 2 ** 31 + 7],
     ] as const) {
       const steps = run(tokens, offset, decodeTicks);
       for (let from = 0; from < steps.length; from += window) {
         const to = Math.min(steps.length, from + window);
         const want = expected(steps, from, to, seq);
-        const got = link.build(steps, from, to, seq);
+        const got = link.build(new RunTimeline(steps), from, to, seq);
         expect(got === null ? null : Buffer.from(got).equals(want), `run at step ${offset}, window [${from}, ${to}), seq ${seq}`).toBe(true);
         seq += want.readUInt32LE(4);
         windows++;
@@ -69,12 +72,12 @@ describe('runtime link bundle', () => {
     expect(seq).toBeGreaterThan(256);
     // seq past 65536: a kept image of the same shape gets a wider integer
     const steps = run(20, offset, 3000);
-    for (const s of [65_530, 65_540]) expect(Buffer.from(link.build(steps, 2, 10, s)!).equals(expected(steps, 2, 10, s))).toBe(true);
+    for (const s of [65_530, 65_540]) expect(Buffer.from(link.build(new RunTimeline(steps), 2, 10, s)!).equals(expected(steps, 2, 10, s))).toBe(true);
   });
 
   it('link bundle - a link with nothing in a window has no bundle', () => {
     const link = new LinkBundle([], linkFrames(DECODE, DECODE_TICKS));
-    const steps = run(10, 0, 3000);
+    const steps = new RunTimeline(run(10, 0, 3000));
     expect(link.build(steps, 0, 2, 0)).toBeNull(); // the two prefill steps
     expect(link.build(steps, 0, 3, 0)).not.toBeNull();
   });
@@ -100,10 +103,11 @@ describe('runtime timing receiver', () => {
     const steps = run(30, 500, 3000);
     const W = 8;
     rx.begin(steps, W);
+    const sent = new RunTimeline(steps);
     const missing = () => rx.missing(0, steps.length);
     const total = missing();
     // every single-byte change of the first window's bundle is declined, and nothing is recorded
-    const first = Buffer.from(tx.build(steps, 0, W, 0)!);
+    const first = Buffer.from(tx.build(sent, 0, W, 0)!);
     for (let i = 0; i < first.length; i++) {
       const bad = Buffer.from(first);
       bad[i] ^= 0x01;
@@ -111,7 +115,7 @@ describe('runtime timing receiver', () => {
     }
     expect(rx.acceptBundle(first.subarray(0, first.length - 8), SRC)).toBe(-1); // a frame short
     expect(rx.acceptBundle(first, 'r9.n9.c9')).toBe(-1); // from a chip that sends this one nothing
-    expect(rx.acceptBundle(Buffer.from(tx.build(steps, W, 2 * W, 0)!), SRC)).toBe(-1); // the next window first
+    expect(rx.acceptBundle(Buffer.from(tx.build(sent, W, 2 * W, 0)!), SRC)).toBe(-1); // the next window first
     expect(missing()).toBe(total);
     // the right one: all its frames are in, and the next window is expected next, with seq counting on
     expect(rx.acceptBundle(first, SRC)).toBe(0);
@@ -119,10 +123,10 @@ describe('runtime timing receiver', () => {
     expect(rx.missing(0, W)).toBe(0);
     expect(missing()).toBe(total - inFirst);
     expect(rx.acceptBundle(first, SRC)).toBe(-1); // again: a duplicate, declined
-    const second = Buffer.from(tx.build(steps, W, 2 * W, inFirst)!);
+    const second = Buffer.from(tx.build(sent, W, 2 * W, inFirst)!);
     expect(rx.acceptBundle(second, SRC)).toBe(W);
     // a frame of the third window that came on its own (through the decoding path): its bundle is declined
-    const third = Buffer.from(tx.build(steps, 2 * W, 3 * W, inFirst + second.readUInt32LE(4))!);
+    const third = Buffer.from(tx.build(sent, 2 * W, 3 * W, inFirst + second.readUInt32LE(4))!);
     const slot = rx.locate({ step: steps[2 * W + 1].index, tensor: DECODE[0].name } as Parameters<TimingReceiver['locate']>[0], SRC)!;
     expect(rx.mark(slot.step, slot.slot, 0)).toBe(true);
     expect(rx.acceptBundle(third, SRC)).toBe(-1);

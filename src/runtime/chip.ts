@@ -174,8 +174,8 @@ export class ChipRuntime {
   private window: WindowWait | null = null;
   /** Timing fidelity, per step kind: the send instructions, and the end tick of the sampler's token op (-1 elsewhere). */
   private readonly timingSteps: Record<'prefill' | 'decode', { readonly sends: readonly SendInstruction[]; readonly tokenEnd: number }> | null;
-  /** Timing fidelity: per destination, its frames per step (in send order) as a window's bundle. */
-  private readonly outLinks: readonly OutLink[];
+  /** Timing fidelity: per destination, its frames per step (in send order) as a window's bundle; made at the first run, not at start-up. */
+  private outLinks: readonly OutLink[] | null = null;
   /** Where numeric frames are encoded before the transport copies them: one buffer per frame size. */
   private readonly frameBuffers = new Map<number, Uint8Array>();
   private readonly caches = new Map<number, KvCache>();
@@ -200,7 +200,6 @@ export class ChipRuntime {
       return { sends: prog.filter((ins): ins is SendInstruction => ins.kind === 'send'), tokenEnd: token?.kind === 'compute' ? token.end : -1 };
     };
     this.timingSteps = init.fidelity === 'timing' ? { prefill: timingStep('prefill'), decode: timingStep('decode') } : null;
-    this.outLinks = this.timingSteps === null ? [] : this.linksOut(this.timingSteps.prefill.sends, this.timingSteps.decode.sends);
     if (init.fidelity === 'numeric') {
       const m = init.model;
       for (const ins of init.program.decode.instructions) {
@@ -213,7 +212,8 @@ export class ChipRuntime {
   }
 
   /** The links this chip sends on, with the frames each carries per step (timing fidelity). */
-  private linksOut(prefill: readonly SendInstruction[], decode: readonly SendInstruction[]): OutLink[] {
+  private linksOut(): OutLink[] {
+    const { prefill: { sends: prefill }, decode: { sends: decode } } = this.timingSteps!;
     const me = this.init.chipId;
     const byDst = new Map<string, { frames: LinkFrame[][]; tensorBytes: { prefill: number; decode: number } }>();
     const kinds = [['prefill', prefill] as const, ['decode', decode] as const];
@@ -600,8 +600,9 @@ export class ChipRuntime {
       return;
     }
     const ep = this.endpoint!;
-    for (const o of this.outLinks) {
-      const bundle = o.bundle.build(steps, from, to, o.link.seq);
+    const run = this.timing!.timeline;
+    for (const o of (this.outLinks ??= this.linksOut())) {
+      const bundle = o.bundle.build(run, from, to, o.link.seq);
       if (bundle === null) continue;
       const frames = bundleCount(bundle);
       o.link.seq += frames;

@@ -22,6 +22,31 @@ import type { StepInstance } from './run-spec.js';
 /** Window shapes kept per link (a run's first, middle and last windows, and one more). */
 const KEPT_SHAPES = 4;
 
+/**
+ * A run's steps as link bundles read them, made once per run (TimingReceiver.begin): per step its kind
+ * (0 prefill, 1 decode) and its base tick split at 2^16. Ticks pass 2^31 within a run, and in a chip's
+ * mostly unoptimised code every sum beyond that allocates a heap number: with the halves, writing a
+ * frame's tick takes only small-integer arithmetic.
+ */
+export class RunTimeline {
+  readonly kinds: Uint8Array;
+  readonly baseHigh: Float64Array;
+  readonly baseLow: Int32Array;
+
+  constructor(readonly steps: readonly StepInstance[]) {
+    const n = steps.length;
+    this.kinds = new Uint8Array(n);
+    this.baseHigh = new Float64Array(n);
+    this.baseLow = new Int32Array(n);
+    for (let s = 0; s < n; s++) {
+      const base = steps[s].base;
+      this.kinds[s] = steps[s].kind === 'prefill' ? 0 : 1;
+      this.baseHigh[s] = Math.floor(base / 0x10000);
+      this.baseLow[s] = base % 0x10000;
+    }
+  }
+}
+
 /** A frame the link carries in every step of a kind: its template, and its arrival tick after the step's base. */
 export interface LinkFrame {
   readonly template: FrameTemplate;
@@ -47,7 +72,7 @@ export class LinkBundle {
   /** The link's frames per step, in send order: [prefill, decode]. */
   private readonly lists: readonly (readonly LinkFrame[])[];
   /** Their arrival ticks after the step's base, [prefill, decode], and the least and largest of all. */
-  private readonly ticks: readonly Float64Array[];
+  private readonly ticks: readonly Int32Array[];
   private readonly minTick: number;
   private readonly maxTick: number;
   /** Images of recent window shapes, most recently used first. */
@@ -55,7 +80,7 @@ export class LinkBundle {
 
   constructor(prefill: readonly LinkFrame[], decode: readonly LinkFrame[]) {
     this.lists = [prefill, decode];
-    this.ticks = this.lists.map((l) => Float64Array.from(l, (f) => f.tick));
+    this.ticks = this.lists.map((l) => Int32Array.from(l, (f) => f.tick));
     const all = [...prefill, ...decode].map((f) => f.tick);
     this.minTick = Math.min(...all);
     this.maxTick = Math.max(...all);
@@ -72,12 +97,13 @@ export class LinkBundle {
    * this object's and valid until its next build. Throws RACKEMU_ERR_FRAME (from the templates) for
    * an integer a frame cannot carry.
    */
-  build(steps: readonly StepInstance[], from: number, to: number, seq: number): Uint8Array | null {
+  build(run: RunTimeline, from: number, to: number, seq: number): Uint8Array | null {
+    const { steps, kinds } = run;
     // prefill steps lead a run: count them from the window's ends, scanning only a window that has both
     let prefill = 0;
-    if (steps[from].kind === 'prefill') {
+    if (kinds[from] === 0) {
       prefill = to - from;
-      if (steps[to - 1].kind !== 'prefill') for (prefill = 0; steps[from + prefill].kind === 'prefill'; prefill++);
+      if (kinds[to - 1] !== 0) for (prefill = 0; kinds[from + prefill] === 0; prefill++);
     }
     const decode = to - from - prefill;
     const n = prefill * this.lists[0].length + decode * this.lists[1].length;
@@ -85,7 +111,7 @@ export class LinkBundle {
     const images = this.images;
     for (let k = 0; k < images.length; k++) {
       const img = images[k];
-      if (img.prefillSteps !== prefill || img.decodeSteps !== decode || !this.rewrite(img, steps, from, to, seq, n)) continue;
+      if (img.prefillSteps !== prefill || img.decodeSteps !== decode || !this.rewrite(img, run, from, to, seq, n)) continue;
       if (k > 0) {
         images.splice(k, 1);
         images.unshift(img);
@@ -106,8 +132,9 @@ export class LinkBundle {
    * runs per frame on both ends of every link, mostly in unoptimised code, where a call costs more
    * than the writes.
    */
-  private rewrite(img: Image, steps: readonly StepInstance[], from: number, to: number, seq: number, n: number): boolean {
+  private rewrite(img: Image, run: RunTimeline, from: number, to: number, seq: number, n: number): boolean {
     const { bytes: b, at, widths: w, stepWidth: ws, tickWidth: wt, seqWidth: wq } = img;
+    const { steps, kinds, baseHigh, baseLow } = run;
     const uniform =
       ws !== 0 &&
       wt !== 0 &&
@@ -121,14 +148,13 @@ export class LinkBundle {
     let k = 0;
     let q = seq;
     for (let s = from; s < to; s++) {
-      const st = steps[s];
-      const ticks = this.ticks[st.kind === 'prefill' ? 0 : 1];
-      const index = st.index;
-      const base = st.base;
+      const ticks = this.ticks[kinds[s]];
+      const index = steps[s].index;
+      const high = baseHigh[s];
+      const low = baseLow[s];
       for (let j = 0; j < ticks.length; j++, k += 3, q++) {
-        const t = base + ticks[j];
         if (!uniform) {
-          if (!put(b, at[k], index, w[k]) || !put(b, at[k + 1], t, w[k + 1]) || !put(b, at[k + 2], q, w[k + 2])) return false;
+          if (!put(b, at[k], index, w[k]) || !put(b, at[k + 1], steps[s].base + ticks[j], w[k + 1]) || !put(b, at[k + 2], q, w[k + 2])) return false;
           continue;
         }
         let p = at[k];
@@ -137,12 +163,16 @@ export class LinkBundle {
           b[p + 2] = index & 0xff;
         } else writeUint(b, p, index, ws);
         p = at[k + 1];
+        // the tick in 16-bit halves: (high + carry) * 2^16 + low16
+        const u = low + ticks[j];
+        const th = high + (u >>> 16);
+        const tl = u & 0xffff;
         if (wt === 5) {
-          b[p + 1] = t >>> 24;
-          b[p + 2] = (t >>> 16) & 0xff;
-          b[p + 3] = (t >>> 8) & 0xff;
-          b[p + 4] = t & 0xff;
-        } else writeUint(b, p, t, wt);
+          b[p + 1] = th >>> 8;
+          b[p + 2] = th & 0xff;
+          b[p + 3] = tl >>> 8;
+          b[p + 4] = tl & 0xff;
+        } else writeUint(b, p, th * 0x10000 + tl, wt);
         p = at[k + 2];
         if (wq === 3) {
           b[p + 1] = q >>> 8;

@@ -2,7 +2,7 @@ import type { StepKind } from '../compiler/plan.js';
 import type { Instruction } from '../compiler/programs.js';
 import { FrameTemplate, type Dtype, type FrameHeader } from '../transport/frame.js';
 import type { TensorMeta } from './chip.js';
-import { LinkBundle } from './link-bundle.js';
+import { LinkBundle, RunTimeline } from './link-bundle.js';
 import type { StepInstance } from './run-spec.js';
 
 /**
@@ -96,7 +96,8 @@ export class TimingReceiver {
   private lastSrc = '';
   private lastCursor: PeerCursor | undefined;
   private steps: readonly StepInstance[] = [];
-  private kinds = new Uint8Array(0);
+  private run = new RunTimeline([]);
+  private kinds: Uint8Array = new Uint8Array(0);
   /** Run step -> index of its first slot in `arrived`. */
   private offsets = new Int32Array(1);
   private arrived = new Uint8Array(0);
@@ -119,14 +120,13 @@ export class TimingReceiver {
   begin(steps: readonly StepInstance[], windowSteps: number): void {
     const n = steps.length;
     this.steps = steps;
+    this.run = new RunTimeline(steps);
     this.windowSteps = Math.max(1, windowSteps);
-    this.kinds = new Uint8Array(n);
+    this.kinds = this.run.kinds;
     this.offsets = new Int32Array(n + 1);
     this.remaining = new Int32Array(n);
     for (let s = 0; s < n; s++) {
-      const k = KIND[steps[s].kind];
-      const count = this.recvs[k].slots.length;
-      this.kinds[s] = k;
+      const count = this.recvs[this.kinds[s]].slots.length;
       this.offsets[s + 1] = this.offsets[s] + count;
       this.remaining[s] = count;
     }
@@ -146,6 +146,11 @@ export class TimingReceiver {
   /** The run's steps (valid from begin on). */
   get runSteps(): readonly StepInstance[] {
     return this.steps;
+  }
+
+  /** The run's steps as link bundles read them (valid from begin on). */
+  get timeline(): RunTimeline {
+    return this.run;
   }
 
   /**
@@ -183,7 +188,7 @@ export class TimingReceiver {
     const n = this.steps.length;
     if (from >= n) return -1;
     const to = Math.min(n, (Math.floor(from / this.windowSteps) + 1) * this.windowSteps);
-    const expected = c.bundle.build(this.steps, from, to, c.seq);
+    const expected = c.bundle.build(this.run, from, to, c.seq);
     if (expected === null || expected.length !== bundle.length || Buffer.compare(expected, bundle) !== 0) return -1;
     for (let s = from; s < to; s++) {
       const list = c.lists[this.kinds[s]];
