@@ -72,7 +72,7 @@ export class LinkBundle {
   /** The link's frames per step, in send order: [prefill, decode]. */
   private readonly lists: readonly (readonly LinkFrame[])[];
   /** Their arrival ticks after the step's base, [prefill, decode], and the least and largest of all. */
-  private readonly ticks: readonly Int32Array[];
+  private readonly ticks: readonly Float64Array[];
   private readonly minTick: number;
   private readonly maxTick: number;
   /** Images of recent window shapes, most recently used first. */
@@ -80,7 +80,7 @@ export class LinkBundle {
 
   constructor(prefill: readonly LinkFrame[], decode: readonly LinkFrame[]) {
     this.lists = [prefill, decode];
-    this.ticks = this.lists.map((l) => Int32Array.from(l, (f) => f.tick));
+    this.ticks = this.lists.map((l) => Float64Array.from(l, (f) => f.tick));
     const all = [...prefill, ...decode].map((f) => f.tick);
     this.minTick = Math.min(...all);
     this.maxTick = Math.max(...all);
@@ -93,8 +93,7 @@ export class LinkBundle {
 
   /**
    * The bundle of the link's frames in run steps [from, to), the first with sequence number `seq`, or
-   * null when the link carries none then. `steps` are a run's (its prefill steps first). The bytes are
-   * this object's and valid until its next build. Throws RACKEMU_ERR_FRAME (from the templates) for
+   * null when the link carries none then. The bytes are this object's and valid until its next build. Throws RACKEMU_ERR_FRAME (from the templates) for
    * an integer a frame cannot carry.
    */
   build(run: RunTimeline, from: number, to: number, seq: number): Uint8Array | null {
