@@ -41,15 +41,15 @@ export interface RunSpec {
 }
 
 /**
- * Default look-ahead of timing fidelity, in steps: windows of 128 steps. Every window costs each chip a
+ * Default look-ahead of timing fidelity, in steps: windows of 256 steps. Every window costs each chip a
  * sleep, a wake-up and, per link, a bundle built and checked (and a transport message); a longer window
  * holds more frames in flight: a link's bundle of a window, two of which the embedded rings are sized
- * to hold. Measured on mixtral-8x7b/groq-576 with bundles, marginal wall time per token on this 2-core
- * machine, embedded: 64 steps 1.2-1.7 ms (256-token runs), 127 steps 1.1-1.3 ms and 255 steps 1.0-1.1
- * ms (1024-token runs); at 255 the NATS run's peak RSS rose to 7.1 GB (the aim is under 8 GB), so 127.
- * Results do not depend on it (tested).
+ * to hold. Measured with bundles on mixtral-8x7b/groq-576, `npm run bench` on this 2-core machine,
+ * marginal wall time per token: 127 steps 1.0-1.1 ms embedded (1.4-1.5x the transport floor over three
+ * benches) and 2.5-2.9 ms NATS; 255 steps 0.96 ms embedded (1.3x) and 2.0 ms NATS. The NATS run's peak
+ * RSS over its long runs was 7.2 GB either way (embedded 5.6 GB). Results do not depend on it (tested).
  */
-export const DEFAULT_LOOKAHEAD_STEPS = 127;
+export const DEFAULT_LOOKAHEAD_STEPS = 255;
 
 export interface StepInstance {
   readonly index: number;
