@@ -87,7 +87,7 @@ export class LinkBundle {
   }
 
   /** The link's frames in one step of this kind. */
-  perStep(kind: StepInstance['kind']): readonly LinkFrame[] {
+  private perStep(kind: StepInstance['kind']): readonly LinkFrame[] {
     return this.lists[kind === 'prefill' ? 0 : 1];
   }
 
