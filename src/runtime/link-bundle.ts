@@ -204,7 +204,7 @@ export class LinkBundle {
       for (const f of this.perStep(st.kind)) {
         const tick = st.base + f.tick;
         bytes.set(f.template.frameFor(st.index, tick, seq + i), off);
-        const o = f.template.fieldOffsets(st.index, tick, seq + i);
+        const o = f.template.fieldOffsets(st.index, tick);
         at[3 * i] = off + o.step;
         at[3 * i + 1] = off + o.tick;
         at[3 * i + 2] = off + o.seq;

@@ -244,11 +244,12 @@ export class FrameTemplate {
   }
 
   /**
-   * Where the integers step, tick and seq begin (their msgpack type byte) in the frame of this
-   * template with these values, and so in what frameFor returns for them. A sender or receiver that
+   * Where the integers step, tick and seq begin (their msgpack type byte) in the payload-free frame
+   * (checksum 0, one byte) of this template with this step and tick (seq comes last: its width moves
+   * nothing), and so in what frameFor returns for them. A sender or receiver that
    * keeps copies of frames rewrites just these (with writeInt, for integers of the same intSize).
    */
-  fieldOffsets(step: number, tick: number, seq: number): { readonly step: number; readonly tick: number; readonly seq: number } {
+  fieldOffsets(step: number, tick: number): { readonly step: number; readonly tick: number; readonly seq: number } {
     const stepAt = 4 + this.head.length;
     const tickAt = stepAt + intBytes(step, 'step');
     return { step: stepAt, tick: tickAt, seq: tickAt + intBytes(tick, 'tick') + this.mid.length + 1 };
@@ -263,7 +264,7 @@ export class FrameTemplate {
     if (img === null || img.stepWidth !== ws || img.tickWidth !== wt || img.seqWidth !== wq) {
       const size = align8(4 + this.headLen(ws, wt, wq, 1));
       const buf = new ArrayBuffer(size);
-      const at = this.fieldOffsets(step, tick, seq);
+      const at = this.fieldOffsets(step, tick);
       img = { bytes: new Uint8Array(buf), words: new Int32Array(buf), stepWidth: ws, tickWidth: wt, seqWidth: wq, stepAt: at.step, tickAt: at.tick, seqAt: at.seq };
       this.encodeInto(img.bytes, step, tick, seq, EMPTY);
       this.last = img;
