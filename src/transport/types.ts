@@ -89,7 +89,8 @@ export interface ChipEndpoint {
    * Coalesce, like a corked Node stream: from cork() until uncork(), frames sent to one destination are
    * held and then leave together, in as few transport messages as the transport allows (embedded: one
    * ring publish and one wake-up per destination; NATS: bundles up to the message limit, bundle.ts).
-   * Receivers see the same frames in the same order, one onFrame call each. Held frames also leave on
+   * Receivers see the same frames in the same order, one onFrame call each (a NATS bundle is first
+   * offered to the receiver's bundle handler, if it has one: see onBundle). Held frames also leave on
    * flush(), close() and before the endpoint blocks its thread (pollSync, a full embedded ring), so a
    * corked endpoint never waits on frames it holds back. What it saves is per-message work: a chip
    * corks while it issues a burst of sends (timing fidelity: a whole look-ahead window's).
