@@ -24,7 +24,7 @@ import { usesMoe } from './reference.js';
 import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type Fidelity, type FrameFault, type RunSpec, type StepInstance, type StepLengths } from './run-spec.js';
 import { frameTemplate, stepRecvs, TimingReceiver, type RecvSlot } from './timing-receiver.js';
 import { LinkBundle, type LinkFrame } from './link-bundle.js';
-import { bundleCount, splitBundle } from '../transport/bundle.js';
+import { bundleCount, bundleFrames } from '../transport/bundle.js';
 
 /**
  * One emulated chip: its SRAM contents (weight slices, KV cache, activations) and the executor of
@@ -574,14 +574,8 @@ export class ChipRuntime {
     for (const { bundle, src } of early) {
       if (this.onBundle(bundle, src)) continue;
       // not what the run expects next from src: frame by frame, as the transport would have delivered it
-      let frames: Uint8Array[];
-      try {
-        frames = splitBundle(bundle);
-      } catch (cause) {
-        this.abort(new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: a malformed bundle from ${src}`, { cause }));
-        continue;
-      }
-      for (const f of frames) this.onFrame(f, src);
+      const malformed = (cause: Error) => this.abort(new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: a malformed bundle from ${src}`, { cause }));
+      for (const f of bundleFrames(bundle, malformed)) this.onFrame(f, src);
     }
   }
 

@@ -19,6 +19,9 @@ import type { StepInstance } from './run-spec.js';
  * crosses a width.
  */
 
+/** Index of each step kind in per-kind arrays ([prefill, decode]). */
+export const KIND: Readonly<Record<StepInstance['kind'], number>> = { prefill: 0, decode: 1 };
+
 /** Window shapes kept per link (a run's first, middle and last windows, and one more). */
 const KEPT_SHAPES = 4;
 
@@ -40,7 +43,7 @@ export class RunTimeline {
     this.baseLow = new Int32Array(n);
     for (let s = 0; s < n; s++) {
       const base = steps[s].base;
-      this.kinds[s] = steps[s].kind === 'prefill' ? 0 : 1;
+      this.kinds[s] = KIND[steps[s].kind];
       this.baseHigh[s] = Math.floor(base / 0x10000);
       this.baseLow[s] = base % 0x10000;
     }
@@ -88,7 +91,7 @@ export class LinkBundle {
 
   /** The link's frames in one step of this kind. */
   private perStep(kind: StepInstance['kind']): readonly LinkFrame[] {
-    return this.lists[kind === 'prefill' ? 0 : 1];
+    return this.lists[KIND[kind]];
   }
 
   /**

@@ -2,7 +2,7 @@ import type { StepKind } from '../compiler/plan.js';
 import type { Instruction } from '../compiler/programs.js';
 import { FrameTemplate, type Dtype, type FrameHeader } from '../transport/frame.js';
 import type { TensorMeta } from './chip.js';
-import { LinkBundle, RunTimeline } from './link-bundle.js';
+import { KIND, LinkBundle, RunTimeline } from './link-bundle.js';
 import type { StepInstance } from './run-spec.js';
 
 /**
@@ -87,7 +87,6 @@ interface PeerCursor {
   pos: number;
 }
 
-const KIND: Record<StepKind, number> = { prefill: 0, decode: 1 };
 const NONE: readonly RecvSlot[] = [];
 
 export class TimingReceiver {
@@ -95,7 +94,6 @@ export class TimingReceiver {
   private readonly cursors = new Map<string, PeerCursor>();
   private lastSrc = '';
   private lastCursor: PeerCursor | undefined;
-  private steps: readonly StepInstance[] = [];
   private run = new RunTimeline([]);
   private kinds: Uint8Array = new Uint8Array(0);
   /** Run step -> index of its first slot in `arrived`. */
@@ -119,7 +117,6 @@ export class TimingReceiver {
   /** A run of `steps` begins, whose senders send in look-ahead windows of `windowSteps` steps. */
   begin(steps: readonly StepInstance[], windowSteps: number): void {
     const n = steps.length;
-    this.steps = steps;
     this.run = new RunTimeline(steps);
     this.windowSteps = Math.max(1, windowSteps);
     this.kinds = this.run.kinds;
@@ -145,7 +142,7 @@ export class TimingReceiver {
 
   /** The run's steps (valid from begin on). */
   get runSteps(): readonly StepInstance[] {
-    return this.steps;
+    return this.run.steps;
   }
 
   /** The run's steps as link bundles read them (valid from begin on). */
@@ -161,9 +158,9 @@ export class TimingReceiver {
     const c = this.cursor(src);
     if (c === undefined || !this.active) return -1;
     const s = c.step;
-    if (s >= this.steps.length) return -1;
+    if (s >= this.run.steps.length) return -1;
     const slot = c.lists[this.kinds[s]][c.pos];
-    const st = this.steps[s];
+    const st = this.run.steps[s];
     if (!slot.template.matches(frame, st.index, st.base + slot.tick, c.seq)) return -1;
     const i = this.offsets[s] + slot.index;
     if (this.arrived[i] !== 0) return -1;
@@ -185,7 +182,7 @@ export class TimingReceiver {
     const c = this.cursor(src);
     if (c === undefined || !this.active || c.pos !== 0) return -1;
     const from = c.step;
-    const n = this.steps.length;
+    const n = this.run.steps.length;
     if (from >= n) return -1;
     const to = Math.min(n, (Math.floor(from / this.windowSteps) + 1) * this.windowSteps);
     const expected = c.bundle.build(this.run, from, to, c.seq);
@@ -210,8 +207,8 @@ export class TimingReceiver {
 
   /** A decoded frame's place in this run: its run step and slot, or null if the run expects no such frame. */
   locate(h: FrameHeader, src: string): { step: number; slot: RecvSlot } | null {
-    const s = h.step - (this.steps[0]?.index ?? 0);
-    if (!this.active || s < 0 || s >= this.steps.length) return null;
+    const s = h.step - (this.run.steps[0]?.index ?? 0);
+    if (!this.active || s < 0 || s >= this.run.steps.length) return null;
     const slot = this.recvs[this.kinds[s]].byKey.get(`${src}|${h.tensor}`);
     return slot === undefined ? null : { step: s, slot };
   }
@@ -248,7 +245,7 @@ export class TimingReceiver {
     let bestTick = Infinity;
     for (let s = from; s < to; s++) {
       if (this.remaining[s] === 0) continue;
-      const base = this.steps[s].base;
+      const base = this.run.steps[s].base;
       for (const slot of this.recvs[this.kinds[s]].slots) {
         if (this.arrived[this.offsets[s] + slot.index] === 0 && base + slot.tick < bestTick) {
           bestTick = base + slot.tick;
@@ -270,7 +267,7 @@ export class TimingReceiver {
 
   /** Skip run steps in which the peer sends nothing more. */
   private settle(c: PeerCursor): void {
-    const n = this.steps.length;
+    const n = this.run.steps.length;
     while (c.step < n && c.pos >= c.lists[this.kinds[c.step]].length) {
       c.step++;
       c.pos = 0;

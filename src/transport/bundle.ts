@@ -127,6 +127,19 @@ export function splitBundle(msg: Uint8Array): Uint8Array[] {
 }
 
 /**
+ * The frames of a received bundle, as views (splitBundle); a malformed bundle goes to `malformed`
+ * (none of its frames can be trusted) and gives no frames. For a receiver that must not throw.
+ */
+export function bundleFrames(msg: Uint8Array, malformed: (e: TransportError) => void): Uint8Array[] {
+  try {
+    return splitBundle(msg);
+  } catch (e) {
+    malformed(e as TransportError);
+    return [];
+  }
+}
+
+/**
  * Offer a received bundle to the endpoint's bundle handler: true if the handler took it whole. A
  * handler that throws breaks its contract: that is reported, and the bundle is treated as declined
  * (its frames are then delivered one by one, so none is lost).

@@ -58,7 +58,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { TransportError } from '../util/errors.js';
 import { ErrorRelay } from './error-relay.js';
-import { bundleCount, bundleFrameBytes, isBundle, offerBundle, splitBundle } from './bundle.js';
+import { bundleCount, bundleFrameBytes, bundleFrames, isBundle, offerBundle } from './bundle.js';
 import type { BundleHandler, ChipEndpoint, EmbeddedTransportConfig, ErrorHandler, FrameHandler, TransportStats } from './types.js';
 
 export const DEFAULT_RING_BYTES = 256 * 1024;
@@ -782,13 +782,7 @@ export class EmbeddedEndpoint implements ChipEndpoint {
       this.bytesReceived += bundleFrameBytes(bundle);
       return n;
     }
-    let frames: Uint8Array[];
-    try {
-      frames = splitBundle(bundle);
-    } catch (e) {
-      this.errors.report(e as TransportError);
-      return 0;
-    }
+    const frames = bundleFrames(bundle, this.report);
     for (let i = 0; i < frames.length && !this.closed; i++) this.deliver(frames[i], src);
     return frames.length;
   }

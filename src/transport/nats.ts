@@ -24,7 +24,7 @@
 
 import { connect, type Msg, type NatsConnection, type PublishOptions } from '@nats-io/transport-node';
 import { TransportError } from '../util/errors.js';
-import { bundleCount, bundleFrameBytes, bundleHeadBytes, bundleRecordBytes, encodeBundle, isBundle, offerBundle, splitBundle } from './bundle.js';
+import { bundleCount, bundleFrameBytes, bundleFrames, bundleHeadBytes, bundleRecordBytes, encodeBundle, isBundle, offerBundle } from './bundle.js';
 import { chunkFrame, FrameReassembler, isChunk } from './chunk.js';
 import { ErrorRelay } from './error-relay.js';
 import { Fifo } from './fifo.js';
@@ -522,14 +522,7 @@ export class NatsEndpoint implements ChipEndpoint {
       this.bytesReceived += bundleFrameBytes(bundle);
       return;
     }
-    let frames: Uint8Array[];
-    try {
-      frames = splitBundle(bundle);
-    } catch (e) {
-      this.errors.report(e as TransportError);
-      return;
-    }
-    for (const f of frames) this.deliver(f, src);
+    for (const f of bundleFrames(bundle, this.report)) this.deliver(f, src);
   }
 
   private deliver(frame: Uint8Array, src: string): void {
