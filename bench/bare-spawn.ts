@@ -29,4 +29,13 @@ const seconds = (performance.now() - t0) / 1000;
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
 const rssAllUpMb = process.memoryUsage().rss / 2 ** 20;
 await Promise.all(workers.map((w) => w.terminate()));
-console.log(JSON.stringify({ workers: n, loaded, seconds, rss_before_mb: rssBeforeMb, rss_all_up_mb: rssAllUpMb, peak_rss_mb: peakRssMb }));
+console.log(
+  JSON.stringify({
+    workers: n,
+    loaded,
+    seconds,
+    rss_before_mb: rssBeforeMb,
+    rss_all_up_mb: rssAllUpMb,
+    peak_rss_mb: peakRssMb,
+  }),
+);

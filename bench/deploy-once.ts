@@ -7,6 +7,7 @@ import { compile } from '../src/compiler/compile.js';
 import { Deployment } from '../src/control/deployment.js';
 import { loadModel } from '../src/model/load.js';
 import type { Fidelity } from '../src/runtime/run-spec.js';
+import { messagesJson } from '../src/cli/generate-report.js';
 import { Fabric } from '../src/topology/fabric.js';
 import { loadTopology, parseSetArg } from '../src/topology/load.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../src/transport/nats-server.js';
@@ -86,24 +87,62 @@ try {
   const peakAfterStartMb = mb();
   const rssAfterStartMb = process.memoryUsage().rss / 2 ** 20;
   const runFromUs = Number(process.hrtime.bigint() / 1000n);
-  const r = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: c.newTokens, lookaheadSteps: c.lookaheadSteps });
+  const r = await deployment.generate({
+    promptIds: c.promptIds,
+    maxNewTokens: c.newTokens,
+    lookaheadSteps: c.lookaheadSteps,
+  });
   const runToUs = Number(process.hrtime.bigint() / 1000n);
   const peakAfterRunMb = mb();
   const cpu2 = process.cpuUsage();
-  type RunFigures = { tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number; decoded: number; window_us: [number, number] };
+  type RunFigures = {
+    tokens: number;
+    per_token_ms: number;
+    run_s: number;
+    cpu_s: number;
+    system_s: number;
+    violations: number;
+    sleeps: number;
+    frames: number;
+    messages: number;
+    decoded: number;
+    window_us: [number, number];
+  };
   const warm: (RunFigures | { error: string })[] = [];
   const pairs = c.longTokens ? (c.pairs ?? 1) : 0;
   const warmPairs = c.longTokens ? (c.warmPairs ?? 0) : 0;
   // the warm-up: short runs, then (long, short) pairs; the measured pairs follow
-  const warmUp = [...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens), ...Array.from({ length: warmPairs }, () => [c.longTokens!, c.newTokens]).flat()];
-  const runs = [...warmUp, ...Array.from({ length: pairs }, (_, i) => (i < pairs - 1 ? [c.longTokens!, c.newTokens] : [c.longTokens!])).flat()];
+  const warmUp = [
+    ...Array.from({ length: c.warmRuns ?? 0 }, () => c.newTokens),
+    ...Array.from({ length: warmPairs }, () => [c.longTokens!, c.newTokens]).flat(),
+  ];
+  const runs = [
+    ...warmUp,
+    ...Array.from({ length: pairs }, (_, i) => (i < pairs - 1 ? [c.longTokens!, c.newTokens] : [c.longTokens!])).flat(),
+  ];
   for (const tokens of runs) {
     const w0 = process.cpuUsage();
     const from = Number(process.hrtime.bigint() / 1000n);
     try {
-      const w = await deployment.generate({ promptIds: c.promptIds, maxNewTokens: tokens, lookaheadSteps: c.lookaheadSteps });
+      const w = await deployment.generate({
+        promptIds: c.promptIds,
+        maxNewTokens: tokens,
+        lookaheadSteps: c.lookaheadSteps,
+      });
       const wc = process.cpuUsage(w0);
-      warm.push({ tokens, per_token_ms: w.wall.per_token_ms, run_s: w.wall.run_s, cpu_s: (wc.user + wc.system) / 1e6, system_s: wc.system / 1e6, violations: w.violations.length, sleeps: w.messages.sleeps, frames: w.messages.count, messages: w.messages.transport_messages, decoded: w.messages.decoded, window_us: [from, Number(process.hrtime.bigint() / 1000n)] });
+      warm.push({
+        tokens,
+        per_token_ms: w.wall.perTokenMs,
+        run_s: w.wall.runSeconds,
+        cpu_s: (wc.user + wc.system) / 1e6,
+        system_s: wc.system / 1e6,
+        violations: w.violations.length,
+        sleeps: w.messages.sleeps,
+        frames: w.messages.frames,
+        messages: w.messages.transportMessages,
+        decoded: w.messages.decoded,
+        window_us: [from, Number(process.hrtime.bigint() / 1000n)],
+      });
     } catch (e) {
       // keep the cold figures; a deployment whose run failed is not reused
       warm.push({ error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`.trim().slice(0, 300) });
@@ -115,8 +154,12 @@ try {
   const measured: { short: RunFigures; long: RunFigures }[] = [];
   // the fit: the last warm-up run and the pairs (earlier warm-ups still carry code being optimised)
   const fitted = ok.slice(Math.max(0, warmUp.length - 1));
-  for (let i = 1; i < fitted.length; i++) if (fitted[i].tokens === c.longTokens && fitted[i - 1].tokens === c.newTokens) measured.push({ short: fitted[i - 1], long: fitted[i] });
-  const marginals = measured.map(({ short, long }) => ((long.run_s - short.run_s) * 1000) / (long.tokens - short.tokens));
+  for (let i = 1; i < fitted.length; i++)
+    if (fitted[i].tokens === c.longTokens && fitted[i - 1].tokens === c.newTokens)
+      measured.push({ short: fitted[i - 1], long: fitted[i] });
+  const marginals = measured.map(
+    ({ short, long }) => ((long.run_s - short.run_s) * 1000) / (long.tokens - short.tokens),
+  );
   /** Least-squares fit of f(run) = intercept + slope x tokens over the runs; null without two lengths. */
   const fit = (f: (r: RunFigures) => number): { slope: number; intercept: number } | null => {
     if (measured.length === 0) return null;
@@ -130,7 +173,10 @@ try {
   const marginalMs = wallFit?.slope ?? null;
   const lastWarm = ok.filter((w) => w.tokens === c.newTokens).pop();
   const long = ok.filter((w) => w.tokens === c.longTokens).pop();
-  const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => ({ user_s: (b.user - a.user) / 1e6, system_s: (b.system - a.system) / 1e6 });
+  const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => ({
+    user_s: (b.user - a.user) / 1e6,
+    system_s: (b.system - a.system) / 1e6,
+  });
   const t2 = performance.now();
   await deployment.stop();
   deployment = null;
@@ -150,14 +196,14 @@ try {
       workers: r.chips.workers,
       hosts: r.chips.hosts,
       compile_s: compileSeconds,
-      startup_s: r.wall.startup_s,
+      startup_s: r.wall.startupSeconds,
       start_wall_s: startWallSeconds,
-      run_s: r.wall.run_s,
+      run_s: r.wall.runSeconds,
       stop_s: stopSeconds,
       generated: r.generated,
-      per_token_ms: r.wall.per_token_ms,
-      virtual_tpot_ms: r.virtual.tpot_ms,
-      virtual_ttft_ms: r.virtual.ttft_ms,
+      per_token_ms: r.wall.perTokenMs,
+      virtual_tpot_ms: r.virtual.tpotMs,
+      virtual_ttft_ms: r.virtual.ttftMs,
       warm_runs: warm,
       warm_per_token_ms: lastWarm ? lastWarm.per_token_ms : null,
       long_run: long ?? null,
@@ -169,7 +215,7 @@ try {
       marginal_cpu_ms_per_token: fit((r) => r.cpu_s * 1000)?.slope ?? null,
       marginal_messages_per_token: fit((r) => r.messages)?.slope ?? null,
       peak_rss_after_warm_mb: mb(),
-      messages: r.messages,
+      messages: messagesJson(r.messages),
       violations: r.violations.length,
       tokens: r.tokens,
       decode_frames: decode,

@@ -7,4 +7,11 @@ import { BUILTIN_MODELS } from '../src/model/builtin.js';
 import { loadTopology } from '../src/topology/load.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-console.log(fidelityTable(fidelityRows((t) => loadTopology(`${root}topologies/${t}.yaml`), (m) => BUILTIN_MODELS[m])));
+console.log(
+  fidelityTable(
+    fidelityRows(
+      (t) => loadTopology(`${root}topologies/${t}.yaml`),
+      (m) => BUILTIN_MODELS[m],
+    ),
+  ),
+);

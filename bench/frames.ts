@@ -5,7 +5,7 @@
 import type { Plan, StepKind } from '../src/compiler/plan.js';
 import type { Fidelity } from '../src/runtime/run-spec.js';
 import type { Fabric } from '../src/topology/fabric.js';
-import { encodeFrame } from '../src/transport/frame.js';
+import { encodeFrame } from '../src/transport/internal.js';
 
 export interface FrameSizes {
   /** Frames one step sends (one per transfer). */
@@ -25,7 +25,13 @@ export interface FrameSizes {
  * Sizes of one `kind` step's frames. Header fields that vary per run (step index, tick, seq) are given
  * values typical of the middle of a run of `stepIndex` steps, so their msgpack widths match.
  */
-export function stepFrameSizes(plan: Plan, fabric: Fabric, fidelity: Fidelity, kind: StepKind = 'decode', stepIndex = 9): FrameSizes {
+export function stepFrameSizes(
+  plan: Plan,
+  fabric: Fabric,
+  fidelity: Fidelity,
+  kind: StepKind = 'decode',
+  stepIndex = 9,
+): FrameSizes {
   const step = plan.steps[kind];
   const base = plan.steps.prefill.lengthTicks + (stepIndex - 1) * plan.steps.decode.lengthTicks;
   let wire = 0;
@@ -36,7 +42,15 @@ export function stepFrameSizes(plan: Plan, fabric: Fabric, fidelity: Fidelity, k
   for (const tr of step.transfers) {
     const t = step.tensors[tr.tensor];
     const cols = t.dtype === 'argmax' ? 2 : t.cols;
-    const head = { src: fabric.chipId(tr.src), dst: fabric.chipId(tr.dst), step: stepIndex, tick: base + tr.arrive, tensor: t.name, shape: [t.rows, cols], seq: stepIndex };
+    const head = {
+      src: fabric.chipId(tr.src),
+      dst: fabric.chipId(tr.dst),
+      step: stepIndex,
+      tick: base + tr.arrive,
+      tensor: t.name,
+      shape: [t.rows, cols],
+      seq: stepIndex,
+    };
     const body = fidelity === 'timing' ? new Uint8Array(0) : new Uint8Array(t.rows * cols * 4);
     const f =
       fidelity === 'timing'
@@ -49,13 +63,24 @@ export function stepFrameSizes(plan: Plan, fabric: Fabric, fidelity: Fidelity, k
     max = Math.max(max, f.length);
   }
   const n = step.transfers.length;
-  return { frames: n, wireBytes: wire, meanBytes: n ? wire / n : 0, minBytes: n ? min : 0, maxBytes: max, payloadBytes: payload, logicalBytes: logical };
+  return {
+    frames: n,
+    wireBytes: wire,
+    meanBytes: n ? wire / n : 0,
+    minBytes: n ? min : 0,
+    maxBytes: max,
+    payloadBytes: payload,
+    logicalBytes: logical,
+  };
 }
 
 /** Encoded size of one of measureRawRate's frames for a given frameBytes (src/transport/raw-rate-worker.ts). */
 export function rawFrameSize(frameBytes: number): number {
   const elements = frameBytes >>> 2;
-  return encodeFrame({ src: 'r0.n0.c0', dst: 'r0.n0.c1', step: 0, tick: 0, tensor: 'raw', dtype: 'f32', shape: [elements], seq: 0 }, new Uint8Array(elements * 4)).length;
+  return encodeFrame(
+    { src: 'r0.n0.c0', dst: 'r0.n0.c1', step: 0, tick: 0, tensor: 'raw', dtype: 'f32', shape: [elements], seq: 0 },
+    new Uint8Array(elements * 4),
+  ).length;
 }
 
 /**
@@ -66,7 +91,8 @@ export function rawFrameBytesFor(encodedBytes: number): { frameBytes: number; en
   let best = { frameBytes: 4, encodedBytes: rawFrameSize(4) };
   for (let b = 4; b <= Math.max(64, encodedBytes + 64); b += 4) {
     const size = rawFrameSize(b);
-    if (Math.abs(size - encodedBytes) < Math.abs(best.encodedBytes - encodedBytes)) best = { frameBytes: b, encodedBytes: size };
+    if (Math.abs(size - encodedBytes) < Math.abs(best.encodedBytes - encodedBytes))
+      best = { frameBytes: b, encodedBytes: size };
   }
   return best;
 }

@@ -5,31 +5,30 @@
  * streams frames and measures throughput).
  * Usage: node dist/bench/latency-once.js embedded|nats FRAME_BYTES ROUNDS  ->  one JSON line.
  */
-import { Worker, type TransferListItem } from 'node:worker_threads';
-import { createEmbeddedFabric } from '../src/transport/embedded.js';
-import { spawnNatsServer } from '../src/transport/nats-server.js';
-import type { TransportConfig } from '../src/transport/types.js';
+import { Worker } from 'node:worker_threads';
+import { createEmbeddedFabric, spawnNatsServer, type TransportConfig } from '../src/transport/internal.js';
 import { rawFrameSize } from './frames.js';
 
 const [kind, frameBytesArg, roundsArg] = process.argv.slice(2);
-if (kind !== 'embedded' && kind !== 'nats') throw new Error(`latency-once: transport must be embedded or nats, got ${kind}`);
+if (kind !== 'embedded' && kind !== 'nats')
+  throw new Error(`latency-once: transport must be embedded or nats, got ${kind}`);
 const frameBytes = Number(frameBytesArg);
 const rounds = Number(roundsArg);
 const a = 'r0.n0.c0';
 const b = 'r0.n0.c1';
 const server = kind === 'nats' ? await spawnNatsServer() : null;
-const configs: { config: TransportConfig; transferList: TransferListItem[] }[] = [];
+const configs: TransportConfig[] = [];
 if (kind === 'embedded') {
   const fabric = createEmbeddedFabric([[a, b]]);
   configs.push(fabric.endpointConfig(a), fabric.endpointConfig(b));
 } else {
   const config: TransportConfig = { kind: 'nats', servers: server!.url, runId: `ping-${process.pid}` };
-  configs.push({ config, transferList: [] }, { config, transferList: [] });
+  configs.push(config, config);
 }
 const script = new URL('./ping-worker.js', import.meta.url);
 const common = { frameBytes, rounds };
-const ping = new Worker(script, { workerData: { role: 'ping', chipId: a, peer: b, config: configs[0].config, ...common }, transferList: configs[0].transferList });
-const pong = new Worker(script, { workerData: { role: 'pong', chipId: b, peer: a, config: configs[1].config, ...common }, transferList: configs[1].transferList });
+const ping = new Worker(script, { workerData: { role: 'ping', chipId: a, peer: b, config: configs[0], ...common } });
+const pong = new Worker(script, { workerData: { role: 'pong', chipId: b, peer: a, config: configs[1], ...common } });
 const next = (w: Worker, type: string) =>
   new Promise<{ type: string; ms?: number; message?: string }>((resolve, reject) => {
     const on = (m: { type: string; ms?: number; message?: string }) => {
@@ -48,7 +47,13 @@ try {
   ping.postMessage('go');
   const { ms } = await done;
   console.log(
-    JSON.stringify({ transport: kind, frame_bytes: frameBytes, encoded_frame_bytes: rawFrameSize(frameBytes), rounds, one_hop_us: (ms! * 1000) / rounds / 2 }),
+    JSON.stringify({
+      transport: kind,
+      frame_bytes: frameBytes,
+      encoded_frame_bytes: rawFrameSize(frameBytes),
+      rounds,
+      one_hop_us: (ms! * 1000) / rounds / 2,
+    }),
   );
 } finally {
   ping.postMessage('close');

@@ -4,9 +4,7 @@
  * every frame it receives straight back (a fresh copy, as a chip would send a fresh frame).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeFrame, encodeFrame } from '../src/transport/frame.js';
-import { openEndpoint } from '../src/transport/open.js';
-import type { TransportConfig } from '../src/transport/types.js';
+import { decodeFrame, encodeFrame, openEndpoint, type TransportConfig } from '../src/transport/internal.js';
 
 interface PingData {
   role: 'ping' | 'pong';
@@ -19,14 +17,19 @@ interface PingData {
 
 const wd = workerData as PingData;
 const port = parentPort!;
-const ep = await openEndpoint(wd.config, wd.chipId, { onError: (e) => port.postMessage({ type: 'error', message: e.message }) });
+const ep = await openEndpoint(wd.config, wd.chipId, {
+  onError: (e) => port.postMessage({ type: 'error', message: e.message }),
+});
 const copy = (f: Uint8Array): Buffer => {
   const b = Buffer.allocUnsafeSlow(f.length);
   b.set(f);
   return b;
 };
 const elements = Math.max(1, wd.frameBytes >>> 2);
-const template = encodeFrame({ src: wd.chipId, dst: wd.peer, step: 0, tick: 0, tensor: 'raw', dtype: 'f32', shape: [elements], seq: 0 }, new Uint8Array(elements * 4));
+const template = encodeFrame(
+  { src: wd.chipId, dst: wd.peer, step: 0, tick: 0, tensor: 'raw', dtype: 'f32', shape: [elements], seq: 0 },
+  new Uint8Array(elements * 4),
+);
 
 let left = wd.rounds;
 let t0 = 0;

@@ -4,12 +4,12 @@
  * FRAME_BYTES is measureRawRate's: payload bytes; the frame's header comes on top (rawFrameSize).
  * For nats, a private nats-server is spawned here and its url passed in.
  */
-import { measureRawRate } from '../src/transport/raw-rate.js';
-import { spawnNatsServer } from '../src/transport/nats-server.js';
+import { measureRawRate, spawnNatsServer } from '../src/transport/internal.js';
 import { rawFrameSize } from './frames.js';
 
 const [kind, frameBytesArg, framesArg] = process.argv.slice(2);
-if (kind !== 'embedded' && kind !== 'nats') throw new Error(`raw-rate-once: transport must be embedded or nats, got ${kind}`);
+if (kind !== 'embedded' && kind !== 'nats')
+  throw new Error(`raw-rate-once: transport must be embedded or nats, got ${kind}`);
 const frameBytes = Number(frameBytesArg);
 const frames = Number(framesArg);
 const server = kind === 'nats' ? await spawnNatsServer() : null;

@@ -58,7 +58,10 @@ function child<T>(label: string, script: string, args: string[], timeoutS: numbe
     return r;
   } catch (e) {
     const err = e as { stderr?: string; message: string; signal?: string };
-    const tail = (err.stderr ?? '').trim().split('\n').filter((l) => l.trim() !== '');
+    const tail = (err.stderr ?? '')
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     const why =
       err.signal === 'SIGKILL'
         ? `timed out after ${timeoutS} s`
@@ -89,7 +92,6 @@ interface BareResult {
   peak_rss_mb: number;
 }
 
-
 interface DeployResult {
   topology: string;
   sets: string[];
@@ -107,7 +109,20 @@ interface DeployResult {
   stop_s: number;
   generated: number;
   per_token_ms: number;
-  warm_runs: ({ tokens: number; per_token_ms: number; run_s: number; cpu_s: number; system_s: number; violations: number; sleeps: number; frames: number; messages: number } | Failed)[];
+  warm_runs: (
+    | {
+        tokens: number;
+        per_token_ms: number;
+        run_s: number;
+        cpu_s: number;
+        system_s: number;
+        violations: number;
+        sleeps: number;
+        frames: number;
+        messages: number;
+      }
+    | Failed
+  )[];
   warm_per_token_ms: number | null;
   marginal_ms_per_token: number | null;
   marginal_ms_per_token_all: number[];
@@ -118,7 +133,14 @@ interface DeployResult {
   peak_rss_after_warm_mb: number;
   virtual_tpot_ms: number;
   virtual_ttft_ms: number;
-  messages: { count: number; bytes: number; transport_messages: number; transport_bytes: number; credit_stalls: number; sleeps: number };
+  messages: {
+    count: number;
+    bytes: number;
+    transport_messages: number;
+    transport_bytes: number;
+    credit_stalls: number;
+    sleeps: number;
+  };
   violations: number;
   tokens: number[] | null;
   decode_frames: FrameSizes;
@@ -174,7 +196,15 @@ function rawRate(kind: 'embedded' | 'nats', encodedBytes: number): RawResult | F
   const key = `${kind}:${frameBytes}`;
   if (!rawCache.has(key)) {
     const frames = kind === 'embedded' ? 400_000 : 200_000;
-    rawCache.set(key, child<RawResult>(`raw rate ${kind}, ${frameBytes} B payload`, 'raw-rate-once.js', [kind, String(frameBytes), String(frames)], 60));
+    rawCache.set(
+      key,
+      child<RawResult>(
+        `raw rate ${kind}, ${frameBytes} B payload`,
+        'raw-rate-once.js',
+        [kind, String(frameBytes), String(frames)],
+        60,
+      ),
+    );
   }
   return rawCache.get(key)!;
 }
@@ -183,7 +213,15 @@ function latency(kind: 'embedded' | 'nats', encodedBytes: number): LatencyResult
   const key = `${kind}:${frameBytes}`;
   if (!latCache.has(key)) {
     const rounds = kind === 'embedded' ? 20_000 : 5_000;
-    latCache.set(key, child<LatencyResult>(`one-hop latency ${kind}, ${frameBytes} B payload`, 'latency-once.js', [kind, String(frameBytes), String(rounds)], 60));
+    latCache.set(
+      key,
+      child<LatencyResult>(
+        `one-hop latency ${kind}, ${frameBytes} B payload`,
+        'latency-once.js',
+        [kind, String(frameBytes), String(rounds)],
+        60,
+      ),
+    );
   }
   return latCache.get(key)!;
 }
@@ -223,7 +261,10 @@ const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() 
 let commit = 'uncommitted';
 try {
   commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], { cwd: root, encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], {
+    cwd: root,
+    encoding: 'utf8',
+  }).trim();
   if (dirty) commit += ' + uncommitted changes';
 } catch {
   // not a git checkout
@@ -235,7 +276,12 @@ const compileRuns = [compileCase('groq-576', 'mixtral-8x7b'), compileCase('groq-
 
 const N = 576;
 const bare = child<BareResult>(`bare spawn of ${N} workers`, 'bare-spawn.js', [String(N)], 300);
-const bareLoaded = child<BareResult>(`spawn of ${N} chip workers without chips`, 'bare-spawn.js', [String(N), 'loaded'], 300);
+const bareLoaded = child<BareResult>(
+  `spawn of ${N} chip workers without chips`,
+  'bare-spawn.js',
+  [String(N), 'loaded'],
+  300,
+);
 
 /** Further runs on each deployment after the measured one, for the warm figures (see deploy-once.ts). */
 const WARM_RUNS = 2;
@@ -386,10 +432,17 @@ for (const { transport, d, f } of decodeRuns) {
   const floorText = failed(raw)
     ? fail(raw)
     : `${n(f.floor_ms, 2)} ms (${d.decode_frames.frames} frames at ${rate(raw.frames_per_s)}/s = ${n(f.frames_ms, 2)} ms; ${kb(d.decode_frames.wireBytes)} at ${kb(raw.wire_bytes_per_s)}/s = ${n(f.bytes_ms, 2)} ms)`;
-  const latText = failed(lat) ? fail(lat) : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
+  const latText = failed(lat)
+    ? fail(lat)
+    : `${n(f.latency_ms, 2)} ms (${d.critical_hops} hops x ${n(lat.one_hop_us, 1)} µs)`;
   const m = d.marginal_ms_per_token;
   const warmUp = d.warm_runs.slice(0, WARM_RUNS + 2 * WARM_PAIRS);
-  const warmUpText = warmUp.some(failed) ? '—' : `${n((warmUp as { run_s: number }[]).reduce((a, w) => a + w.run_s, 0), 1)} s`;
+  const warmUpText = warmUp.some(failed)
+    ? '—'
+    : `${n(
+        (warmUp as { run_s: number }[]).reduce((a, w) => a + w.run_s, 0),
+        1,
+      )} s`;
   lines.push(
     `| ${transport} | ${n(d.per_token_ms, 1)} ms | ${warmUpText} | ${n(m, 1)} ms ${range(d)} | ${floorText} | ${x(m, f.floor_ms)} | ${latText} | ${x(m, f.latency_ms)} | ${n(d.virtual_tpot_ms, 3)} ms | ${x(d.per_token_ms, d.virtual_tpot_ms)} / ${x(m, d.virtual_tpot_ms)} | ${n(d.run_overhead_ms, 0)} ms | ${transport === 'embedded' ? n(d.marginal_sleeps_per_token, 0) : '—'} | ${d.decode_frames.frames} / ${n(d.messages.count / d.generated, 0)} | ${n(d.marginal_messages_per_token, 0)} |`,
   );
@@ -399,7 +452,10 @@ const cpuRunLine = decodeRuns
   .map(({ transport, d }) => {
     const dd = d as DeployResult;
     const cpu = dd.cpu_run.user_s + dd.cpu_run.system_s;
-    const marginal = dd.marginal_cpu_ms_per_token === null ? '' : `; marginal ${n(dd.marginal_cpu_ms_per_token, 1)} ms CPU per token = ${n((dd.marginal_cpu_ms_per_token * 1000) / dd.decode_frames.frames, 1)} µs per frame`;
+    const marginal =
+      dd.marginal_cpu_ms_per_token === null
+        ? ''
+        : `; marginal ${n(dd.marginal_cpu_ms_per_token, 1)} ms CPU per token = ${n((dd.marginal_cpu_ms_per_token * 1000) / dd.decode_frames.frames, 1)} µs per frame`;
     return `${transport}: first run ${n(cpu, 1)} s CPU (${n(dd.cpu_run.system_s, 1)} s of it in the kernel) in ${n(dd.run_s, 1)} s (${n(cpu / dd.run_s, 2)} of ${cpus().length} cores), ${n((cpu * 1e6) / dd.messages.count, 0)} µs CPU per frame${marginal}`;
   });
 if (cpuRunLine.length) lines.push('', `CPU during the run (all threads): ${cpuRunLine.join('; ')}.`);
@@ -492,11 +548,18 @@ if (!failed(bigEmb) && !failed(bare)) {
     `| RSS once started, embedded (before the run) | ${n(bigEmb.rss_after_start_mb, 0)} MB | bare spawn, all up: ${n(bare.rss_all_up_mb, 0)} MB | ${x(bigEmb.rss_after_start_mb, bare.rss_all_up_mb, 2)} |`,
   );
 }
-lines.push('', 'The NATS transport\'s nats-server is a separate process: its memory is not in these figures.');
+lines.push('', "The NATS transport's nats-server is a separate process: its memory is not in these figures.");
 const withViolations = [...decodeRuns, ...numericRuns, ...scalingRuns]
   .map((r) => r.d)
-  .filter((d): d is DeployResult => !failed(d) && (d.violations > 0 || d.warm_runs.some((w) => !failed(w) && w.violations > 0)));
-for (const d of withViolations) lines.push('', `Warning: ${d.model} on ${d.topology} (${d.sets.join(', ') || 'as is'}, ${d.transport}) reported schedule violations: the figures above include a shifted timeline.`);
+  .filter(
+    (d): d is DeployResult =>
+      !failed(d) && (d.violations > 0 || d.warm_runs.some((w) => !failed(w) && w.violations > 0)),
+  );
+for (const d of withViolations)
+  lines.push(
+    '',
+    `Warning: ${d.model} on ${d.topology} (${d.sets.join(', ') || 'as is'}, ${d.transport}) reported schedule violations: the figures above include a shifted timeline.`,
+  );
 // Warm runs far slower than the cold one, or failed: worth a look (see deploy-once.ts).
 for (const d of [...decodeRuns, ...numericRuns, ...scalingRuns].map((r) => r.d)) {
   if (failed(d)) continue;
@@ -504,10 +567,14 @@ for (const d of [...decodeRuns, ...numericRuns, ...scalingRuns].map((r) => r.d))
   d.warm_runs.forEach((w, i) => {
     if (failed(w)) lines.push('', `Note: warm run ${i + 1} of ${name} failed: ${w.error.replace(/\|/g, '/')}.`);
     else if (w.per_token_ms > 3 * d.per_token_ms)
-      lines.push('', `Note: warm run ${i + 1} of ${name} took ${n(w.per_token_ms, 0)} ms per token (cold: ${n(d.per_token_ms, 0)} ms), ${n(w.run_s, 1)} s in all, ${n(w.system_s, 1)} of its ${n(w.cpu_s, 1)} CPU s in the kernel.`);
+      lines.push(
+        '',
+        `Note: warm run ${i + 1} of ${name} took ${n(w.per_token_ms, 0)} ms per token (cold: ${n(d.per_token_ms, 0)} ms), ${n(w.run_s, 1)} s in all, ${n(w.system_s, 1)} of its ${n(w.cpu_s, 1)} CPU s in the kernel.`,
+      );
   });
 }
-for (const [label, error] of Object.entries(retried)) lines.push('', `Note: ${label} failed on its first attempt (${error.replace(/\|/g, '/')}) and was run again.`);
+for (const [label, error] of Object.entries(retried))
+  lines.push('', `Note: ${label} failed on its first attempt (${error.replace(/\|/g, '/')}) and was run again.`);
 
 const section = lines.join('\n');
 console.log(section);
@@ -522,7 +589,11 @@ writeFileSync(
       bench_seconds: benchSeconds,
       load_average_before: loadBefore,
       compile: compileRuns,
-      startup: { bare, bare_loaded: bareLoaded, deployments: decodeRuns.map(({ transport, d }) => ({ transport, startup_s: failed(d) ? null : d.startup_s })) },
+      startup: {
+        bare,
+        bare_loaded: bareLoaded,
+        deployments: decodeRuns.map(({ transport, d }) => ({ transport, startup_s: failed(d) ? null : d.startup_s })),
+      },
       decode: decodeRuns,
       numeric: numericRuns,
       scaling: scalingRuns,

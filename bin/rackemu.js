@@ -14,7 +14,9 @@ if (missing.length === 0) {
   const { main } = await import('../dist/src/cli/main.js');
   process.exitCode = await main(argv);
 } else {
-  const child = spawn(process.execPath, [...process.execArgv, ...missing, fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+  const child = spawn(process.execPath, [...process.execArgv, ...missing, fileURLToPath(import.meta.url), ...argv], {
+    stdio: 'inherit',
+  });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => {
     if (signal) {

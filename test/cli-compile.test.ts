@@ -6,9 +6,22 @@ import { writeSafetensors } from '../src/model/safetensors.js';
 import { run, spawnCli, topo } from './helpers/cli.js';
 
 const REQUIRED = [
-  'fits', 'chips.total', 'chips.active', 'chips.spare', 'chips.used', 'sram.capacity_bytes', 'sram.max_used_bytes',
-  'sram.mean_used_bytes', 'predicted.ttft_ms', 'predicted.tpot_ms', 'predicted.tokens_per_s_per_user',
-  'predicted.tokens_per_s_total', 'power_w', 'cost_per_million_tokens_usd', 'messages_per_token', 'bytes_per_token',
+  'fits',
+  'chips.total',
+  'chips.active',
+  'chips.spare',
+  'chips.used',
+  'sram.capacity_bytes',
+  'sram.max_used_bytes',
+  'sram.mean_used_bytes',
+  'predicted.ttft_ms',
+  'predicted.tpot_ms',
+  'predicted.tokens_per_s_per_user',
+  'predicted.tokens_per_s_total',
+  'power_w',
+  'cost_per_million_tokens_usd',
+  'messages_per_token',
+  'bytes_per_token',
 ];
 
 function at(o: unknown, path: string): unknown {
@@ -22,8 +35,16 @@ function tinyFolder(config: Record<string, unknown>): string {
 }
 
 const TINY_LLAMA = {
-  model_type: 'llama', hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1,
-  intermediate_size: 32, vocab_size: 32, max_position_embeddings: 64, rms_norm_eps: 1e-5, rope_theta: 10000,
+  model_type: 'llama',
+  hidden_size: 16,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  intermediate_size: 32,
+  vocab_size: 32,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
 };
 
 describe('cli compile', () => {
@@ -42,7 +63,20 @@ describe('cli compile', () => {
   it('cli - human report answers fit, layout, timing, power and cost', async () => {
     const r = await run('compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--prompt-tokens', '256');
     expect(r.code).toBe(0);
-    for (const s of ['FITS', 'SRAM', 'L0:', 'time to first token', 'time per output token', 'tokens/s per user', 'tokens/s total', 'links', 'power', 'per million tokens', 'calibrated', 'prompt 256 tokens']) {
+    for (const s of [
+      'FITS',
+      'SRAM',
+      'L0:',
+      'time to first token',
+      'time per output token',
+      'tokens/s per user',
+      'tokens/s total',
+      'links',
+      'power',
+      'per million tokens',
+      'calibrated',
+      'prompt 256 tokens',
+    ]) {
       expect(r.out).toContain(s);
     }
   });
@@ -54,7 +88,16 @@ describe('cli compile', () => {
     expect(r.err).toMatch(/needs [\d.]+ GB/);
     expect(r.err).toContain('--dtype int8');
     expect(r.out).toBe('');
-    const ok = spawnCli('compile', '--topology', topo('groq-576'), '--model', 'llama-2-70b', '--dtype', 'int8', '--json');
+    const ok = spawnCli(
+      'compile',
+      '--topology',
+      topo('groq-576'),
+      '--model',
+      'llama-2-70b',
+      '--dtype',
+      'int8',
+      '--json',
+    );
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.out).fits).toBe(true);
   });
@@ -64,7 +107,9 @@ describe('cli compile', () => {
     const file = join(dir, 'decode.json');
     const r = await run('compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--trace', file);
     expect(r.code).toBe(0);
-    const trace = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { ph: string; pid: number; tid: number; name: string; ts?: number; dur?: number }[] };
+    const trace = JSON.parse(readFileSync(file, 'utf8')) as {
+      traceEvents: { ph: string; pid: number; tid: number; name: string; ts?: number; dur?: number }[];
+    };
     const names = trace.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name');
     expect(names.filter((e) => e.pid === 1).length).toBe(512);
     expect(names.filter((e) => e.pid === 2).length).toBeGreaterThan(100);
@@ -78,8 +123,14 @@ describe('cli compile', () => {
       [['compile', '--model', 'mixtral-8x7b'], 'required option'],
       [['compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--batch', '0'], 'RACKEMU_ERR_USAGE'],
       [['compile', '--topology', topo('groq-576'), '--model', 'gpt-5'], 'RACKEMU_ERR_MODEL_UNKNOWN'],
-      [['compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--set', 'chip.sram_mib=-1'], 'RACKEMU_ERR_TOPOLOGY_RANGE'],
-      [['compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--set', 'chip.nope=1'], 'RACKEMU_ERR_TOPOLOGY_UNKNOWN_KEY'],
+      [
+        ['compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--set', 'chip.sram_mib=-1'],
+        'RACKEMU_ERR_TOPOLOGY_RANGE',
+      ],
+      [
+        ['compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--set', 'chip.nope=1'],
+        'RACKEMU_ERR_TOPOLOGY_UNKNOWN_KEY',
+      ],
       [['compile', '--topology', '/nonexistent.yaml', '--model', 'mixtral-8x7b'], 'RACKEMU_ERR_TOPOLOGY_FILE'],
       [['compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--dtype', 'fp4'], 'fp4'],
     ];
@@ -95,7 +146,13 @@ describe('cli compile', () => {
     const empty = mkdtempSync(join(tmpdir(), 'rackemu-empty-'));
     let r = await run('compile', '--topology', topo('mini-node'), '--model', empty);
     expect(r.err).toContain('RACKEMU_ERR_MODEL_NO_CONFIG');
-    r = await run('compile', '--topology', topo('mini-node'), '--model', tinyFolder({ ...TINY_LLAMA, model_type: 'gpt2' }));
+    r = await run(
+      'compile',
+      '--topology',
+      topo('mini-node'),
+      '--model',
+      tinyFolder({ ...TINY_LLAMA, model_type: 'gpt2' }),
+    );
     expect(r.err).toContain('RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED');
     const dir = tinyFolder(TINY_LLAMA);
     writeSafetensors(join(dir, 'model.safetensors'), [

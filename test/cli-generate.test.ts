@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { run, spawnCli, topo } from './helpers/cli.js';
 
-const KEYS = ['tokens', 'final_logits', 'virtual.ttft_ms', 'virtual.tpot_ms', 'virtual.tokens_per_s_per_user', 'wall.startup_s', 'wall.per_token_ms', 'messages.count', 'messages.bytes', 'violations'];
+const KEYS = [
+  'tokens',
+  'final_logits',
+  'virtual.ttft_ms',
+  'virtual.tpot_ms',
+  'virtual.tokens_per_s_per_user',
+  'wall.startup_s',
+  'wall.per_token_ms',
+  'messages.count',
+  'messages.bytes',
+  'violations',
+];
 
 function at(o: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], o);
@@ -9,9 +20,32 @@ function at(o: unknown, path: string): unknown {
 
 describe('cli generate', () => {
   it('cli - mixtral-8x7b on groq-576 (timing fidelity) generates 16 tokens with the predicted virtual timings', async () => {
-    const c = await run('compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--prompt-tokens', '4', '--json');
+    const c = await run(
+      'compile',
+      '--topology',
+      topo('groq-576'),
+      '--model',
+      'mixtral-8x7b',
+      '--prompt-tokens',
+      '4',
+      '--json',
+    );
     const predicted = JSON.parse(c.out).predicted as { ttft_ms: number; tpot_ms: number };
-    const r = await run('generate', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--fidelity', 'timing', '--prompt-ids', '1,2,3,4', '--max-new-tokens', '16', '--no-progress', '--json');
+    const r = await run(
+      'generate',
+      '--topology',
+      topo('groq-576'),
+      '--model',
+      'mixtral-8x7b',
+      '--fidelity',
+      'timing',
+      '--prompt-ids',
+      '1,2,3,4',
+      '--max-new-tokens',
+      '16',
+      '--no-progress',
+      '--json',
+    );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
@@ -27,8 +61,28 @@ describe('cli generate', () => {
   });
 
   it('cli - numeric generate over NATS with host-agent processes prints tokens and logits', () => {
-    const r = spawnCli('generate', '--topology', topo('mini-2rack'), '--model', 'mixtral-tiny', '--context', '32', '--set', 'chip.sram_mib=0.5',
-      '--prompt-ids', '3,1,4,1,5', '--max-new-tokens', '3', '--transport', 'nats', '--nats', 'spawn', '--isolation', 'process', '--json');
+    const r = spawnCli(
+      'generate',
+      '--topology',
+      topo('mini-2rack'),
+      '--model',
+      'mixtral-tiny',
+      '--context',
+      '32',
+      '--set',
+      'chip.sram_mib=0.5',
+      '--prompt-ids',
+      '3,1,4,1,5',
+      '--max-new-tokens',
+      '3',
+      '--transport',
+      'nats',
+      '--nats',
+      'spawn',
+      '--isolation',
+      'process',
+      '--json',
+    );
     expect(r.err).not.toContain('RACKEMU_ERR');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
@@ -40,7 +94,16 @@ describe('cli generate', () => {
   });
 
   it('cli - generate rejects bad input with codes', async () => {
-    const base = ['generate', '--topology', topo('mini-node'), '--model', 'mixtral-tiny', '--context', '16', '--no-progress'];
+    const base = [
+      'generate',
+      '--topology',
+      topo('mini-node'),
+      '--model',
+      'mixtral-tiny',
+      '--context',
+      '16',
+      '--no-progress',
+    ];
     const cases: [string[], string][] = [
       [[...base, '--prompt-ids', '1,x'], 'RACKEMU_ERR_USAGE'],
       [[...base, '--prompt-ids', '1', '--max-new-tokens', '0'], 'RACKEMU_ERR_USAGE'],
@@ -48,7 +111,10 @@ describe('cli generate', () => {
       [[...base, '--prompt-ids', '1', '--isolation', 'process'], 'RACKEMU_ERR_GENERATE_OPTION'],
       [[...base, '--prompt-ids', '1', '--transport', 'nats'], 'RACKEMU_ERR_GENERATE_OPTION'],
       [[...base, '--prompt-ids', '1000'], 'RACKEMU_ERR_GENERATE_OPTION'],
-      [['generate', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--prompt-ids', '1', '--no-progress'], 'use --fidelity timing'],
+      [
+        ['generate', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--prompt-ids', '1', '--no-progress'],
+        'use --fidelity timing',
+      ],
     ];
     for (const [argv, text] of cases) {
       const r = await run(...argv);

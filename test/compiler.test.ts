@@ -6,7 +6,7 @@ import { predict } from '../src/compiler/report.js';
 import { BUILTIN_MODELS } from '../src/model/builtin.js';
 import { Fabric } from '../src/topology/fabric.js';
 import { loadTopology, parseSetArg } from '../src/topology/load.js';
-import { RackemuError } from '../src/util/errors.js';
+import { type RackemuError } from '../src/util/errors.js';
 import { topo } from './helpers/cli.js';
 
 const mixtral = BUILTIN_MODELS['mixtral-8x7b'];
@@ -46,12 +46,15 @@ function checkStepInvariants(plan: Plan, fabric: Fabric, step: Step): void {
     }
     expect(at).toBe(tr.dst);
     expect(tr.arrive).toBe(tr.depart + latency + tr.busyTicks);
-    expect(tr.busyTicks).toBeGreaterThanOrEqual(Math.ceil(tr.bytes / Math.min(...tr.links.map((id) => fabric.links[id].bytesPerTick))));
+    expect(tr.busyTicks).toBeGreaterThanOrEqual(
+      Math.ceil(tr.bytes / Math.min(...tr.links.map((id) => fabric.links[id].bytesPerTick))),
+    );
   }
   // no link carries two transfers in the same tick
   for (const [id, windows] of linkWindows(fabric, step)) {
     windows.sort((a, b) => a[0] - b[0]);
-    for (let i = 1; i < windows.length; i++) expect(windows[i][0], `link ${fabric.links[id].name}`).toBeGreaterThanOrEqual(windows[i - 1][1]);
+    for (let i = 1; i < windows.length; i++)
+      expect(windows[i][0], `link ${fabric.links[id].name}`).toBeGreaterThanOrEqual(windows[i - 1][1]);
   }
   // every op starts after its inputs are on its chip; a chip runs one op at a time
   const producedEnd = new Map<number, number>();
@@ -158,7 +161,9 @@ describe('compiler', () => {
     }
     for (const p of plan.placement) {
       const m = p.memory;
-      expect(m.weightBytes + m.kvBytes + Math.max(m.peakActivationBytes.prefill, m.peakActivationBytes.decode)).toBeLessThanOrEqual(plan.capacityBytes);
+      expect(
+        m.weightBytes + m.kvBytes + Math.max(m.peakActivationBytes.prefill, m.peakActivationBytes.decode),
+      ).toBeLessThanOrEqual(plan.capacityBytes);
     }
   });
 
@@ -178,7 +183,9 @@ describe('compiler', () => {
     // compiling again gives the same timeline: nothing but topology, model shape and options goes in
     const again = compile(plan.topology, mixtral, {});
     expect(again.steps.decode.lengthTicks).toBe(plan.steps.decode.lengthTicks);
-    expect(again.steps.decode.transfers.map((t) => [t.src, t.dst, t.depart])).toEqual(plan.steps.decode.transfers.map((t) => [t.src, t.dst, t.depart]));
+    expect(again.steps.decode.transfers.map((t) => [t.src, t.dst, t.depart])).toEqual(
+      plan.steps.decode.transfers.map((t) => [t.src, t.dst, t.depart]),
+    );
   });
 
   it('compiler - predicted tokens/s follows the calibrated rate and the published figure', () => {
@@ -186,7 +193,9 @@ describe('compiler', () => {
     expect(p.tokens_per_s_per_user).toBeGreaterThan(470);
     expect(p.tokens_per_s_per_user).toBeLessThan(490);
     expect(p.tpot_ms).toBeCloseTo(plan.steps.decode.lengthTicks / 900e3, 9);
-    expect(p.breakdown.compute_ms + p.breakdown.transfer_ms + p.breakdown.sync_ms).toBeLessThanOrEqual(p.tpot_ms + 1e-9);
+    expect(p.breakdown.compute_ms + p.breakdown.transfer_ms + p.breakdown.sync_ms).toBeLessThanOrEqual(
+      p.tpot_ms + 1e-9,
+    );
   });
 
   it('compiler - llama-2-70b needs 8-bit weights on groq-576', () => {
@@ -236,9 +245,15 @@ describe('compiler', () => {
 
   it('compiler - bad options are coded errors', () => {
     const t = loadTopology(topo('groq-576'));
-    expect(() => compile(t, mixtral, { batch: 0 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }));
-    expect(() => compile(t, mixtral, { context: 1e6 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }));
-    expect(() => compile(t, mixtral, { context: 64, promptTokens: 64 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }));
+    expect(() => compile(t, mixtral, { batch: 0 })).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }),
+    );
+    expect(() => compile(t, mixtral, { context: 1e6 })).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }),
+    );
+    expect(() => compile(t, mixtral, { context: 64, promptTokens: 64 })).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_COMPILE_OPTION' }),
+    );
   });
 });
 

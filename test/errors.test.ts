@@ -11,7 +11,10 @@ describe('errors', () => {
 
   it('errors - coded errors keep code, details and cause', () => {
     const cause = new Error('root');
-    const e = new TopologyError('RACKEMU_ERR_TOPOLOGY_RANGE', 'racks: expected >= 1', { cause, details: { path: 'racks' } });
+    const e = new TopologyError('RACKEMU_ERR_TOPOLOGY_RANGE', 'racks: expected >= 1', {
+      cause,
+      details: { path: 'racks' },
+    });
     expect(e).toBeInstanceOf(RackemuError);
     expect(e.code).toBe('RACKEMU_ERR_TOPOLOGY_RANGE');
     expect(e.exitCode).toBe(65);

@@ -17,12 +17,18 @@ function bfsDistances(f: Fabric, src: number, dstRack: number): Int32Array {
   const dist = new Int32Array(f.chipCount).fill(-1);
   const q = [src];
   dist[src] = 0;
-  for (let h = 0; h < q.length; h++) for (const v of out[q[h]]) if (dist[v] < 0) (dist[v] = dist[q[h]] + 1), q.push(v);
+  for (let h = 0; h < q.length; h++) {
+    for (const v of out[q[h]]) {
+      if (dist[v] >= 0) continue;
+      dist[v] = dist[q[h]] + 1;
+      q.push(v);
+    }
+  }
   return dist;
 }
 
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  return () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 }
 
 describe('fabric', () => {

@@ -19,7 +19,12 @@ describe('fidelity', () => {
   });
 
   it('fidelity - docs/fidelity.md shows the current predictions beside the published figures', () => {
-    const table = fidelityTable(fidelityRows((n) => loadTopology(topo(n)), (m) => BUILTIN_MODELS[m]));
+    const table = fidelityTable(
+      fidelityRows(
+        (n) => loadTopology(topo(n)),
+        (m) => BUILTIN_MODELS[m],
+      ),
+    );
     const doc = readFileSync(`${ROOT}docs/fidelity.md`, 'utf8');
     const inDoc = doc.split('<!-- fidelity-table:start -->\n')[1].split('\n<!-- fidelity-table:end -->')[0];
     expect(inDoc).toBe(table);

@@ -76,7 +76,9 @@ export function expectCode(fn: () => unknown, code: ErrorCode): RackemuError {
     fn();
   } catch (e) {
     if (e instanceof RackemuError && e.code === code) return e;
-    throw new Error(`expected ${code}, got ${e instanceof RackemuError ? `${e.code}: ${e.message}` : String(e)}`);
+    throw new Error(`expected ${code}, got ${e instanceof RackemuError ? `${e.code}: ${e.message}` : String(e)}`, {
+      cause: e,
+    });
   }
   throw new Error(`expected ${code}, nothing was thrown`);
 }

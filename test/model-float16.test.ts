@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
-  bf16BitsToF32, decodeBf16, decodeF16, encodeBf16, encodeF16, f16BitsToF32, f32Bits, f32FromBits,
-  f32ToBf16Bits, f32ToF16Bits,
+  bf16BitsToF32,
+  decodeBf16,
+  decodeF16,
+  encodeBf16,
+  encodeF16,
+  f16BitsToF32,
+  f32Bits,
+  f32FromBits,
+  f32ToBf16Bits,
+  f32ToF16Bits,
 } from '../src/model/float16.js';
 
 describe('float16 - bf16 conversions', () => {
@@ -98,7 +106,7 @@ describe('float16 - f16 conversions', () => {
 
   it('f32 -> f16 agrees with exact nearest-even rounding on random values', () => {
     let s = 12345;
-    const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
     for (let k = 0; k < 20000; k++) {
       const v = Math.fround((next() - 0.5) * 2 ** (next() * 50 - 30));
       const h = f32ToF16Bits(v);

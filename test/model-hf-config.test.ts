@@ -8,28 +8,77 @@ const FILE = '/models/x/config.json';
 
 // mistralai/Mixtral-8x7B-v0.1 config.json as published.
 const MIXTRAL_8X7B = {
-  architectures: ['MixtralForCausalLM'], attention_dropout: 0.0, bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu',
-  hidden_size: 4096, initializer_range: 0.02, intermediate_size: 14336, max_position_embeddings: 32768,
-  model_type: 'mixtral', num_attention_heads: 32, num_experts_per_tok: 2, num_hidden_layers: 32, num_key_value_heads: 8,
-  num_local_experts: 8, output_router_logits: false, rms_norm_eps: 1e-5, rope_theta: 1e6, router_aux_loss_coef: 0.02,
-  sliding_window: null, tie_word_embeddings: false, torch_dtype: 'bfloat16', transformers_version: '4.36.0.dev0',
-  use_cache: true, vocab_size: 32000,
+  architectures: ['MixtralForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 4096,
+  initializer_range: 0.02,
+  intermediate_size: 14336,
+  max_position_embeddings: 32768,
+  model_type: 'mixtral',
+  num_attention_heads: 32,
+  num_experts_per_tok: 2,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  num_local_experts: 8,
+  output_router_logits: false,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e6,
+  router_aux_loss_coef: 0.02,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.36.0.dev0',
+  use_cache: true,
+  vocab_size: 32000,
 };
 // meta-llama/Llama-2-70b-hf config.json as published (no rope_theta, no head_dim).
 const LLAMA_2_70B = {
-  architectures: ['LlamaForCausalLM'], bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 8192,
-  initializer_range: 0.02, intermediate_size: 28672, max_position_embeddings: 4096, model_type: 'llama',
-  num_attention_heads: 64, num_hidden_layers: 80, num_key_value_heads: 8, pretraining_tp: 1, rms_norm_eps: 1e-5,
-  rope_scaling: null, tie_word_embeddings: false, torch_dtype: 'float16', transformers_version: '4.32.0.dev0',
-  use_cache: true, vocab_size: 32000,
+  architectures: ['LlamaForCausalLM'],
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 8192,
+  initializer_range: 0.02,
+  intermediate_size: 28672,
+  max_position_embeddings: 4096,
+  model_type: 'llama',
+  num_attention_heads: 64,
+  num_hidden_layers: 80,
+  num_key_value_heads: 8,
+  pretraining_tp: 1,
+  rms_norm_eps: 1e-5,
+  rope_scaling: null,
+  tie_word_embeddings: false,
+  torch_dtype: 'float16',
+  transformers_version: '4.32.0.dev0',
+  use_cache: true,
+  vocab_size: 32000,
 };
 // mistralai/Mistral-7B-v0.1 config.json as published.
 const MISTRAL_7B = {
-  architectures: ['MistralForCausalLM'], bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 4096,
-  initializer_range: 0.02, intermediate_size: 14336, max_position_embeddings: 32768, model_type: 'mistral',
-  num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 10000.0,
-  sliding_window: 4096, tie_word_embeddings: false, torch_dtype: 'bfloat16', transformers_version: '4.34.0.dev0',
-  use_cache: true, vocab_size: 32000,
+  architectures: ['MistralForCausalLM'],
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 4096,
+  initializer_range: 0.02,
+  intermediate_size: 14336,
+  max_position_embeddings: 32768,
+  model_type: 'mistral',
+  num_attention_heads: 32,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  sliding_window: 4096,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.34.0.dev0',
+  use_cache: true,
+  vocab_size: 32000,
 };
 
 describe('hf-config - published configs', () => {
@@ -41,15 +90,47 @@ describe('hf-config - published configs', () => {
   });
 
   it('applies transformers defaults for absent optional keys', () => {
-    const base = { model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, vocab_size: 100, max_position_embeddings: 256 };
+    const base = {
+      model_type: 'llama',
+      hidden_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      intermediate_size: 128,
+      vocab_size: 100,
+      max_position_embeddings: 256,
+    };
     const llama = parseHfConfig(base, FILE, 'l');
-    expect(llama).toMatchObject({ kvHeads: 4, headDim: 16, ropeTheta: 10000, rmsNormEps: 1e-6, tieEmbeddings: false, slidingWindow: null, experts: 1, expertsPerToken: 1 });
-    expect(parseHfConfig({ ...base, model_type: 'mistral' }, FILE, 'm')).toMatchObject({ rmsNormEps: 1e-6, ropeTheta: 10000, slidingWindow: 4096 });
+    expect(llama).toMatchObject({
+      kvHeads: 4,
+      headDim: 16,
+      ropeTheta: 10000,
+      rmsNormEps: 1e-6,
+      tieEmbeddings: false,
+      slidingWindow: null,
+      experts: 1,
+      expertsPerToken: 1,
+    });
+    expect(parseHfConfig({ ...base, model_type: 'mistral' }, FILE, 'm')).toMatchObject({
+      rmsNormEps: 1e-6,
+      ropeTheta: 10000,
+      slidingWindow: 4096,
+    });
     expect(parseHfConfig({ ...base, model_type: 'mistral', sliding_window: null }, FILE, 'm').slidingWindow).toBeNull();
-    const mixtral = parseHfConfig({ ...base, model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2 }, FILE, 'x');
-    expect(mixtral).toMatchObject({ rmsNormEps: 1e-5, ropeTheta: 1e6, slidingWindow: null, experts: 4, expertsPerToken: 2 });
-    expect(parseHfConfig({ ...base, head_dim: 32, num_key_value_heads: null, tie_word_embeddings: true }, FILE, 'l'))
-      .toMatchObject({ headDim: 32, kvHeads: 4, tieEmbeddings: true });
+    const mixtral = parseHfConfig(
+      { ...base, model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2 },
+      FILE,
+      'x',
+    );
+    expect(mixtral).toMatchObject({
+      rmsNormEps: 1e-5,
+      ropeTheta: 1e6,
+      slidingWindow: null,
+      experts: 4,
+      expertsPerToken: 2,
+    });
+    expect(
+      parseHfConfig({ ...base, head_dim: 32, num_key_value_heads: null, tie_word_embeddings: true }, FILE, 'l'),
+    ).toMatchObject({ headDim: 32, kvHeads: 4, tieEmbeddings: true });
   });
 });
 
@@ -59,8 +140,18 @@ describe('hf-config - bad values are coded errors naming file and key', () => {
     ['fractional layers', { num_hidden_layers: 2.5 }, 'num_hidden_layers', 'a positive integer'],
     ['string heads', { num_attention_heads: '2' }, 'num_attention_heads', 'a positive integer'],
     ['missing vocab', { vocab_size: undefined }, 'vocab_size', 'a positive integer'],
-    ['kv heads not dividing heads', { num_attention_heads: 4, num_key_value_heads: 3 }, 'num_key_value_heads', 'a divisor of num_attention_heads (4)'],
-    ['hidden not divisible without head_dim', { num_attention_heads: 3, num_key_value_heads: 1 }, 'head_dim', 'present, or hidden_size (8) divisible by num_attention_heads (3)'],
+    [
+      'kv heads not dividing heads',
+      { num_attention_heads: 4, num_key_value_heads: 3 },
+      'num_key_value_heads',
+      'a divisor of num_attention_heads (4)',
+    ],
+    [
+      'hidden not divisible without head_dim',
+      { num_attention_heads: 3, num_key_value_heads: 1 },
+      'head_dim',
+      'present, or hidden_size (8) divisible by num_attention_heads (3)',
+    ],
     ['too many experts per token', { num_experts_per_tok: 3 }, 'num_experts_per_tok', 'at most num_local_experts (2)'],
     ['missing experts', { num_local_experts: undefined }, 'num_local_experts', 'a positive integer'],
     ['negative rope theta', { rope_theta: -1 }, 'rope_theta', 'a positive finite number'],
@@ -82,7 +173,10 @@ describe('hf-config - bad values are coded errors naming file and key', () => {
   }
 
   it('rejects an unsupported model_type with its own code', () => {
-    const e = expectCode(() => parseHfConfig(tinyMixtralJson({ model_type: 'gpt2' }), FILE, 'x'), 'RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED');
+    const e = expectCode(
+      () => parseHfConfig(tinyMixtralJson({ model_type: 'gpt2' }), FILE, 'x'),
+      'RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED',
+    );
     expect(e.message).toContain(FILE);
     expect(e.message).toContain('"gpt2"');
     expect(e.details).toMatchObject({ path: 'model_type', got: 'gpt2' });

@@ -24,7 +24,10 @@ describe('load - built-in models', () => {
     const e = expectCode(() => loadModel('gpt-5', { dtype: 'bf16', withWeights: false }), 'RACKEMU_ERR_MODEL_UNKNOWN');
     for (const name of Object.keys(BUILTIN_MODELS)) expect(e.message).toContain(name);
     expect(e.message).toContain('gpt-5');
-    expectCode(() => loadModel('mixtral-tiny', { dtype: 'fp32' as WeightDtype, withWeights: false }), 'RACKEMU_ERR_MODEL_DTYPE');
+    expectCode(
+      () => loadModel('mixtral-tiny', { dtype: 'fp32' as WeightDtype, withWeights: false }),
+      'RACKEMU_ERR_MODEL_DTYPE',
+    );
     expectCode(() => loadModel('', { dtype: 'bf16', withWeights: false }), 'RACKEMU_ERR_MODEL_UNKNOWN');
   });
 });
@@ -49,7 +52,8 @@ describe('load - model folders', () => {
     writeModelFolder(dir, json, tensors, 2);
     const m = loadModel(dir, { dtype: 'bf16', withWeights: true });
     expect(m.weights?.full('model.layers.1.block_sparse_moe.gate.weight')).toEqual(
-      tensors.find((t) => t.name === 'model.layers.1.block_sparse_moe.gate.weight')?.data);
+      tensors.find((t) => t.name === 'model.layers.1.block_sparse_moe.gate.weight')?.data,
+    );
     expect(loadModel(dir, { dtype: 'bf16', withWeights: false }).weights).toBeNull();
   });
 

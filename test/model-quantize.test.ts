@@ -15,7 +15,9 @@ function noisy(n: number, seed: number, scale: number): Float32Array {
 
 describe('quantize - rounding helpers', () => {
   it('roundHalfEven rounds ties to even, both signs', () => {
-    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven)).toEqual([0, 2, 2, -0, -2, -2, 2, 3, -3]);
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6].map(roundHalfEven)).toEqual([
+      0, 2, 2, -0, -2, -2, 2, 3, -3,
+    ]);
   });
 
   it('roundToE4M3 matches the E4M3FN grid (subnormals, ties, saturation)', () => {

@@ -21,7 +21,11 @@ describe('random-weights - determinism', () => {
   it('gives identical values across stores and calls', () => {
     const a = createRandomWeights(tiny, TINY_WEIGHT_SEED, 'bf16');
     const b = createRandomWeights(tiny, TINY_WEIGHT_SEED, 'bf16');
-    for (const name of ['model.embed_tokens.weight', 'model.layers.3.block_sparse_moe.experts.5.w2.weight', 'model.norm.weight']) {
+    for (const name of [
+      'model.embed_tokens.weight',
+      'model.layers.3.block_sparse_moe.experts.5.w2.weight',
+      'model.norm.weight',
+    ]) {
       expect(a.full(name)).toEqual(b.full(name));
       expect(a.full(name)).toEqual(a.full(name));
     }
@@ -35,7 +39,9 @@ describe('random-weights - determinism', () => {
     let same = 0;
     for (let i = 0; i < w1.length; i++) if (w1[i] === w3[i] || w1[i] === w1b[i]) same++;
     expect(same).toBeLessThan(w1.length / 100);
-    const other = createRandomWeights(tiny, TINY_WEIGHT_SEED + 1, 'fp16').full('model.layers.0.block_sparse_moe.experts.0.w1.weight');
+    const other = createRandomWeights(tiny, TINY_WEIGHT_SEED + 1, 'fp16').full(
+      'model.layers.0.block_sparse_moe.experts.0.w1.weight',
+    );
     expect(other).not.toEqual(w1);
   });
 });
@@ -50,7 +56,8 @@ describe('random-weights - slices', () => {
       const full = s.full(name);
       expect(s.rows(name, 5, 17)).toEqual(full.slice(5 * cols, 17 * cols));
       const c = s.cols(name, 30, 70);
-      for (let r = 0; r < rows; r++) expect(c.subarray(r * 40, (r + 1) * 40)).toEqual(full.slice(r * cols + 30, r * cols + 70));
+      for (let r = 0; r < rows; r++)
+        expect(c.subarray(r * 40, (r + 1) * 40)).toEqual(full.slice(r * cols + 30, r * cols + 70));
       const norm = 'model.layers.2.input_layernorm.weight';
       expect(s.rows(norm, 10, 20)).toEqual(s.full(norm).slice(10, 20));
       expect(s.rows(name, 3, 3).length).toBe(0);

@@ -26,11 +26,15 @@ describe('safetensors - writer and reader round trip', () => {
     const dir = tempDir();
     const file = join(dir, 'a.safetensors');
     const data = ramp(24);
-    writeSafetensors(file, [
-      { name: 'f32', dtype: 'F32', shape: [4, 6], data },
-      { name: 'bf16', dtype: 'BF16', shape: [24], data },
-      { name: 'f16', dtype: 'F16', shape: [2, 3, 4], data },
-    ], { format: 'pt' });
+    writeSafetensors(
+      file,
+      [
+        { name: 'f32', dtype: 'F32', shape: [4, 6], data },
+        { name: 'bf16', dtype: 'BF16', shape: [24], data },
+        { name: 'f16', dtype: 'F16', shape: [2, 3, 4], data },
+      ],
+      { format: 'pt' },
+    );
     const st = SafetensorsFile.open(file);
     expect([...st.tensors.keys()]).toEqual(['f32', 'bf16', 'f16']);
     expect(st.metadata).toEqual({ format: 'pt' });
@@ -47,7 +51,9 @@ describe('safetensors - writer and reader round trip', () => {
     writeSafetensors(file, [{ name: 'x', dtype: 'BF16', shape: [2], data: Float32Array.of(1, -2) }]);
     const bytes = readFileSync(file);
     const n = Number(bytes.readBigUInt64LE(0));
-    expect(JSON.parse(bytes.subarray(8, 8 + n).toString())).toEqual({ x: { dtype: 'BF16', shape: [2], data_offsets: [0, 4] } });
+    expect(JSON.parse(bytes.subarray(8, 8 + n).toString())).toEqual({
+      x: { dtype: 'BF16', shape: [2], data_offsets: [0, 4] },
+    });
     expect([...bytes.subarray(8 + n)]).toEqual([0x80, 0x3f, 0x00, 0xc0]);
   });
 
@@ -56,7 +62,10 @@ describe('safetensors - writer and reader round trip', () => {
     const file = join(dir, 'c.safetensors');
     const data = ramp(7 * 5);
     for (const dtype of ['F32', 'BF16', 'F16'] as const) {
-      writeSafetensors(file, [{ name: 'pad', dtype: 'F32', shape: [3], data: ramp(3) }, { name: 'w', dtype, shape: [7, 5], data }]);
+      writeSafetensors(file, [
+        { name: 'pad', dtype: 'F32', shape: [3], data: ramp(3) },
+        { name: 'w', dtype, shape: [7, 5], data },
+      ]);
       const st = SafetensorsFile.open(file);
       const whole = st.readAll('w');
       expect(st.read('w', 10, 15)).toEqual(whole.slice(10, 25));
@@ -70,7 +79,9 @@ describe('safetensors - writer and reader round trip', () => {
     const file = join(tempDir(), 'big.safetensors');
     const rows = 65536;
     const cols = 4096;
-    const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [rows, cols], data_offsets: [0, rows * cols * 4] } }));
+    const header = Buffer.from(
+      JSON.stringify({ w: { dtype: 'F32', shape: [rows, cols], data_offsets: [0, rows * cols * 4] } }),
+    );
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));
     const fd = openSync(file, 'w');
@@ -129,7 +140,12 @@ describe('safetensors - malformed files are rejected with coded errors', () => {
   });
 
   it('rejects a header length beyond the file size', () => {
-    const file = rawFile(join(tempDir(), 'len.safetensors'), { x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(1), 10_000n);
+    const file = rawFile(
+      join(tempDir(), 'len.safetensors'),
+      { x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } },
+      f32(1),
+      10_000n,
+    );
     const e = expectCode(() => SafetensorsFile.open(file), 'RACKEMU_ERR_SAFETENSORS_HEADER');
     expect(e.message).toContain('header length 10000');
     expect(e.message).toContain(file);
@@ -138,9 +154,13 @@ describe('safetensors - malformed files are rejected with coded errors', () => {
   it('rejects a header that is not JSON or not an object', () => {
     const dir = tempDir();
     const bad = rawFile(join(dir, 'json.safetensors'), '{"x": {"dtype": "F32",');
-    expect(expectCode(() => SafetensorsFile.open(bad), 'RACKEMU_ERR_SAFETENSORS_HEADER').message).toContain('not valid UTF-8 JSON');
+    expect(expectCode(() => SafetensorsFile.open(bad), 'RACKEMU_ERR_SAFETENSORS_HEADER').message).toContain(
+      'not valid UTF-8 JSON',
+    );
     const arr = rawFile(join(dir, 'arr.safetensors'), [1, 2]);
-    expect(expectCode(() => SafetensorsFile.open(arr), 'RACKEMU_ERR_SAFETENSORS_HEADER').message).toContain('not a JSON object');
+    expect(expectCode(() => SafetensorsFile.open(arr), 'RACKEMU_ERR_SAFETENSORS_HEADER').message).toContain(
+      'not a JSON object',
+    );
   });
 
   it('rejects malformed entries, naming the tensor', () => {
@@ -166,8 +186,24 @@ describe('safetensors - malformed files are rejected with coded errors', () => {
       ['outside', { w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 1, 'not within'],
       ['size', { w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 2, 'expected 12'],
       ['bf16size', { w: { dtype: 'BF16', shape: [2, 2], data_offsets: [0, 16] } }, 4, 'expected 8'],
-      ['overlap', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 3, 'overlap'],
-      ['hole', { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, 3, 'hole'],
+      [
+        'overlap',
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+        },
+        3,
+        'overlap',
+      ],
+      [
+        'hole',
+        {
+          a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+          b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+        },
+        3,
+        'hole',
+      ],
       ['trailing', { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 2, 'cover 4 data bytes'],
     ];
     for (const [tag, header, n, text] of cases) {
@@ -180,11 +216,19 @@ describe('safetensors - malformed files are rejected with coded errors', () => {
 
   it('rejects unknown dtypes at open and spec dtypes rackemu does not read on use', () => {
     const dir = tempDir();
-    const unknown = rawFile(join(dir, 'unknown.safetensors'), { w: { dtype: 'F12', shape: [1], data_offsets: [0, 4] } }, f32(1));
+    const unknown = rawFile(
+      join(dir, 'unknown.safetensors'),
+      { w: { dtype: 'F12', shape: [1], data_offsets: [0, 4] } },
+      f32(1),
+    );
     const e1 = expectCode(() => SafetensorsFile.open(unknown), 'RACKEMU_ERR_SAFETENSORS_DTYPE');
     expect(e1.message).toContain(unknown);
     expect(e1.details.path).toBe('w');
-    const i64 = rawFile(join(dir, 'i64.safetensors'), { w: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }, f32(4));
+    const i64 = rawFile(
+      join(dir, 'i64.safetensors'),
+      { w: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } },
+      f32(4),
+    );
     const st = SafetensorsFile.open(i64); // valid file
     const e2 = expectCode(() => st.readAll('w'), 'RACKEMU_ERR_SAFETENSORS_DTYPE');
     expect(e2.details.got).toBe('I64');
@@ -194,10 +238,14 @@ describe('safetensors - malformed files are rejected with coded errors', () => {
   it('rejects a file that does not exist and a writer given data of the wrong length', () => {
     const dir = tempDir();
     const missing = join(dir, 'nope.safetensors');
-    expect(expectCode(() => SafetensorsFile.open(missing), 'RACKEMU_ERR_SAFETENSORS_HEADER').message).toContain(missing);
+    expect(expectCode(() => SafetensorsFile.open(missing), 'RACKEMU_ERR_SAFETENSORS_HEADER').message).toContain(
+      missing,
+    );
     const out = join(dir, 'w.safetensors');
-    const e = expectCode(() => writeSafetensors(out, [{ name: 'w', dtype: 'F32', shape: [2, 2], data: new Float32Array(3) }]),
-      'RACKEMU_ERR_SAFETENSORS_SHAPE');
+    const e = expectCode(
+      () => writeSafetensors(out, [{ name: 'w', dtype: 'F32', shape: [2, 2], data: new Float32Array(3) }]),
+      'RACKEMU_ERR_SAFETENSORS_SHAPE',
+    );
     expect(e.details.path).toBe('w');
   });
 });

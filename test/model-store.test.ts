@@ -34,7 +34,8 @@ describe('store - reading a valid folder', () => {
             expect(store.rows(t.name, 1, rows - 1)).toEqual(full.slice(cols, (rows - 1) * cols));
             const c = store.cols(t.name, 2, cols - 1);
             const w = cols - 3;
-            for (let r = 0; r < rows; r++) expect(c.subarray(r * w, (r + 1) * w)).toEqual(full.slice(r * cols + 2, r * cols + cols - 1));
+            for (let r = 0; r < rows; r++)
+              expect(c.subarray(r * w, (r + 1) * w)).toEqual(full.slice(r * cols + 2, r * cols + cols - 1));
           } else {
             expect(store.rows(t.name, 3, 6)).toEqual(full.slice(3, 6));
           }
@@ -61,7 +62,12 @@ describe('store - reading a valid folder', () => {
     const dir = tempDir();
     const tensors = [
       ...modelTensors(config, 'BF16'),
-      { name: 'model.layers.0.self_attn.rotary_emb.inv_freq', dtype: 'F32' as const, shape: [2], data: Float32Array.of(1, 0.01) },
+      {
+        name: 'model.layers.0.self_attn.rotary_emb.inv_freq',
+        dtype: 'F32' as const,
+        shape: [2],
+        data: Float32Array.of(1, 0.01),
+      },
       { name: 'lm_head.weight', dtype: 'BF16' as const, shape: [16, 8], data: new Float32Array(128) },
     ];
     writeModelFolder(dir, json, tensors);
@@ -76,7 +82,12 @@ describe('store - folders that disagree with config.json', () => {
   it('reports a missing tensor with the file set', () => {
     const { json, config } = tinyConfig();
     const dir = tempDir();
-    const files = writeModelFolder(dir, json, modelTensors(config, 'BF16').filter((t) => t.name !== 'model.layers.1.self_attn.k_proj.weight'), 2);
+    const files = writeModelFolder(
+      dir,
+      json,
+      modelTensors(config, 'BF16').filter((t) => t.name !== 'model.layers.1.self_attn.k_proj.weight'),
+      2,
+    );
     const e = expectCode(() => validateSafetensorsFolder(dir, config), 'RACKEMU_ERR_SAFETENSORS_MISSING');
     expect(e.message).toContain('model.layers.1.self_attn.k_proj.weight');
     for (const f of files) expect(e.message).toContain(f);
@@ -87,7 +98,8 @@ describe('store - folders that disagree with config.json', () => {
     const { json, config } = tinyConfig();
     const dir = tempDir();
     const tensors = modelTensors(config, 'BF16').map((t) =>
-      t.name === 'model.layers.0.block_sparse_moe.experts.1.w2.weight' ? { ...t, shape: [12, 8] } : t);
+      t.name === 'model.layers.0.block_sparse_moe.experts.1.w2.weight' ? { ...t, shape: [12, 8] } : t,
+    );
     const [file] = writeModelFolder(dir, json, tensors);
     const e = expectCode(() => openSafetensorsStore(dir, config, 'bf16'), 'RACKEMU_ERR_SAFETENSORS_SHAPE');
     expect(e.message).toContain(file);
@@ -98,7 +110,12 @@ describe('store - folders that disagree with config.json', () => {
   it('reports tensors that are not part of the model', () => {
     const { json, config } = tinyConfig();
     const dir = tempDir();
-    const extra = { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'BF16' as const, shape: [8], data: new Float32Array(8) };
+    const extra = {
+      name: 'model.layers.0.self_attn.q_proj.bias',
+      dtype: 'BF16' as const,
+      shape: [8],
+      data: new Float32Array(8),
+    };
     const [file] = writeModelFolder(dir, json, [...modelTensors(config, 'BF16'), extra]);
     const e = expectCode(() => validateSafetensorsFolder(dir, config), 'RACKEMU_ERR_SAFETENSORS_UNEXPECTED');
     expect(e.message).toContain('model.layers.0.self_attn.q_proj.bias');
@@ -123,7 +140,10 @@ describe('store - folders that disagree with config.json', () => {
     // Relabel the first tensor BF16 -> I16 (same width, valid file), padding to keep the header length.
     const bytes = readFileSync(file);
     const n = Number(bytes.readBigUInt64LE(0));
-    const header = bytes.subarray(8, 8 + n).toString().replace('"BF16"', '"I16" ');
+    const header = bytes
+      .subarray(8, 8 + n)
+      .toString()
+      .replace('"BF16"', '"I16" ');
     writeFileSync(file, Buffer.concat([bytes.subarray(0, 8), Buffer.from(header), bytes.subarray(8 + n)]));
     const e = expectCode(() => validateSafetensorsFolder(dir, config), 'RACKEMU_ERR_SAFETENSORS_DTYPE');
     expect(e.message).toContain(file);

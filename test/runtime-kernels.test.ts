@@ -48,7 +48,15 @@ function naiveMatmul(x: Float32Array, rows: number, inDim: number, w: Float32Arr
   return y;
 }
 const sig = (v: number) => 1 / (1 + Math.exp(-v));
-function naiveExpert(x: Float32Array, rows: number, hidden: number, w1: Float32Array, w3: Float32Array, w2: Float32Array, inter: number): Float64Array {
+function naiveExpert(
+  x: Float32Array,
+  rows: number,
+  hidden: number,
+  w1: Float32Array,
+  w3: Float32Array,
+  w2: Float32Array,
+  inter: number,
+): Float64Array {
   const g = naiveMatmul(x, rows, hidden, w1, inter);
   const u = naiveMatmul(x, rows, hidden, w3, inter);
   const a = new Float32Array(rows * inter);
@@ -56,7 +64,12 @@ function naiveExpert(x: Float32Array, rows: number, hidden: number, w1: Float32A
   return naiveMatmul(a, rows, inter, w2, hidden);
 }
 /** Naive attention for one query head against explicit k/v lists. */
-function naiveAttendHead(q: ArrayLike<number>, ks: ArrayLike<number>[], vs: ArrayLike<number>[], hd: number): Float64Array {
+function naiveAttendHead(
+  q: ArrayLike<number>,
+  ks: ArrayLike<number>[],
+  vs: ArrayLike<number>[],
+  hd: number,
+): Float64Array {
   const s = ks.map((k) => {
     let d = 0;
     for (let i = 0; i < hd; i++) d += q[i] * k[i];
@@ -78,16 +91,28 @@ function colsOf(w: Float32Array, rows: number, cols: number, c0: number, c1: num
 describe('runtime kernels', () => {
   it('runtime - matmulXWt matches a naive triple loop (odd sizes, many rows)', () => {
     const rng = mulberry32(1);
-    for (const [rows, inDim, outDim] of [[1, 1, 1], [3, 7, 5], [5, 64, 33], [300, 131, 17]]) {
+    for (const [rows, inDim, outDim] of [
+      [1, 1, 1],
+      [3, 7, 5],
+      [5, 64, 33],
+      [300, 131, 17],
+    ]) {
       const x = randn(rng, rows * inDim);
       const w = randn(rng, outDim * inDim);
-      expectClose(matmulXWt(x, rows, inDim, w, outDim), naiveMatmul(x, rows, inDim, w, outDim), 1e-6, `${rows}x${inDim}x${outDim}`);
+      expectClose(
+        matmulXWt(x, rows, inDim, w, outDim),
+        naiveMatmul(x, rows, inDim, w, outDim),
+        1e-6,
+        `${rows}x${inDim}x${outDim}`,
+      );
     }
   });
 
   it('runtime - matmulXWt elements do not depend on row batching or output-row slicing (bit-identical)', () => {
     const rng = mulberry32(2);
-    const rows = 9, inDim = 70, outDim = 12;
+    const rows = 9,
+      inDim = 70,
+      outDim = 12;
     const x = randn(rng, rows * inDim);
     const w = randn(rng, outDim * inDim);
     const full = matmulXWt(x, rows, inDim, w, outDim);
@@ -96,8 +121,7 @@ describe('runtime kernels', () => {
       expect(Array.from(one)).toEqual(Array.from(full.subarray(r * outDim, (r + 1) * outDim)));
     }
     const part = matmulXWt(x, rows, inDim, w.subarray(4 * inDim, 9 * inDim), 5);
-    for (let r = 0; r < rows; r++)
-      for (let j = 0; j < 5; j++) expect(part[r * 5 + j]).toBe(full[r * outDim + 4 + j]);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < 5; j++) expect(part[r * 5 + j]).toBe(full[r * outDim + 4 + j]);
     // into a provided buffer
     const out = new Float32Array(rows * outDim);
     expect(matmulXWt(x, rows, inDim, w, outDim, out)).toBe(out);
@@ -106,7 +130,9 @@ describe('runtime kernels', () => {
 
   it('runtime - rmsNorm matches the HF formula', () => {
     const rng = mulberry32(3);
-    const rows = 4, dim = 37, eps = 1e-5;
+    const rows = 4,
+      dim = 37,
+      eps = 1e-5;
     const x = randn(rng, rows * dim, 3);
     const w = randn(rng, dim);
     const want = new Float64Array(rows * dim);
@@ -125,8 +151,13 @@ describe('runtime kernels', () => {
   it('runtime - silu and softmax match naive formulas', () => {
     const rng = mulberry32(4);
     const x = randn(rng, 60, 8);
-    expectClose(silu(x), Array.from(x, (v) => v * sig(v)), 1e-6);
-    const rows = 3, n = 20;
+    expectClose(
+      silu(x),
+      Array.from(x, (v) => v * sig(v)),
+      1e-6,
+    );
+    const rows = 3,
+      n = 20;
     const big = Float32Array.from(x, (v) => v * 10); // large values: max subtraction must keep it finite
     const sm = softmax(big, rows, n);
     for (let r = 0; r < rows; r++) {
@@ -134,13 +165,20 @@ describe('runtime kernels', () => {
       const m = Math.max(...row);
       const e = row.map((v) => Math.exp(v - m));
       const z = e.reduce((a, b) => a + b, 0);
-      expectClose(sm.subarray(r * n, (r + 1) * n), e.map((v) => v / z), 1e-6);
+      expectClose(
+        sm.subarray(r * n, (r + 1) * n),
+        e.map((v) => v / z),
+        1e-6,
+      );
     }
   });
 
   it('runtime - rope follows q*cos + rotate_half(q)*sin; position 0 is the identity', () => {
     const rng = mulberry32(5);
-    const rows = 3, nHeads = 2, hd = 8, theta = 10000;
+    const rows = 3,
+      nHeads = 2,
+      hd = 8,
+      theta = 10000;
     const positions = [0, 5, 1234];
     const x = randn(rng, rows * nHeads * hd);
     const y = applyRope(Float32Array.from(x), rows, nHeads, hd, positions, theta);
@@ -161,7 +199,9 @@ describe('runtime kernels', () => {
 
   it('runtime - attention over a single cached position returns v exactly', () => {
     const rng = mulberry32(6);
-    const kvh = 2, hd = 8, group = 2;
+    const kvh = 2,
+      hd = 8,
+      group = 2;
     const cache = new KvCache(4, kvh, hd);
     const k = randn(rng, kvh * hd);
     const v = randn(rng, kvh * hd);
@@ -176,7 +216,10 @@ describe('runtime kernels', () => {
 
   it('runtime - attention is causal and matches naive masked attention (prefill rows)', () => {
     const rng = mulberry32(7);
-    const T = 6, kvh = 1, hd = 16, nh = 3;
+    const T = 6,
+      kvh = 1,
+      hd = 16,
+      nh = 3;
     const cache = new KvCache(10, kvh, hd);
     const k = randn(rng, T * kvh * hd);
     const v = randn(rng, T * kvh * hd);
@@ -200,7 +243,9 @@ describe('runtime kernels', () => {
 
   it('runtime - sliding-window attention sees only positions p-window < j <= p', () => {
     const rng = mulberry32(8);
-    const T = 8, hd = 8, win = 3;
+    const T = 8,
+      hd = 8,
+      win = 3;
     const cache = new KvCache(T, 1, hd);
     const k = randn(rng, T * hd);
     const v = randn(rng, T * hd);
@@ -210,18 +255,28 @@ describe('runtime kernels', () => {
     const out = attend(q, cache, pos, 1, win);
     for (let p = 0; p < T; p++) {
       const js = pos.filter((j) => j <= p && j > p - win);
-      const want = naiveAttendHead(q.subarray(p * hd, (p + 1) * hd), js.map((j) => k.subarray(j * hd, (j + 1) * hd)), js.map((j) => v.subarray(j * hd, (j + 1) * hd)), hd);
+      const want = naiveAttendHead(
+        q.subarray(p * hd, (p + 1) * hd),
+        js.map((j) => k.subarray(j * hd, (j + 1) * hd)),
+        js.map((j) => v.subarray(j * hd, (j + 1) * hd)),
+        hd,
+      );
       expectClose(out.subarray(p * hd, (p + 1) * hd), want, 1e-6);
     }
   });
 
   it('runtime - GQA: q head h reads kv head floor(h/groupSize); head slices give identical results', () => {
     const rng = mulberry32(9);
-    const kvh = 2, group = 3, nh = kvh * group, hd = 4, T = 3;
+    const kvh = 2,
+      group = 3,
+      nh = kvh * group,
+      hd = 4,
+      T = 3;
     const cache = new KvCache(T, kvh, hd);
     const k = randn(rng, T * kvh * hd);
     const v = new Float32Array(T * kvh * hd);
-    for (let t = 0; t < T; t++) for (let g = 0; g < kvh; g++) v.fill(100 * (g + 1) + t, (t * kvh + g) * hd, (t * kvh + g + 1) * hd);
+    for (let t = 0; t < T; t++)
+      for (let g = 0; g < kvh; g++) v.fill(100 * (g + 1) + t, (t * kvh + g) * hd, (t * kvh + g + 1) * hd);
     const pos = [0, 1, 2];
     cache.append(k, v, pos);
     const q = randn(rng, T * nh * hd);
@@ -249,8 +304,12 @@ describe('runtime kernels', () => {
     c1.append(colsOf(k, T, kvh * hd, hd, 2 * hd), colsOf(v, T, kvh * hd, hd, 2 * hd), pos);
     const b = attend(sliceQ(3, 6), c1, pos, group, null, { qHeadOffset: 3 });
     for (let r = 0; r < T; r++) {
-      expect(Array.from(a.subarray(r * 3 * hd, (r + 1) * 3 * hd))).toEqual(Array.from(out.subarray((r * nh + 2) * hd, (r * nh + 5) * hd)));
-      expect(Array.from(b.subarray(r * 3 * hd, (r + 1) * 3 * hd))).toEqual(Array.from(out.subarray((r * nh + 3) * hd, (r * nh + 6) * hd)));
+      expect(Array.from(a.subarray(r * 3 * hd, (r + 1) * 3 * hd))).toEqual(
+        Array.from(out.subarray((r * nh + 2) * hd, (r * nh + 5) * hd)),
+      );
+      expect(Array.from(b.subarray(r * 3 * hd, (r + 1) * 3 * hd))).toEqual(
+        Array.from(out.subarray((r * nh + 3) * hd, (r * nh + 6) * hd)),
+      );
     }
     expect(() => attend(sliceQ(0, 1), c1, pos, group)).toThrow(RangeError);
   });
@@ -266,7 +325,9 @@ describe('runtime kernels', () => {
 
   it('runtime - router: softmax top-k renormalised to 1, ties to the lower expert index', () => {
     const rng = mulberry32(10);
-    const rows = 5, E = 8, K = 2;
+    const rows = 5,
+      E = 8,
+      K = 2;
     const logits = randn(rng, rows * E, 3);
     const { experts, weights } = routeTopK(logits, rows, E, K);
     for (let r = 0; r < rows; r++) {
@@ -278,7 +339,11 @@ describe('runtime kernels', () => {
       const top = order.slice(0, K);
       const s = top.reduce((a, t) => a + t[0], 0);
       expect(Array.from(experts.subarray(r * K, (r + 1) * K))).toEqual(top.map((t) => t[1]));
-      expectClose(weights.subarray(r * K, (r + 1) * K), top.map((t) => t[0] / s), 1e-6);
+      expectClose(
+        weights.subarray(r * K, (r + 1) * K),
+        top.map((t) => t[0] / s),
+        1e-6,
+      );
       expect(Math.abs(weights[r * K] + weights[r * K + 1] - 1)).toBeLessThan(1e-6);
     }
     // ties: all equal -> experts 0,1 with 0.5 each; a tie for second place -> the lower index
@@ -291,18 +356,32 @@ describe('runtime kernels', () => {
 
   it('runtime - swiglu partials over intermediate slices sum to the full expert', () => {
     const rng = mulberry32(11);
-    const rows = 3, hidden = 24, inter = 40;
+    const rows = 3,
+      hidden = 24,
+      inter = 40;
     const x = randn(rng, rows * hidden);
     const w1 = randn(rng, inter * hidden, 0.3);
     const w3 = randn(rng, inter * hidden, 0.3);
     const w2 = randn(rng, hidden * inter, 0.3);
     const full = swigluSlice(x, rows, hidden, w1, w3, w2, inter);
     expectClose(full, naiveExpert(x, rows, hidden, w1, w3, w2, inter), 1e-6, 'full vs naive');
-    for (const cuts of [[0, 20, 40], [0, 7, 8, 31, 40], [0, 1, 2, 3, 4, 40]]) {
+    for (const cuts of [
+      [0, 20, 40],
+      [0, 7, 8, 31, 40],
+      [0, 1, 2, 3, 4, 40],
+    ]) {
       const sum = new Float32Array(rows * hidden);
       for (let s = 0; s + 1 < cuts.length; s++) {
         const [a, b] = [cuts[s], cuts[s + 1]];
-        const part = swigluSlice(x, rows, hidden, w1.subarray(a * hidden, b * hidden), w3.subarray(a * hidden, b * hidden), colsOf(w2, hidden, inter, a, b), b - a);
+        const part = swigluSlice(
+          x,
+          rows,
+          hidden,
+          w1.subarray(a * hidden, b * hidden),
+          w3.subarray(a * hidden, b * hidden),
+          colsOf(w2, hidden, inter, a, b),
+          b - a,
+        );
         addInPlace(sum, part);
       }
       expectClose(sum, full, 1e-5, `cuts ${cuts}`);
@@ -310,24 +389,39 @@ describe('runtime kernels', () => {
     // accumulate mode adds into out
     const acc = Float32Array.from(full);
     swigluSlice(x, rows, hidden, w1, w3, w2, inter, acc, true);
-    expectClose(acc, Array.from(full, (v) => 2 * v), 1e-6);
+    expectClose(
+      acc,
+      Array.from(full, (v) => 2 * v),
+      1e-6,
+    );
   });
 
   it('runtime - embedding partials over vocab ranges sum exactly to the embedding', () => {
     const rng = mulberry32(12);
-    const V = 50, H = 6;
+    const V = 50,
+      H = 6;
     const table = randn(rng, V * H);
     const ids = [0, 49, 17, 17, 32, 16];
     const full = embedLookup(ids, table, 0, V, H);
-    for (let r = 0; r < ids.length; r++) expect(Array.from(full.subarray(r * H, (r + 1) * H))).toEqual(Array.from(table.subarray(ids[r] * H, (ids[r] + 1) * H)));
+    for (let r = 0; r < ids.length; r++)
+      expect(Array.from(full.subarray(r * H, (r + 1) * H))).toEqual(
+        Array.from(table.subarray(ids[r] * H, (ids[r] + 1) * H)),
+      );
     const sum = new Float32Array(ids.length * H);
-    for (const [a, b] of [[0, 17], [17, 32], [32, 50]]) addInPlace(sum, embedLookup(ids, table.subarray(a * H, b * H), a, b, H));
+    for (const [a, b] of [
+      [0, 17],
+      [17, 32],
+      [32, 50],
+    ])
+      addInPlace(sum, embedLookup(ids, table.subarray(a * H, b * H), a, b, H));
     expect(Array.from(sum)).toEqual(Array.from(full));
   });
 
   it('runtime - lm_head slices are bit-identical to the full logits; argmax partials combine like torch.argmax', () => {
     const rng = mulberry32(13);
-    const rows = 4, H = 16, V = 30;
+    const rows = 4,
+      H = 16,
+      V = 30;
     const x = randn(rng, rows * H);
     const w = randn(rng, V * H);
     const full = lmHeadSlice(x, rows, H, w, 0, V);
@@ -354,7 +448,11 @@ describe('runtime kernels', () => {
     const fresh = lmHeadSlice(x, rows, H, w, 0, V);
     const s1 = lmHeadSlice(x, rows, H, w.subarray(8 * H, 12 * H), 8, 12);
     for (let r = 0; r < rows; r++) for (let c = 8; c < 12; c++) expect(s1[r * 4 + c - 8]).toBe(fresh[r * V + c]);
-    for (const order of [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]]) {
+    for (const order of [
+      [0, 1, 2, 3],
+      [3, 2, 1, 0],
+      [2, 0, 3, 1],
+    ]) {
       const got = combineArgmax(...order.map((i) => parts[i]));
       expect(Array.from(got.indices)).toEqual(Array.from(want.indices));
     }

@@ -1,16 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import type { Instruction } from '../src/compiler/programs.js';
-import type { TensorMeta } from '../src/runtime/chip.js';
+import type { Instruction } from '../src/compiler/plan.js';
+import type { TensorMeta } from '../src/runtime/chip-types.js';
 import { LinkBundle, RunTimeline, type LinkFrame } from '../src/runtime/link-bundle.js';
 import { runSteps, type StepInstance } from '../src/runtime/run-spec.js';
 import { frameTemplate, stepRecvs, TimingReceiver } from '../src/runtime/timing-receiver.js';
-import { encodeBundle } from '../src/transport/index.js';
+import { encodeBundle } from '../src/transport/internal.js';
 
 const SRC = 'r0.n0.c0';
 const DST = 'r0.n1.c3';
 const EMPTY = new Uint8Array(0);
 
-const tensor = (name: string, rows: number, cols: number): TensorMeta => ({ name, rows, cols, dtype: 'act', bytes: rows * cols * 2 });
+const tensor = (name: string, rows: number, cols: number): TensorMeta => ({
+  name,
+  rows,
+  cols,
+  dtype: 'act',
+  bytes: rows * cols * 2,
+});
 const PREFILL: TensorMeta[] = [tensor('h.L0.pre', 4, 4096)];
 const DECODE: TensorMeta[] = [tensor('h.L0', 1, 4096), tensor('o.L0.r1', 1, 2048), tensor('x.L1', 1, 512)];
 const PREFILL_TICKS = [1200];
@@ -27,14 +33,21 @@ function expected(steps: readonly StepInstance[], from: number, to: number, seq:
   for (let s = from; s < to; s++) {
     const st = steps[s];
     const [metas, ticks] = st.kind === 'prefill' ? [PREFILL, PREFILL_TICKS] : [DECODE, DECODE_TICKS];
-    metas.forEach((m, i) => frames.push(frameTemplate(m, SRC, DST, 'none').encode(st.index, st.base + ticks[i], seq++, EMPTY)));
+    metas.forEach((m, i) =>
+      frames.push(frameTemplate(m, SRC, DST, 'none').encode(st.index, st.base + ticks[i], seq++, EMPTY)),
+    );
   }
   return encodeBundle(frames);
 }
 
-/** Runs of `tokens` tokens after a 3-id prompt (prefill chunk 2: two prefill steps), steps numbered on from `offset`. */
+/**
+ * Runs of `tokens` tokens after a 3-id prompt (prefill chunk 2: two prefill steps), steps numbered on from `offset`.
+ */
 function run(tokens: number, offset: number, decodeTicks: number): StepInstance[] {
-  return runSteps({ promptIds: [1, 2, 3], maxNewTokens: tokens, stepOffset: offset }, 2, { prefill: 5000, decode: decodeTicks });
+  return runSteps({ promptIds: [1, 2, 3], maxNewTokens: tokens, stepOffset: offset }, 2, {
+    prefill: 5000,
+    decode: decodeTicks,
+  });
 }
 
 describe('runtime link bundle', () => {
@@ -62,7 +75,10 @@ describe('runtime link bundle', () => {
         const to = Math.min(steps.length, from + window);
         const want = expected(steps, from, to, seq);
         const got = link.build(new RunTimeline(steps), from, to, seq);
-        expect(got === null ? null : Buffer.from(got).equals(want), `run at step ${offset}, window [${from}, ${to}), seq ${seq}`).toBe(true);
+        expect(
+          got === null ? null : Buffer.from(got).equals(want),
+          `run at step ${offset}, window [${from}, ${to}), seq ${seq}`,
+        ).toBe(true);
         seq += want.readUInt32LE(4);
         windows++;
       }
@@ -72,7 +88,8 @@ describe('runtime link bundle', () => {
     expect(seq).toBeGreaterThan(256);
     // seq past 65536: a kept image of the same shape gets a wider integer
     const steps = run(20, offset, 3000);
-    for (const s of [65_530, 65_540]) expect(Buffer.from(link.build(new RunTimeline(steps), 2, 10, s)!).equals(expected(steps, 2, 10, s))).toBe(true);
+    for (const s of [65_530, 65_540])
+      expect(Buffer.from(link.build(new RunTimeline(steps), 2, 10, s)!).equals(expected(steps, 2, 10, s))).toBe(true);
   });
 
   it('link bundle - a link with nothing in a window has no bundle', () => {
@@ -127,7 +144,10 @@ describe('runtime timing receiver', () => {
     expect(rx.acceptBundle(second, SRC)).toBe(W);
     // a frame of the third window that came on its own (through the decoding path): its bundle is declined
     const third = Buffer.from(tx.build(sent, 2 * W, 3 * W, inFirst + second.readUInt32LE(4))!);
-    const slot = rx.locate({ step: steps[2 * W + 1].index, tensor: DECODE[0].name } as Parameters<TimingReceiver['locate']>[0], SRC)!;
+    const slot = rx.locate(
+      { step: steps[2 * W + 1].index, tensor: DECODE[0].name } as Parameters<TimingReceiver['locate']>[0],
+      SRC,
+    )!;
     expect(rx.mark(slot.step, slot.slot, 0)).toBe(true);
     expect(rx.acceptBundle(third, SRC)).toBe(-1);
     rx.end();

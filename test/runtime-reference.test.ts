@@ -44,8 +44,12 @@ function randomStore(c: ModelConfig, seed: number): MapStore {
     const s = Math.sqrt(3 / inp); // uniform with variance 1/in
     t.set(name, { shape: [out, inp], data: Float32Array.from({ length: out * inp }, () => (rng() * 2 - 1) * s) });
   };
-  const norm = (name: string, n: number) => t.set(name, { shape: [n], data: Float32Array.from({ length: n }, () => 0.8 + 0.4 * rng()) });
-  t.set('model.embed_tokens.weight', { shape: [c.vocab, c.hidden], data: Float32Array.from({ length: c.vocab * c.hidden }, () => rng() * 2 - 1) });
+  const norm = (name: string, n: number) =>
+    t.set(name, { shape: [n], data: Float32Array.from({ length: n }, () => 0.8 + 0.4 * rng()) });
+  t.set('model.embed_tokens.weight', {
+    shape: [c.vocab, c.hidden],
+    data: Float32Array.from({ length: c.vocab * c.hidden }, () => rng() * 2 - 1),
+  });
   for (let i = 0; i < c.layers; i++) {
     const p = `model.layers.${i}.`;
     norm(`${p}input_layernorm.weight`, c.hidden);
@@ -73,19 +77,48 @@ function randomStore(c: ModelConfig, seed: number): MapStore {
 }
 
 const MIXTRAL: ModelConfig = {
-  name: 'mixtral-test', family: 'mixtral', hidden: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 8,
-  intermediate: 48, experts: 4, expertsPerToken: 2, vocab: 64, ropeTheta: 1e6, rmsNormEps: 1e-5,
-  maxPositions: 64, tieEmbeddings: false, slidingWindow: null,
+  name: 'mixtral-test',
+  family: 'mixtral',
+  hidden: 32,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 8,
+  intermediate: 48,
+  experts: 4,
+  expertsPerToken: 2,
+  vocab: 64,
+  ropeTheta: 1e6,
+  rmsNormEps: 1e-5,
+  maxPositions: 64,
+  tieEmbeddings: false,
+  slidingWindow: null,
 };
 const LLAMA: ModelConfig = {
-  ...MIXTRAL, name: 'llama-test', family: 'llama', heads: 4, kvHeads: 1, experts: 1, expertsPerToken: 1,
-  ropeTheta: 1e4, tieEmbeddings: true,
+  ...MIXTRAL,
+  name: 'llama-test',
+  family: 'llama',
+  heads: 4,
+  kvHeads: 1,
+  experts: 1,
+  expertsPerToken: 1,
+  ropeTheta: 1e4,
+  tieEmbeddings: true,
 };
-const MISTRAL: ModelConfig = { ...LLAMA, name: 'mistral-test', family: 'mistral', kvHeads: 2, tieEmbeddings: false, slidingWindow: 3 };
+const MISTRAL: ModelConfig = {
+  ...LLAMA,
+  name: 'mistral-test',
+  family: 'mistral',
+  kvHeads: 2,
+  tieEmbeddings: false,
+  slidingWindow: 3,
+};
 
 // ---- an independent, deliberately naive model: no cache, everything recomputed in doubles -------
 function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Array {
-  const T = ids.length, H = c.hidden, hd = c.headDim;
+  const T = ids.length,
+    H = c.hidden,
+    hd = c.headDim;
   const lin = (x: number[][], name: string) => {
     const W = w.full(name);
     const [out, inp] = w.shape(name);
@@ -112,8 +145,12 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
     });
   const silu = (v: number) => v / (1 + Math.exp(-v));
   const mlp = (x: number[][], g: string, u: string, d: string) => {
-    const a = lin(x, g), b = lin(x, u);
-    return lin(a.map((row, r) => row.map((v, k) => silu(v) * b[r][k])), d);
+    const a = lin(x, g),
+      b = lin(x, u);
+    return lin(
+      a.map((row, r) => row.map((v, k) => silu(v) * b[r][k])),
+      d,
+    );
   };
   const E = w.full('model.embed_tokens.weight');
   let x = ids.map((id) => Array.from(E.subarray(id * H, (id + 1) * H)));
@@ -128,11 +165,15 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
       for (let h = 0; h < c.heads; h++) {
         const g = Math.floor(h / (c.heads / c.kvHeads));
         const js = [...Array(t + 1).keys()].filter((j) => c.slidingWindow == null || j > t - c.slidingWindow);
-        const s = js.map((j) => q[t].slice(h * hd, (h + 1) * hd).reduce((a, qv, d) => a + qv * k[j][g * hd + d], 0) / Math.sqrt(hd));
+        const s = js.map(
+          (j) => q[t].slice(h * hd, (h + 1) * hd).reduce((a, qv, d) => a + qv * k[j][g * hd + d], 0) / Math.sqrt(hd),
+        );
         const m = Math.max(...s);
         const e = s.map((v) => Math.exp(v - m));
         const z = e.reduce((a, b) => a + b, 0);
-        js.forEach((j, jj) => { for (let d = 0; d < hd; d++) attn[t][h * hd + d] += (e[jj] / z) * v[j][g * hd + d]; });
+        js.forEach((j, jj) => {
+          for (let d = 0; d < hd; d++) attn[t][h * hd + d] += (e[jj] / z) * v[j][g * hd + d];
+        });
       }
     const o = lin(attn, `${p}self_attn.o_proj.weight`);
     const h1 = x.map((row, t) => row.map((vv, d) => vv + o[t][d]));
@@ -145,7 +186,10 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
         const m = Math.max(...logits[t]);
         const pr = logits[t].map((v) => Math.exp(v - m));
         const z = pr.reduce((a, b) => a + b, 0);
-        const top = pr.map((v, i) => [v / z, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, c.expertsPerToken);
+        const top = pr
+          .map((v, i) => [v / z, i])
+          .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+          .slice(0, c.expertsPerToken);
         const tot = top.reduce((a, b) => a + b[0], 0);
         for (const [pw, e] of top) {
           const pe = `${p}block_sparse_moe.experts.${e}.`;
@@ -214,18 +258,26 @@ describe.each([
       const r = referenceGenerate(cfg, store, PROMPT, 4, { prefillChunk: chunk });
       expect(r.tokens).toEqual(whole.tokens);
       for (let t = 0; t < 4; t++) {
-        expect(maxDiff(r.allLogits[t], whole.allLogits[t])).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(whole.allLogits[t])));
+        expect(maxDiff(r.allLogits[t], whole.allLogits[t])).toBeLessThanOrEqual(
+          1e-5 * Math.max(1, maxAbs(whole.allLogits[t])),
+        );
       }
       // stronger: the kernels make a row's numbers independent of its batch, so they are bit-identical
       expect(Array.from(r.allLogits[0])).toEqual(Array.from(whole.allLogits[0]));
     }
     // the lower-level model: per-row logits of a prefill equal step-by-step forwards
     const m = new ReferenceModel(cfg, store, { capacity: 16 });
-    const all = m.forward(PROMPT, PROMPT.map((_, i) => i), true);
+    const all = m.forward(
+      PROMPT,
+      PROMPT.map((_, i) => i),
+      true,
+    );
     m.reset();
     PROMPT.forEach((id, i) => {
       const row = m.forward([id], [i]);
-      expect(maxDiff(row, all.subarray(i * cfg.vocab, (i + 1) * cfg.vocab))).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(row)));
+      expect(maxDiff(row, all.subarray(i * cfg.vocab, (i + 1) * cfg.vocab))).toBeLessThanOrEqual(
+        1e-5 * Math.max(1, maxAbs(row)),
+      );
     });
   });
 });
@@ -246,7 +298,9 @@ describe('runtime reference errors', () => {
     expect(code(() => referenceGenerate(LLAMA, store, [1.5], 1))).toBe('RACKEMU_ERR_GENERATE_OPTION');
     expect(code(() => referenceGenerate(LLAMA, store, [1], -1))).toBe('RACKEMU_ERR_GENERATE_OPTION');
     expect(code(() => referenceGenerate(LLAMA, store, [1], 64))).toBe('RACKEMU_ERR_GENERATE_OPTION');
-    expect(code(() => referenceGenerate(LLAMA, store, [1], 1, { prefillChunk: 0 }))).toBe('RACKEMU_ERR_GENERATE_OPTION');
+    expect(code(() => referenceGenerate(LLAMA, store, [1], 1, { prefillChunk: 0 }))).toBe(
+      'RACKEMU_ERR_GENERATE_OPTION',
+    );
     const zero = referenceGenerate(LLAMA, store, [1, 2], 0);
     expect(zero.tokens).toEqual([]);
     expect(zero.finalLogits).toHaveLength(LLAMA.vocab);

@@ -1,7 +1,24 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { checkEchoes, runWorkerPair } from './fixtures/transport-pair.js';
-import { bundleCount, createEmbeddedFabric, decodeFrame, encodeBundle, encodeFrame, openEndpoint, type ChipEndpoint, type EmbeddedTransportConfig, type TransportConfig } from '../src/transport/index.js';
+import {
+  bundleCount,
+  createEmbeddedFabric,
+  decodeFrame,
+  encodeBundle,
+  encodeFrame,
+  MIN_RING_BYTES,
+  openEndpoint,
+  ringSizer,
+  trafficBytes,
+  type ChipEndpoint,
+  type EmbeddedTransportConfig,
+  type PairTraffic,
+  type TransportConfig,
+} from '../src/transport/internal.js';
 import type { TransportError } from '../src/util/errors.js';
 
 const A = 'r0.n0.c0';
@@ -9,7 +26,10 @@ const B = 'r0.n0.c1';
 const C = 'r0.n1.c0';
 
 function frame(src: string, dst: string, seq: number, values: number[]): Buffer {
-  return encodeFrame({ src, dst, step: seq, tick: seq * 3, tensor: 'x', dtype: 'f32', shape: [values.length], seq }, new Uint8Array(Float32Array.from(values).buffer));
+  return encodeFrame(
+    { src, dst, step: seq, tick: seq * 3, tensor: 'x', dtype: 'f32', shape: [values.length], seq },
+    new Uint8Array(Float32Array.from(values).buffer),
+  );
 }
 
 /** Sleep without returning to the event loop (as a chip busy computing would). */
@@ -41,7 +61,7 @@ const { parentPort, workerData: wd } = require('node:worker_threads');
   parentPort.postMessage({ type: 'ready' });
 })();
 `;
-const DIST = new URL('../dist/src/transport/index.js', import.meta.url).href;
+const DIST = new URL('../dist/src/transport/internal.js', import.meta.url).href;
 
 interface ProducerMsg {
   type: 'ready' | 'sent' | 'error';
@@ -50,7 +70,13 @@ interface ProducerMsg {
   stats?: { framesSent: number; creditStalls: number };
 }
 
-function startProducer(config: TransportConfig, chipId: string, peers: string[], frames: number, sizes: number[]): { worker: Worker; next: (type: ProducerMsg['type']) => Promise<ProducerMsg> } {
+function startProducer(
+  config: TransportConfig,
+  chipId: string,
+  peers: string[],
+  frames: number,
+  sizes: number[],
+): { worker: Worker; next: (type: ProducerMsg['type']) => Promise<ProducerMsg> } {
   const worker = new Worker(PRODUCER, { eval: true, workerData: { dist: DIST, config, chipId, peers, frames, sizes } });
   const seen: ProducerMsg[] = [];
   const waiting: Array<[ProducerMsg['type'], (m: ProducerMsg) => void, (e: Error) => void]> = [];
@@ -80,7 +106,9 @@ function checkProduced(f: Uint8Array, expectSeq: number, sizes: number[]): void 
   expect(d.header.seq).toBe(expectSeq);
   const n = sizes[expectSeq % sizes.length];
   expect(d.payload.length).toBe(n);
-  for (let j = 0; j < n; j++) if (d.payload[j] !== ((expectSeq * 7 + j) & 255)) throw new Error(`frame ${expectSeq}: byte ${j} is ${d.payload[j]}`);
+  for (let j = 0; j < n; j++)
+    if (d.payload[j] !== ((expectSeq * 7 + j) & 255))
+      throw new Error(`frame ${expectSeq}: byte ${j} is ${d.payload[j]}`);
 }
 
 describe('transport embedded', () => {
@@ -93,8 +121,14 @@ describe('transport embedded', () => {
     expect([...fabric.chips].sort()).toEqual([A, B, C]);
     const eps: Record<string, ChipEndpoint> = {};
     for (const id of [A, B, C]) {
-      const { config, transferList } = fabric.endpointConfig(id);
-      expect(transferList).toEqual([]); // shared memory travels by structured clone, nothing to transfer
+      const config = fabric.endpointConfig(id);
+      // shared memory travels by structured clone, nothing to transfer: a clone holds the same rings
+      const clone = structuredClone(config);
+      const shared = [clone.doorbells, ...Object.values(clone.outbound), ...Object.values(clone.inbound)];
+      for (const sab of shared) expect(sab).toBeInstanceOf(SharedArrayBuffer);
+      new Int32Array(config.doorbells)[15] = 7; // no endpoint is open yet: the word is free to probe
+      expect(new Int32Array(clone.doorbells)[15]).toBe(7);
+      new Int32Array(config.doorbells)[15] = 0;
       eps[id] = await openEndpoint(config, id);
     }
     const got: Array<[string, number, number[]]> = [];
@@ -126,12 +160,13 @@ describe('transport embedded', () => {
       [A, C],
     ]);
     const eps: Record<string, ChipEndpoint> = {};
-    for (const id of [A, B, C]) eps[id] = await openEndpoint(fabric.endpointConfig(id).config, id, { delivery: 'poll' });
+    for (const id of [A, B, C]) eps[id] = await openEndpoint(fabric.endpointConfig(id), id, { delivery: 'poll' });
     const got: Record<string, number[]> = { [B]: [], [C]: [] };
-    for (const id of [B, C]) eps[id].onFrame((f, src) => {
-      expect(src).toBe(A);
-      got[id].push(decodeFrame(f).header.seq);
-    });
+    for (const id of [B, C])
+      eps[id].onFrame((f, src) => {
+        expect(src).toBe(A);
+        got[id].push(decodeFrame(f).header.seq);
+      });
     eps[A].cork();
     for (let i = 0; i < 30; i++) eps[A].send(i % 3 === 0 ? C : B, frame(A, i % 3 === 0 ? C : B, i, [i]));
     // held: nothing is visible to the receivers yet
@@ -155,8 +190,8 @@ describe('transport embedded', () => {
     // a 1 KiB ring: the last bundle is larger than the ring and streams through it
     const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024 });
     const errors: TransportError[] = [];
-    const a = await openEndpoint(fabric.endpointConfig(A).config, A, { delivery: 'poll' });
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B, { delivery: 'poll', onError: (e) => errors.push(e) });
+    const a = await openEndpoint(fabric.endpointConfig(A), A, { delivery: 'poll' });
+    const b = await openEndpoint(fabric.endpointConfig(B), B, { delivery: 'poll', onError: (e) => errors.push(e) });
     const seqs: number[] = [];
     b.onFrame((f, src) => {
       expect(src).toBe(A);
@@ -168,7 +203,11 @@ describe('transport embedded', () => {
     a.send(B, frame(A, B, 0, [0]));
     a.sendBundle(B, encodeBundle(frames(1, 3)));
     a.send(B, frame(A, B, 4, [4]));
-    expect(a.stats()).toMatchObject({ framesSent: 5, messagesSent: 3, bytesSent: [0, 1, 2, 3, 4].reduce((n, i) => n + frame(A, B, i, [i]).length, 0) });
+    expect(a.stats()).toMatchObject({
+      framesSent: 5,
+      messagesSent: 3,
+      bytesSent: [0, 1, 2, 3, 4].reduce((n, i) => n + frame(A, B, i, [i]).length, 0),
+    });
     // no bundle handler: one frame at a time; the bundle counts its 3 frames on the doorbell
     expect(b.pollSync!(1000, 5)).toBe(5);
     expect(seqs).toEqual(range(0, 5));
@@ -189,7 +228,10 @@ describe('transport embedded', () => {
     expect(b.pollSync!(1000, 40)).toBe(40);
     expect(offered).toEqual([2, 40]);
     expect(seqs).toEqual([...range(0, 5), ...range(7, 47)]);
-    expect(b.stats()).toMatchObject({ framesReceived: 47, bytesReceived: range(0, 47).reduce((n, i) => n + frame(A, B, i, [i]).length, 0) });
+    expect(b.stats()).toMatchObject({
+      framesReceived: 47,
+      bytesReceived: range(0, 47).reduce((n, i) => n + frame(A, B, i, [i]).length, 0),
+    });
     // a bundle handler that throws breaks its contract: reported, and the frames still come one by one
     b.onBundle(() => {
       throw new Error('boom');
@@ -204,8 +246,8 @@ describe('transport embedded', () => {
 
   it('transport - embedded corked frames leave before the sender blocks: on pollSync, and on a full ring', async () => {
     const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024 });
-    const a = await openEndpoint(fabric.endpointConfig(A).config, A, { delivery: 'poll' });
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B, { delivery: 'poll' });
+    const a = await openEndpoint(fabric.endpointConfig(A), A, { delivery: 'poll' });
+    const b = await openEndpoint(fabric.endpointConfig(B), B, { delivery: 'poll' });
     const seqs: number[] = [];
     b.onFrame((f) => seqs.push(decodeFrame(f).header.seq));
     a.onFrame(() => undefined);
@@ -240,8 +282,8 @@ describe('transport embedded', () => {
     // (The MessagePort transport moved the frame's ArrayBuffer; the ring transport copies the bytes into
     // the receiver's ring, and the receiver gets a copy it owns.)
     const fabric = createEmbeddedFabric([[A, B]]);
-    const a = await openEndpoint(fabric.endpointConfig(A).config, A);
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const a = await openEndpoint(fabric.endpointConfig(A), A);
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
     const got: Uint8Array[] = [];
     b.onFrame((f) => got.push(f));
     const f = frame(A, B, 0, [1, 2, 3]);
@@ -255,7 +297,9 @@ describe('transport embedded', () => {
     expect(b.pollSync!(1000)).toBeGreaterThan(0);
     expect(got.map((g) => g.length)).toEqual([len, len]);
     expect(got[0]).toEqual(new Uint8Array(f));
-    expect(Array.from(decodeFrame(got[1]).payload.slice())).toEqual(Array.from(new Uint8Array(Float32Array.from([4, 5, 6]).buffer)));
+    expect(Array.from(decodeFrame(got[1]).payload.slice())).toEqual(
+      Array.from(new Uint8Array(Float32Array.from([4, 5, 6]).buffer)),
+    );
     // the receiver's copy: neither the sender's buffer nor the shared ring (frames collected together
     // may share one buffer, each a view of its own bytes)
     for (const g of got) {
@@ -267,11 +311,13 @@ describe('transport embedded', () => {
 
   it('transport - embedded loopback, early frames and unknown destinations', async () => {
     const fabric = createEmbeddedFabric([[A, B]], [C]);
-    const a = await openEndpoint(fabric.endpointConfig(A).config, A);
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const a = await openEndpoint(fabric.endpointConfig(A), A);
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
     a.send(A, frame(A, A, 0, [5]));
     b.send(A, frame(B, A, 0, [6])); // before A registers its handler
-    expect(() => a.send(C, frame(A, C, 0, [1]))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
+    expect(() => a.send(C, frame(A, C, 0, [1]))).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }),
+    );
     expect(() => a.pollSync!(0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' })); // no handler yet
     const got: string[] = [];
     await new Promise<void>((r) =>
@@ -282,17 +328,25 @@ describe('transport embedded', () => {
     );
     expect(got.sort()).toEqual([A, B]);
     expect(() => fabric.endpointConfig(A)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
-    await expect(openEndpoint(fabric.endpointConfig(C).config, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
-    await expect(openEndpoint({ kind: 'carrier-pigeon' } as unknown as TransportConfig, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
-    await expect(openEndpoint({ kind: 'embedded', chipId: A, ports: {} } as unknown as TransportConfig, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
-    expect(() => createEmbeddedFabric([[A, B]], [], { ringBytes: 0 })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
+    await expect(openEndpoint(fabric.endpointConfig(C), A)).rejects.toMatchObject({
+      code: 'RACKEMU_ERR_TRANSPORT_CONFIG',
+    });
+    await expect(openEndpoint({ kind: 'carrier-pigeon' } as unknown as TransportConfig, A)).rejects.toMatchObject({
+      code: 'RACKEMU_ERR_TRANSPORT_CONFIG',
+    });
+    await expect(
+      openEndpoint({ kind: 'embedded', chipId: A, ports: {} } as unknown as TransportConfig, A),
+    ).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
+    expect(() => createEmbeddedFabric([[A, B]], [], { ringBytes: 0 })).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }),
+    );
     await Promise.all([a.close(), b.close()]);
   });
 
   it('transport - embedded pollSync delivers synchronously and times out', async () => {
     const fabric = createEmbeddedFabric([[A, B]]);
-    const a = await openEndpoint(fabric.endpointConfig(A).config, A);
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const a = await openEndpoint(fabric.endpointConfig(A), A);
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
     const got: Array<[string, number]> = [];
     b.onFrame((f, src) => got.push([src, decodeFrame(f).header.seq]));
     for (let i = 0; i < 3; i++) a.send(B, frame(A, B, i, [i]));
@@ -321,8 +375,8 @@ describe('transport embedded', () => {
 
   it('transport - embedded pollSync wakes when another thread sends', async () => {
     const fabric = createEmbeddedFabric([[A, B]]);
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
-    const p = startProducer(fabric.endpointConfig(A).config, A, [B], 1, [32]);
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
+    const p = startProducer(fabric.endpointConfig(A), A, [B], 1, [32]);
     try {
       await p.next('ready');
       const got: Uint8Array[] = [];
@@ -343,8 +397,8 @@ describe('transport embedded', () => {
     // 40 frames of 3 sizes, one of them larger than the 1 KiB ring (streamed in pieces, each piece
     // must wake the sleeper whatever count it waits for).
     const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024 });
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
-    const p = startProducer(fabric.endpointConfig(A).config, A, [B], 40, [32, 4096, 8]);
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
+    const p = startProducer(fabric.endpointConfig(A), A, [B], 40, [32, 4096, 8]);
     try {
       await p.next('ready');
       const got: Uint8Array[] = [];
@@ -366,7 +420,7 @@ describe('transport embedded', () => {
     const ca = fabric.endpointConfig(A);
     const cb = fabric.endpointConfig(B);
     const frames = 300;
-    const got = await runWorkerPair([ca.config, cb.config], [ca.transferList, cb.transferList], frames);
+    const got = await runWorkerPair([ca, cb], frames);
     checkEchoes(got, frames, B);
   });
 
@@ -377,7 +431,7 @@ describe('transport embedded', () => {
     const ca = fabric.endpointConfig(A);
     const cb = fabric.endpointConfig(B);
     const frames = 600;
-    const got = await runWorkerPair([ca.config, cb.config], [ca.transferList, cb.transferList], frames);
+    const got = await runWorkerPair([ca, cb], frames);
     checkEchoes(got, frames, B);
   });
 
@@ -386,8 +440,8 @@ describe('transport embedded', () => {
     const sizes = [100, 3000, 3 * ring, 0, 2500, 5 * ring + 4, 20];
     const frames = 120;
     const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: ring });
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
-    const p = startProducer(fabric.endpointConfig(A).config, A, [B], frames, sizes);
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
+    const p = startProducer(fabric.endpointConfig(A), A, [B], frames, sizes);
     try {
       await p.next('ready');
       const received: Uint8Array[] = [];
@@ -417,8 +471,8 @@ describe('transport embedded', () => {
   it('transport - embedded frames many times the ring between endpoints of one thread', async () => {
     // The blocked sender collects a same-thread receiver itself, so even this cannot deadlock.
     const fabric = createEmbeddedFabric([[A, B]], [], { ringBytes: 1024, sendTimeoutMs: 2000 });
-    const a = await openEndpoint(fabric.endpointConfig(A).config, A, { onError: (e) => errors.push(e.message) });
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
+    const a = await openEndpoint(fabric.endpointConfig(A), A, { onError: (e) => errors.push(e.message) });
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
     const errors: string[] = [];
     const sizes = [3 * 1024, 10_000, 4];
     const got: Uint8Array[] = [];
@@ -427,7 +481,10 @@ describe('transport embedded', () => {
       const n = sizes[i % 3];
       const payload = new Uint8Array(n);
       for (let j = 0; j < n; j++) payload[j] = (i * 7 + j) & 255;
-      a.send(B, encodeFrame({ src: A, dst: B, step: i, tick: i, tensor: 'p', dtype: 'i32', shape: [n / 4], seq: i }, payload));
+      a.send(
+        B,
+        encodeFrame({ src: A, dst: B, step: i, tick: i, tensor: 'p', dtype: 'i32', shape: [n / 4], seq: i }, payload),
+      );
     }
     while (b.pollSync!(0));
     expect(errors).toEqual([]);
@@ -445,8 +502,8 @@ describe('transport embedded', () => {
       [],
       { ringBytes: (src, dst) => (dst === B ? 2048 : 1024) },
     );
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B);
-    const ps = producers.map((id) => startProducer(fabric.endpointConfig(id).config, id, [B], frames, sizes));
+    const b = await openEndpoint(fabric.endpointConfig(B), B);
+    const ps = producers.map((id) => startProducer(fabric.endpointConfig(id), id, [B], frames, sizes));
     try {
       await Promise.all(ps.map((p) => p.next('ready')));
       const next = new Map(producers.map((p) => [p, 0]));
@@ -477,11 +534,18 @@ describe('transport embedded', () => {
   });
 
   it('transport - embedded send gives up on a receiver that never drains, and drops frames to a closed one', async () => {
-    const fabric = createEmbeddedFabric([[A, B], [A, C]], [], { ringBytes: 1024, sendTimeoutMs: 300 });
-    const cfgA = fabric.endpointConfig(A).config as EmbeddedTransportConfig;
+    const fabric = createEmbeddedFabric(
+      [
+        [A, B],
+        [A, C],
+      ],
+      [],
+      { ringBytes: 1024, sendTimeoutMs: 300 },
+    );
+    const cfgA = fabric.endpointConfig(A) as EmbeddedTransportConfig;
     expect(Object.keys(cfgA.outbound).sort()).toEqual([B, C]);
-    const b = await openEndpoint(fabric.endpointConfig(B).config, B); // never polls, no handler
-    const c = await openEndpoint(fabric.endpointConfig(C).config, C);
+    const b = await openEndpoint(fabric.endpointConfig(B), B); // never polls, no handler
+    const c = await openEndpoint(fabric.endpointConfig(C), C);
     await c.close();
     const p = startProducer(cfgA, A, [C, B], 6, [200]); // 3 fit in B's ring, 3 time out
     try {
@@ -496,5 +560,66 @@ describe('transport embedded', () => {
       await p.worker.terminate();
       await b.close();
     }
+  });
+});
+
+describe('transport embedded ring sizes', () => {
+  // Hand-made traffic: frames of 60 and 100 bytes take 64 and 104 in a bundle, plus a 4-byte length
+  // word each in the bundle's head: 176 bytes a step. Timing rule: 2 windows of (lookahead + 1) steps,
+  // plus the head's marker and count (8) and the ring record's length word (4). Numeric rule: 4 frames.
+  const traffic: PairTraffic[] = [
+    { src: A, dst: B, frameBytes: [60, 100], lookahead: 255 }, // 2 * 256 * 176 + 12 = 90124 -> 128 KiB
+    { src: A, dst: B, frameBytes: [60], lookahead: 255 }, // 2 * 256 * 68 + 12 = 34828 (the pair's smaller need)
+    { src: C, dst: B, frameBytes: [60, 100], lookahead: 63 }, // 2 * 64 * 176 + 12 = 22540 -> 32 KiB
+    { src: A, dst: C, frameBytes: [1000, 5000] }, // 4 * 5000 = 20000 -> 32 KiB
+    { src: C, dst: A, frameBytes: [100] }, // 4 * 100 = 400 -> MIN_RING_BYTES
+  ];
+
+  it('transport - embedded rings sized from traffic: 4 largest frames, or 2 look-ahead windows as a bundle', () => {
+    expect(traffic.map(trafficBytes)).toEqual([90124, 34828, 22540, 20000, 400]);
+    expect(MIN_RING_BYTES).toBe(16 * 1024);
+    const size = ringSizer({ traffic });
+    const expected: Array<[string, string, number]> = [
+      [A, B, 128 * 1024],
+      [B, A, MIN_RING_BYTES], // no traffic
+      [C, B, 32 * 1024],
+      [B, C, MIN_RING_BYTES],
+      [A, C, 32 * 1024],
+      [C, A, MIN_RING_BYTES],
+    ];
+    for (const [src, dst, bytes] of expected) expect([src, dst, size(src, dst)]).toEqual([src, dst, bytes]);
+    // the fabric's rings have those data areas (each ring's SharedArrayBuffer adds the same header)
+    const fabric = createEmbeddedFabric(
+      [
+        [A, B],
+        [C, B],
+        [A, C],
+      ],
+      [],
+      { traffic },
+    );
+    const configs = Object.fromEntries([A, B, C].map((id) => [id, fabric.endpointConfig(id)]));
+    const headers = expected.map(([src, dst, bytes]) => configs[src].outbound[dst].byteLength - bytes);
+    expect(new Set(headers).size).toBe(1);
+    for (const [src, dst] of expected) expect(configs[dst].inbound[src]).toBe(configs[src].outbound[dst]);
+  });
+
+  it('transport - embedded traffic is checked: sizes, look-ahead, pairs, and not with ringBytes', () => {
+    const bad = (traffic: PairTraffic[], ringBytes?: number) => () =>
+      createEmbeddedFabric([[A, B]], [], { traffic, ringBytes });
+    const code = expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
+    expect(bad([{ src: A, dst: B, frameBytes: [0] }])).toThrow(code);
+    expect(bad([{ src: A, dst: B, frameBytes: [64], lookahead: -1 }])).toThrow(code);
+    expect(bad([{ src: A, dst: C, frameBytes: [64] }])).toThrow(code); // not in the pair list
+    expect(bad([{ src: A, dst: B, frameBytes: [64] }], 4096)).toThrow(code);
+    expect(bad([{ src: A, dst: A, frameBytes: [64] }])).not.toThrow(); // a self-pair needs no ring
+  });
+
+  it('transport - MIN_RING_BYTES, the smallest ring sized from traffic, is defined once: in the transport', () => {
+    const src = fileURLToPath(new URL('../src', import.meta.url));
+    const defining = readdirSync(src, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /\b(?:const|let|var)\s+MIN_RING_BYTES\b/.test(readFileSync(join(src, f), 'utf8')));
+    expect(defining.map((f) => f.split(/[\\/]/).join('/'))).toEqual(['transport/ring-size.ts']);
   });
 });

@@ -15,7 +15,7 @@ import {
   isChunk,
   tensorView,
   type FrameHeaderInit,
-} from '../src/transport/index.js';
+} from '../src/transport/internal.js';
 
 function crcRef(data: Uint8Array): number {
   let c = ~0;
@@ -61,7 +61,13 @@ describe('transport frame codec', () => {
     const e32 = encodeFrame({ ...base, dtype: 'f32', shape: [2, 3] }, new Uint8Array(f.buffer));
     const d32 = decodeFrame(e32);
     expect(d32.integrity).toBe('ok');
-    expect(d32.header).toEqual({ ...base, dtype: 'f32', shape: [2, 3], byteLength: 24, checksum: crc32(new Uint8Array(f.buffer)) });
+    expect(d32.header).toEqual({
+      ...base,
+      dtype: 'f32',
+      shape: [2, 3],
+      byteLength: 24,
+      checksum: crc32(new Uint8Array(f.buffer)),
+    });
     expect(Array.from(tensorView(d32) as Float32Array)).toEqual(Array.from(f));
     expect(d32.payload.byteOffset % 8).toBe(0); // payload is aligned within the frame
 
@@ -71,7 +77,10 @@ describe('transport frame codec', () => {
     expect(di.header.dtype).toBe('i32');
     expect(Array.from(tensorView(di) as Int32Array)).toEqual(Array.from(i));
 
-    const en = encodeFrame({ ...base, dtype: 'none', shape: [4096, 14336], byteLength: 4096 * 14336 * 2 }, new Uint8Array(0));
+    const en = encodeFrame(
+      { ...base, dtype: 'none', shape: [4096, 14336], byteLength: 4096 * 14336 * 2 },
+      new Uint8Array(0),
+    );
     const dn = decodeFrame(en);
     expect(dn.integrity).toBe('ok');
     expect(dn.payload.length).toBe(0);
@@ -81,12 +90,19 @@ describe('transport frame codec', () => {
     expect(en.length).toBeLessThan(128); // a timing frame is only a header
   });
 
-  it('transport - header bytes are exactly msgpackr\'s, and any msgpack integer width decodes', () => {
+  it("transport - header bytes are exactly msgpackr's, and any msgpack integer width decodes", () => {
     const packr = new Packr({ useRecords: false, moreTypes: false });
     // integers on every msgpack width boundary msgpackr uses, up to ticks beyond 32 bits
     const values = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER];
     for (const [k, v] of values.entries()) {
-      const h = { src: 'r0.n0.c0', dst: 'r7.n8.c7', step: v, tick: values[values.length - 1 - k], tensor: `layer${k}.ffn.e3.w2`, seq: v % 1000 };
+      const h = {
+        src: 'r0.n0.c0',
+        dst: 'r7.n8.c7',
+        step: v,
+        tick: values[values.length - 1 - k],
+        tensor: `layer${k}.ffn.e3.w2`,
+        seq: v % 1000,
+      };
       const e = encodeFrame({ ...h, dtype: 'none', shape: [1, 4096], byteLength: 8192 }, new Uint8Array(0));
       const headLen = e.readUInt32LE(0);
       const expected = packr.pack([1, h.src, h.dst, h.step, h.tick, h.tensor, 'none', [1, 4096], 8192, 0, h.seq]);
@@ -95,22 +111,59 @@ describe('transport frame codec', () => {
     }
     // another encoder may pick wider forms (uint64 for small numbers, str8 for short strings): same header
     const wide = Buffer.from([
-      0x9b, 0x01,
-      0xd9, 3, ...Buffer.from('a.b'),
-      0xa3, ...Buffer.from('c.d'),
-      0xcf, 0, 0, 0, 0, 0, 0, 0, 7, // step 7 as uint64
-      0xcb, ...Buffer.from(new Float64Array([3e9]).buffer).reverse(), // tick as float64
-      0xa1, ...Buffer.from('t'),
-      0xa4, ...Buffer.from('none'),
-      0xdc, 0, 2, 0xcd, 0, 1, 0x02, // shape as array16 [1, 2]
-      0xce, 0, 0, 0, 9,
+      0x9b,
+      0x01,
+      0xd9,
+      3,
+      ...Buffer.from('a.b'),
+      0xa3,
+      ...Buffer.from('c.d'),
+      0xcf,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      7, // step 7 as uint64
+      0xcb,
+      ...Buffer.from(new Float64Array([3e9]).buffer).reverse(), // tick as float64
+      0xa1,
+      ...Buffer.from('t'),
+      0xa4,
+      ...Buffer.from('none'),
+      0xdc,
+      0,
+      2,
+      0xcd,
+      0,
+      1,
+      0x02, // shape as array16 [1, 2]
+      0xce,
+      0,
+      0,
+      0,
+      9,
       0x00,
-      0xcc, 5,
+      0xcc,
+      5,
     ]);
     const frame = Buffer.alloc(8 * Math.ceil((4 + wide.length) / 8));
     frame.writeUInt32LE(wide.length, 0);
     frame.set(wide, 4);
-    expect(decodeFrame(frame).header).toEqual({ src: 'a.b', dst: 'c.d', step: 7, tick: 3e9, tensor: 't', dtype: 'none', shape: [1, 2], byteLength: 9, checksum: 0, seq: 5 });
+    expect(decodeFrame(frame).header).toEqual({
+      src: 'a.b',
+      dst: 'c.d',
+      step: 7,
+      tick: 3e9,
+      tensor: 't',
+      dtype: 'none',
+      shape: [1, 2],
+      byteLength: 9,
+      checksum: 0,
+      seq: 5,
+    });
     // negative integers, nil or trailing bytes are not a header
     for (const bad of [
       packr.pack([1, 'a', 'b', -1, 0, 't', 'none', [1], 0, 0, 0]),
@@ -140,16 +193,27 @@ describe('transport frame codec', () => {
       [0, 0, 0],
       [3, 2 ** 33, 70000],
     ]) {
-      expect(t.encode(step, tick, seq, p)).toEqual(encodeFrame({ ...base, step, tick, seq, dtype: 'f32', shape: [2, 2] }, p));
+      expect(t.encode(step, tick, seq, p)).toEqual(
+        encodeFrame({ ...base, step, tick, seq, dtype: 'f32', shape: [2, 2] }, p),
+      );
     }
     expect(() => t.encode(0, 0, 0, new Uint8Array(12))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
     expect(() => t.encode(-1, 0, 0, p)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
     expect(() => t.encode(0, 1.5, 0, p)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
-    expect(() => new FrameTemplate({ src: 'a', dst: 'b', tensor: 't', dtype: 'constructor' as 'none', shape: [1] })).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(
+      () => new FrameTemplate({ src: 'a', dst: 'b', tensor: 't', dtype: 'constructor' as 'none', shape: [1] }),
+    ).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
   });
 
   it('transport - a template encodes into a caller buffer of sizeBound bytes, exactly for frames without payload', () => {
-    const none = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [4, 4096], byteLength: 32768 });
+    const none = new FrameTemplate({
+      src: base.src,
+      dst: base.dst,
+      tensor: base.tensor,
+      dtype: 'none',
+      shape: [4, 4096],
+      byteLength: 32768,
+    });
     for (const [step, tick, seq] of [
       [0, 0, 0],
       [200, 70000, 300],
@@ -163,19 +227,33 @@ describe('transport frame codec', () => {
     }
     // with a payload the bound covers the widest checksum; the frame may be shorter
     const f32 = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'f32', shape: [1, 3] });
-    for (const values of [[1, 2, 3], [0, 0, 0]]) {
+    for (const values of [
+      [1, 2, 3],
+      [0, 0, 0],
+    ]) {
       const p = new Uint8Array(new Float32Array(values).buffer);
       const buf = new Uint8Array(f32.sizeBound(1, 2, 3));
       const n = f32.encodeInto(buf, 1, 2, 3, p);
       expect(n).toBeLessThanOrEqual(buf.length);
-      expect(Buffer.from(buf.subarray(0, n))).toEqual(encodeFrame({ ...base, step: 1, tick: 2, seq: 3, dtype: 'f32', shape: [1, 3] }, p));
+      expect(Buffer.from(buf.subarray(0, n))).toEqual(
+        encodeFrame({ ...base, step: 1, tick: 2, seq: 3, dtype: 'f32', shape: [1, 3] }, p),
+      );
     }
-    expect(() => none.encodeInto(new Uint8Array(8), 0, 0, 0, new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => none.encodeInto(new Uint8Array(8), 0, 0, 0, new Uint8Array(0))).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }),
+    );
     expect(() => none.sizeBound(0, -1, 0)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
   });
 
   it('transport - frameFor rewrites its reused frame to exactly what encode gives, across integer widths', () => {
-    const t = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [1, 8], byteLength: 16 });
+    const t = new FrameTemplate({
+      src: base.src,
+      dst: base.dst,
+      tensor: base.tensor,
+      dtype: 'none',
+      shape: [1, 8],
+      byteLength: 16,
+    });
     for (const [step, tick, seq] of [
       [1, 10, 0],
       [2, 20, 1],
@@ -193,7 +271,14 @@ describe('transport frame codec', () => {
   });
 
   it('transport - a template matches exactly its own frame, byte for byte, at any alignment', () => {
-    const t = new FrameTemplate({ src: base.src, dst: base.dst, tensor: base.tensor, dtype: 'none', shape: [1, 4096], byteLength: 8192 });
+    const t = new FrameTemplate({
+      src: base.src,
+      dst: base.dst,
+      tensor: base.tensor,
+      dtype: 'none',
+      shape: [1, 4096],
+      byteLength: 8192,
+    });
     for (const [step, tick, seq] of [
       [7, 1234, 0],
       [300, 2 ** 33, 70000],
@@ -215,7 +300,14 @@ describe('transport frame codec', () => {
         }
       }
       // another link's or tensor's frame with the same numbers
-      const other = new FrameTemplate({ src: base.dst, dst: base.src, tensor: base.tensor, dtype: 'none', shape: [1, 4096], byteLength: 8192 });
+      const other = new FrameTemplate({
+        src: base.dst,
+        dst: base.src,
+        tensor: base.tensor,
+        dtype: 'none',
+        shape: [1, 4096],
+        byteLength: 8192,
+      });
       expect(t.matches(other.encode(step, tick, seq, new Uint8Array(0)), step, tick, seq)).toBe(false);
     }
     // a template with a payload never matches (its checksum needs the payload)
@@ -242,7 +334,9 @@ describe('transport frame codec', () => {
   it('transport - malformed frames throw RACKEMU_ERR_FRAME', () => {
     const e = encodeFrame({ ...base, dtype: 'f32', shape: [4] }, new Uint8Array(16));
     expect(() => decodeFrame(e.subarray(0, 3))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
-    expect(() => decodeFrame(e.subarray(0, e.length - 4))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => decodeFrame(e.subarray(0, e.length - 4))).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }),
+    );
     const bad = Buffer.from(e);
     bad.writeUInt32LE(1_000_000, 0);
     expect(() => decodeFrame(bad)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
@@ -251,8 +345,12 @@ describe('transport frame codec', () => {
   });
 
   it('transport - encode rejects headers that contradict the payload', () => {
-    expect(() => encodeFrame({ ...base, dtype: 'f32', shape: [3] }, new Uint8Array(16))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
-    expect(() => encodeFrame({ ...base, dtype: 'none', shape: [3] }, new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
+    expect(() => encodeFrame({ ...base, dtype: 'f32', shape: [3] }, new Uint8Array(16))).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }),
+    );
+    expect(() => encodeFrame({ ...base, dtype: 'none', shape: [3] }, new Uint8Array(0))).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }),
+    );
     expect(() => encodeFrame({ ...base, dtype: 'none', shape: [3], byteLength: 12 }, new Uint8Array(12))).toThrow(
       expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }),
     );
@@ -270,8 +368,12 @@ describe('transport frame codec', () => {
 
 describe('transport bundles', () => {
   it('transport - a bundle carries frames in order, each 8-byte aligned, as views', () => {
-    const frames = [1, 7, 8, 13, 64].map((n, i) => encodeFrame({ ...base, seq: i, dtype: 'none', shape: [n], byteLength: n }, new Uint8Array(0)));
-    frames.push(encodeFrame({ ...base, seq: 9, dtype: 'f32', shape: [3] }, new Uint8Array(new Float32Array([1, 2, 3]).buffer)));
+    const frames = [1, 7, 8, 13, 64].map((n, i) =>
+      encodeFrame({ ...base, seq: i, dtype: 'none', shape: [n], byteLength: n }, new Uint8Array(0)),
+    );
+    frames.push(
+      encodeFrame({ ...base, seq: 9, dtype: 'f32', shape: [3] }, new Uint8Array(new Float32Array([1, 2, 3]).buffer)),
+    );
     const b = encodeBundle(frames);
     expect(isBundle(b)).toBe(true);
     expect(b.readUInt32LE(0)).toBe(BUNDLE_MARKER);
@@ -287,9 +389,15 @@ describe('transport bundles', () => {
   });
 
   it('transport - a truncated or inconsistent bundle throws RACKEMU_ERR_FRAME', () => {
-    const frames = [3, 5].map((n, i) => encodeFrame({ ...base, seq: i, dtype: 'none', shape: [n], byteLength: n }, new Uint8Array(0)));
+    const frames = [3, 5].map((n, i) =>
+      encodeFrame({ ...base, seq: i, dtype: 'none', shape: [n], byteLength: n }, new Uint8Array(0)),
+    );
     const b = encodeBundle(frames);
-    for (const bad of [b.subarray(0, b.length - 8), Buffer.concat([b, Buffer.alloc(8)]), Buffer.from([0xfe, 0xff, 0xff, 0xff, 0, 0, 0, 0])]) {
+    for (const bad of [
+      b.subarray(0, b.length - 8),
+      Buffer.concat([b, Buffer.alloc(8)]),
+      Buffer.from([0xfe, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+    ]) {
       expect(() => splitBundle(bad)).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_FRAME' }));
     }
     const lying = Buffer.from(b);

@@ -3,7 +3,7 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { measureRawRate, openEndpoint, spawnNatsServer } from '../src/transport/index.js';
+import { measureRawRate, openEndpoint, spawnNatsServer } from '../src/transport/internal.js';
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -11,7 +11,7 @@ import {
   type ChipEndpoint,
   type NatsTransportConfig,
   type SpawnedNatsServer,
-} from '../src/transport/index.js';
+} from '../src/transport/internal.js';
 import type { TransportError } from '../src/util/errors.js';
 
 const A = 'r0.n0.c0';
@@ -167,7 +167,9 @@ describe('transport nats', () => {
     expect(a.stats().messagesSent).toBe(0); // held
     a.uncork();
     const [gb, gc] = await Promise.all([atB, atC]);
-    expect(gb.map((x) => [x[0], x[1], x[2], x[3]])).toEqual([...Array(n).keys()].map((i) => [A, i, 'ok', sent.get(i)!.length]));
+    expect(gb.map((x) => [x[0], x[1], x[2], x[3]])).toEqual(
+      [...Array(n).keys()].map((i) => [A, i, 'ok', sent.get(i)!.length]),
+    );
     expect(gc.map((x) => x[1])).toEqual([0, 1]);
     const st = a.stats();
     // the 100 kB frames go chunked (25 chunks each); the small ones share bundles of at most 4096 bytes:
@@ -258,7 +260,7 @@ describe('transport nats', () => {
 
   it('transport - NATS chips in two real worker threads', async () => {
     const cfg = config(server.url);
-    const got = await runWorkerPair([cfg, cfg], [[], []], 300);
+    const got = await runWorkerPair([cfg, cfg], 300);
     checkEchoes(got, 300, B);
   });
 
@@ -275,15 +277,24 @@ describe('transport nats', () => {
 
   it('transport - connection errors carry codes and causes', async () => {
     const closed = await freePort();
-    const err = await openEndpoint({ kind: 'nats', servers: `nats://127.0.0.1:${closed}`, runId: 'x', connectTimeoutMs: 2000 }, A).catch((e) => e);
+    const err = await openEndpoint(
+      { kind: 'nats', servers: `nats://127.0.0.1:${closed}`, runId: 'x', connectTimeoutMs: 2000 },
+      A,
+    ).catch((e) => e);
     expect(err.code).toBe('RACKEMU_ERR_NATS_UNAVAILABLE');
     expect(err.cause).toBeDefined();
     const bad = await openEndpoint({ kind: 'nats', servers: 'nats://127.0.0.1:99999', runId: 'x' }, A).catch((e) => e);
     expect(bad.code).toBe('RACKEMU_ERR_TRANSPORT');
     expect(bad.cause).toBeDefined();
-    await expect(openEndpoint({ kind: 'nats', servers: server.url, runId: 'has.dot' }, A)).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
-    await expect(openEndpoint({ kind: 'nats', servers: server.url, runId: 'ok' }, 'bad_chip')).rejects.toMatchObject({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' });
+    await expect(openEndpoint({ kind: 'nats', servers: server.url, runId: 'has.dot' }, A)).rejects.toMatchObject({
+      code: 'RACKEMU_ERR_TRANSPORT_CONFIG',
+    });
+    await expect(openEndpoint({ kind: 'nats', servers: server.url, runId: 'ok' }, 'bad_chip')).rejects.toMatchObject({
+      code: 'RACKEMU_ERR_TRANSPORT_CONFIG',
+    });
     const a = await endpoint(config(server.url), A);
-    expect(() => a.send('r0 n0', new Uint8Array(8))).toThrow(expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }));
+    expect(() => a.send('r0 n0', new Uint8Array(8))).toThrow(
+      expect.objectContaining({ code: 'RACKEMU_ERR_TRANSPORT_CONFIG' }),
+    );
   });
 });

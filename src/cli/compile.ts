@@ -11,7 +11,11 @@ interface CompileFlags extends PlanFlags {
 }
 
 export function compileCommand(program: Command, out: (s: string) => void): void {
-  addPlanFlags(program.command('compile').description('compile a model onto a topology and report fit, layout and predicted performance'))
+  addPlanFlags(
+    program
+      .command('compile')
+      .description('compile a model onto a topology and report fit, layout and predicted performance'),
+  )
     .option('--json', 'print one JSON object instead of the report')
     .option('--trace <file>', 'write a Chrome trace (opens in Perfetto) of one decode step')
     .action((flags: CompileFlags) => {

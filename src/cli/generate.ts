@@ -2,9 +2,10 @@ import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { totalmem } from 'node:os';
 import { paramCounts, bytesPerParam } from '../model/config.js';
-import { Deployment, type GenerateResult } from '../control/deployment.js';
+import { Deployment } from '../control/deployment.js';
+import { generateJson, type GenerateJson } from './generate-report.js';
 import { predict } from '../compiler/report.js';
-import { spawnNatsServer, type SpawnedNatsServer } from '../transport/nats-server.js';
+import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
 import { RunError, UsageError } from '../util/errors.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
@@ -23,10 +24,34 @@ interface GenerateFlags extends PlanFlags {
   progress: boolean;
 }
 
+/** The transport flags' combinations, checked before anything is compiled or started. */
+function checkTransportFlags(flags: GenerateFlags): void {
+  if (flags.isolation === 'process' && flags.transport === 'embedded') {
+    throw new UsageError(
+      'RACKEMU_ERR_GENERATE_OPTION',
+      '--isolation process needs --transport nats: the embedded transport connects threads of one process only',
+      { details: { expected: '--transport nats', got: '--transport embedded' } },
+    );
+  }
+  if (flags.transport === 'nats' && !flags.natsUrl && flags.nats !== 'spawn') {
+    throw new UsageError(
+      'RACKEMU_ERR_GENERATE_OPTION',
+      '--transport nats needs --nats-url nats://host:port or --nats spawn',
+      {
+        details: { expected: 'a NATS url' },
+      },
+    );
+  }
+}
+
 function ids(v: string): number[] {
   const out = v.split(',').map((s) => Number(s.trim()));
   if (v.trim() === '' || out.some((n) => !Number.isInteger(n) || n < 0)) {
-    throw new UsageError('RACKEMU_ERR_USAGE', `--prompt-ids: expected comma-separated token ids such as 1,2,3, got "${v}"`, { details: { path: '--prompt-ids', got: v } });
+    throw new UsageError(
+      'RACKEMU_ERR_USAGE',
+      `--prompt-ids: expected comma-separated token ids such as 1,2,3, got "${v}"`,
+      { details: { path: '--prompt-ids', got: v } },
+    );
   }
   return out;
 }
@@ -35,32 +60,77 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
   addPlanFlags(program.command('generate').description('run the compiled Plan on emulated chips and generate tokens'))
     .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
     .option('--max-new-tokens <n>', 'tokens to generate', integerFlag('--max-new-tokens', 1), 16)
-    .addOption(new Option('--fidelity <f>', 'numeric: real values; timing: sizes only').choices(['numeric', 'timing']).default('numeric'))
-    .addOption(new Option('--transport <t>', 'how chips exchange tensor slices').choices(['embedded', 'nats']).default('embedded'))
+    .addOption(
+      new Option('--fidelity <f>', 'numeric: real values; timing: sizes only')
+        .choices(['numeric', 'timing'])
+        .default('numeric'),
+    )
+    .addOption(
+      new Option('--transport <t>', 'how chips exchange tensor slices')
+        .choices(['embedded', 'nats'])
+        .default('embedded'),
+    )
     .option('--nats-url <url>', 'NATS server for --transport nats')
     .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']))
-    .addOption(new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent').choices(['thread', 'process']).default('thread'))
-    .option('--watchdog-ms <ms>', 'wall-clock limit on a chip waiting for one frame', integerFlag('--watchdog-ms', 1), 30000)
-    .option('--lookahead <steps>', 'timing fidelity: steps a chip may send ahead of checking its received frames (0: check every step before the next)', integerFlag('--lookahead', 0), DEFAULT_LOOKAHEAD_STEPS)
+    .addOption(
+      new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
+        .choices(['thread', 'process'])
+        .default('thread'),
+    )
+    .option(
+      '--watchdog-ms <ms>',
+      'wall-clock limit on a chip waiting for one frame',
+      integerFlag('--watchdog-ms', 1),
+      30000,
+    )
+    .option(
+      '--lookahead <steps>',
+      'timing fidelity: steps a chip may send ahead of checking its received frames (0: check every step before the next)',
+      integerFlag('--lookahead', 0),
+      DEFAULT_LOOKAHEAD_STEPS,
+    )
     .option('--no-progress', 'no progress bar while chips start')
     .option('--json', 'print one JSON object')
     .action(async (flags: GenerateFlags) => {
       const promptIds = ids(flags.promptIds);
-      const { plan, fabric, weights } = planFromFlags(flags, { promptTokens: promptIds.length, withWeights: flags.fidelity === 'numeric' });
+      checkTransportFlags(flags);
+      const { plan, fabric, weights } = planFromFlags(flags, {
+        promptTokens: promptIds.length,
+        withWeights: flags.fidelity === 'numeric',
+      });
       if (flags.fidelity === 'numeric') {
         const bytes = paramCounts(plan.model).total * Math.max(4, bytesPerParam(plan.options.dtype));
         if (bytes > totalmem() / 2) {
-          throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `numeric fidelity would hold ${(bytes / 1e9).toFixed(1)} GB of float32 weights on this ${(totalmem() / 2 ** 30).toFixed(0)} GiB machine; use --fidelity timing`, {
-            details: { expected: '--fidelity timing', got: '--fidelity numeric' },
-          });
+          throw new UsageError(
+            'RACKEMU_ERR_GENERATE_OPTION',
+            `numeric fidelity would hold ${(bytes / 1e9).toFixed(1)} GB of float32 weights on this ${(totalmem() / 2 ** 30).toFixed(0)} GiB machine; use --fidelity timing`,
+            {
+              details: { expected: '--fidelity timing', got: '--fidelity numeric' },
+            },
+          );
         }
       }
       if (plan.options.batch !== 1) {
-        throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', 'generate runs one prompt: --batch must be 1 (batches are for compile predictions)', { details: { got: String(plan.options.batch) } });
+        throw new UsageError(
+          'RACKEMU_ERR_GENERATE_OPTION',
+          'generate runs one prompt: --batch must be 1 (batches are for compile predictions)',
+          { details: { got: String(plan.options.batch) } },
+        );
       }
       let nats: SpawnedNatsServer | null = null;
       let deployment: Deployment | null = null;
-      const bar = flags.progress ? new cliProgress.SingleBar({ stream: process.stderr, format: 'chips {bar} {value}/{total} up and loaded | {duration}s', noTTYOutput: true, notTTYSchedule: 2000, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+      const bar = flags.progress
+        ? new cliProgress.SingleBar(
+            {
+              stream: process.stderr,
+              format: 'chips {bar} {value}/{total} up and loaded | {duration}s',
+              noTTYOutput: true,
+              notTTYSchedule: 2000,
+              hideCursor: true,
+            },
+            cliProgress.Presets.shades_classic,
+          )
+        : null;
       try {
         let natsUrl = flags.natsUrl;
         if (flags.transport === 'nats' && flags.nats === 'spawn') {
@@ -82,14 +152,30 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
           },
         });
         bar?.stop();
-        const r = await deployment.generate({ promptIds, maxNewTokens: flags.maxNewTokens, lookaheadSteps: flags.lookahead });
+        const r = await deployment.generate({
+          promptIds,
+          maxNewTokens: flags.maxNewTokens,
+          lookaheadSteps: flags.lookahead,
+        });
         const p = predict(plan);
-        const report = { topology: plan.topology.name, model: plan.model.name, fidelity: flags.fidelity, transport: flags.transport, isolation: flags.isolation, ...r, predicted: { ttft_ms: p.ttft_ms, tpot_ms: p.tpot_ms } };
+        const report: Report = {
+          topology: plan.topology.name,
+          model: plan.model.name,
+          fidelity: flags.fidelity,
+          transport: flags.transport,
+          isolation: flags.isolation,
+          ...generateJson(r),
+          predicted: { ttft_ms: p.ttft_ms, tpot_ms: p.tpot_ms },
+        };
         out(flags.json ? JSON.stringify(report) + '\n' : format(report));
         if (r.violations.length > 0) {
-          throw new RunError('RACKEMU_ERR_SCHEDULE_VIOLATION', `${r.violations.length} schedule violation(s); first: ${r.violations[0].message}`, {
-            details: { violations: r.violations },
-          });
+          throw new RunError(
+            'RACKEMU_ERR_SCHEDULE_VIOLATION',
+            `${r.violations.length} schedule violation(s); first: ${r.violations[0].message}`,
+            {
+              details: { violations: r.violations },
+            },
+          );
         }
       } finally {
         bar?.stop();
@@ -99,7 +185,14 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
     });
 }
 
-type Report = GenerateResult & { topology: string; model: string; fidelity: string; transport: string; isolation: string; predicted: { ttft_ms: number; tpot_ms: number } };
+type Report = GenerateJson & {
+  topology: string;
+  model: string;
+  fidelity: string;
+  transport: string;
+  isolation: string;
+  predicted: { ttft_ms: number; tpot_ms: number };
+};
 
 function format(r: Report): string {
   const f = (n: number, d = 3) => n.toFixed(d);

@@ -8,7 +8,10 @@ import { generateCommand } from './generate.js';
  * `rackemu <command>`: returns the exit status instead of exiting, so tests can call it in-process.
  * Errors print one line `rackemu: <CODE>: <message>` (plus indented details) on stderr.
  */
-export async function main(argv: string[], io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) }): Promise<number> {
+export async function main(
+  argv: string[],
+  io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) },
+): Promise<number> {
   const program = new Command('rackemu')
     .description('Emulator of a Groq-style LPU inference deployment')
     .option('--verbose', 'log progress (JSON lines on stderr)')

@@ -24,7 +24,9 @@ export function integerFlag(flag: string, min = 1) {
   return (v: string): number => {
     const n = Number(v);
     if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) {
-      throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected ${min === 1 ? 'a' : 'an'} ${expected}, got "${v}"`, { details: { path: flag, expected, got: v } });
+      throw new UsageError('RACKEMU_ERR_USAGE', `${flag}: expected ${min === 1 ? 'a' : 'an'} ${expected}, got "${v}"`, {
+        details: { path: flag, expected, got: v },
+      });
     }
     return n;
   };
@@ -33,12 +35,24 @@ export function integerFlag(flag: string, min = 1) {
 export function addPlanFlags(cmd: Command): Command {
   return cmd
     .requiredOption('--topology <file>', 'topology YAML file (see topologies/)')
-    .requiredOption('--model <name|folder>', 'built-in model (mixtral-8x7b, mixtral-tiny, llama-2-70b, mistral-7b) or a Hugging Face folder')
+    .requiredOption(
+      '--model <name|folder>',
+      'built-in model (mixtral-8x7b, mixtral-tiny, llama-2-70b, mistral-7b) or a Hugging Face folder',
+    )
     .addOption(new Option('--dtype <dtype>', 'weight storage dtype').choices(WEIGHT_DTYPES as string[]).default('bf16'))
     .option('--batch <n>', 'sequences decoded together', integerFlag('--batch'))
     .option('--context <n>', 'KV-cache positions per sequence (default: the model maximum)', integerFlag('--context'))
-    .option('--prompt-tokens <n>', 'prompt length the TTFT prediction assumes (default 128)', integerFlag('--prompt-tokens'))
-    .option('--set <key.path=value>', 'override a topology key (repeatable), e.g. --set chip.sram_mib=0.05', (v: string, prev: string[]) => [...prev, v], [] as string[]);
+    .option(
+      '--prompt-tokens <n>',
+      'prompt length the TTFT prediction assumes (default 128)',
+      integerFlag('--prompt-tokens'),
+    )
+    .option(
+      '--set <key.path=value>',
+      'override a topology key (repeatable), e.g. --set chip.sram_mib=0.05',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    );
 }
 
 export interface CompiledPlan {
@@ -47,10 +61,18 @@ export interface CompiledPlan {
 }
 
 /** topology + model -> Plan, from the shared flags. */
-export function planFromFlags(f: PlanFlags, extra: { promptTokens?: number; withWeights?: boolean } = {}): CompiledPlan & { weights: ReturnType<typeof loadModel>['weights'] } {
+export function planFromFlags(
+  f: PlanFlags,
+  extra: { promptTokens?: number; withWeights?: boolean } = {},
+): CompiledPlan & { weights: ReturnType<typeof loadModel>['weights'] } {
   const topology = loadTopology(f.topology, f.set.map(parseSetArg));
   const { config, weights } = loadModel(f.model, { dtype: f.dtype, withWeights: extra.withWeights ?? false });
   const fabric = new Fabric(topology);
-  const plan = compile(topology, config, { dtype: f.dtype, batch: f.batch, context: f.context, promptTokens: extra.promptTokens ?? f.promptTokens }, fabric);
+  const plan = compile(
+    topology,
+    config,
+    { dtype: f.dtype, batch: f.batch, context: f.context, promptTokens: extra.promptTokens ?? f.promptTokens },
+    fabric,
+  );
   return { plan, fabric, weights };
 }

@@ -26,7 +26,8 @@ export function calibrateWeightLoad(
   const hz = topology.chip.clock_mhz * 1e6;
   const memoryBw = topology.chip.hbm_gib > 0 ? topology.chip.hbm_bandwidth_tbps : topology.chip.sram_bandwidth_tbps;
   const rateAt = (v: number) =>
-    predict(compile({ ...topology, chip: { ...topology.chip, weight_load_bytes_per_tick: v } }, model, options)).tokens_per_s_per_user;
+    predict(compile({ ...topology, chip: { ...topology.chip, weight_load_bytes_per_tick: v } }, model, options))
+      .tokens_per_s_per_user;
   let lo = 1;
   let hi = (memoryBw * 1e12) / hz;
   let iterations = 0;

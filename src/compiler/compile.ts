@@ -19,7 +19,12 @@ import { peakActivationBytes, StepBuilder } from './schedule.js';
 /** Prefill rows per sequence that the per-chip activation headroom is first sized for. */
 const PREFILL_RESERVE_ROWS = 64;
 
-export function compile(topology: Topology, model: ModelConfig, options: CompileOptions = {}, fabric = new Fabric(topology)): Plan {
+export function compile(
+  topology: Topology,
+  model: ModelConfig,
+  options: CompileOptions = {},
+  fabric = new Fabric(topology),
+): Plan {
   const opts = resolveOptions(model, options);
   const hw = new HardwareModel(topology, model, opts.dtype);
   const active: number[] = [];
@@ -41,13 +46,21 @@ export function compile(topology: Topology, model: ModelConfig, options: Compile
 }
 
 /** Schedules both steps, halving the prefill chunk until every chip's peak fits; null if decode itself cannot fit. */
-function scheduleFitting(hw: HardwareModel, fabric: Fabric, layout: LaidOut, initial: ResolvedCompileOptions): Plan | null {
+function scheduleFitting(
+  hw: HardwareModel,
+  fabric: Fabric,
+  layout: LaidOut,
+  initial: ResolvedCompileOptions,
+): Plan | null {
   const topology = hw.topology;
   let opts = initial;
   for (;;) {
     const start = topology.sync.step_overhead_ticks;
     const decode = new StepBuilder(hw, fabric, 'decode', opts.batch, 1, opts.context).build(layout.layout, start);
-    const prefill = new StepBuilder(hw, fabric, 'prefill', opts.batch, opts.prefillChunk, opts.context).build(layout.layout, start);
+    const prefill = new StepBuilder(hw, fabric, 'prefill', opts.batch, opts.prefillChunk, opts.context).build(
+      layout.layout,
+      start,
+    );
     const peakD = peakActivationBytes(decode);
     const peakP = peakActivationBytes(prefill);
     let decodeFits = true;
@@ -87,7 +100,14 @@ interface LaidOut {
 }
 
 /** Assigns a split to concrete chips: group g takes the next S active chips, in rack/node/chip order. */
-function layOut(hw: HardwareModel, fabric: Fabric, cand: Candidate, active: number[], reserve: number, opts: ResolvedCompileOptions): LaidOut | null {
+function layOut(
+  hw: HardwareModel,
+  fabric: Fabric,
+  cand: Candidate,
+  active: number[],
+  reserve: number,
+  opts: ResolvedCompileOptions,
+): LaidOut | null {
   const m = hw.model;
   const n = fabric.chipCount;
   const weightBytes = new Float64Array(n);
@@ -107,7 +127,11 @@ function layOut(hw: HardwareModel, fabric: Fabric, cand: Candidate, active: numb
       kvBytes[chip] += b.kv * layers.length;
       layersOf[chip].push(...layers);
       const span = layers.length === 1 ? `L${layers[0]}` : `L${layers[0]}-${layers[layers.length - 1]}`;
-      holds[chip].push(i < A ? `${span} attention kv-heads ${(i * m.kvHeads) / A}-${((i + 1) * m.kvHeads) / A - 1} + FFN slice ${i}/${S}` : `${span} FFN slice ${i}/${S}`);
+      holds[chip].push(
+        i < A
+          ? `${span} attention kv-heads ${(i * m.kvHeads) / A}-${((i + 1) * m.kvHeads) / A - 1} + FFN slice ${i}/${S}`
+          : `${span} FFN slice ${i}/${S}`,
+      );
     });
     groups.push({ layers, chips, lead: chips[0] });
   }
@@ -121,7 +145,14 @@ function layOut(hw: HardwareModel, fabric: Fabric, cand: Candidate, active: numb
   const others = (exclude: readonly number[]) => active.filter((c) => used.has(c) && !exclude.includes(c));
   const embed = spread(m.vocab, rowBytes, [...firstChips, ...unused, ...others(firstChips)], free, weightBytes);
   if (!embed) return null;
-  const lmHead = spread(m.vocab, rowBytes, [...lastChips, ...unused.slice().reverse(), ...others(lastChips).reverse()], free, weightBytes, m.hidden * ACT_BYTES);
+  const lmHead = spread(
+    m.vocab,
+    rowBytes,
+    [...lastChips, ...unused.slice().reverse(), ...others(lastChips).reverse()],
+    free,
+    weightBytes,
+    m.hidden * ACT_BYTES,
+  );
   if (!lmHead) return null;
   for (const s of embed) holds[s.chip].push(`embedding rows ${s.start}-${s.end - 1}`);
   for (const s of lmHead) holds[s.chip].push(`lm_head rows ${s.start}-${s.end - 1} + final norm`);
@@ -176,7 +207,12 @@ function spread(
   return next >= rows ? slices : null;
 }
 
-function placementOf(fabric: Fabric, l: LaidOut, peakP: Map<number, number>, peakD: Map<number, number>): ChipPlacement[] {
+function placementOf(
+  fabric: Fabric,
+  l: LaidOut,
+  peakP: Map<number, number>,
+  peakD: Map<number, number>,
+): ChipPlacement[] {
   const out: ChipPlacement[] = [];
   const embedChips = new Set(l.layout.embed.map((s) => s.chip));
   const lmChips = new Set(l.layout.lmHead.map((s) => s.chip));
@@ -216,24 +252,45 @@ function mib(bytes: number): string {
 }
 
 /** The shortfall, and what would fit: more chips of this kind, or a smaller dtype. */
-function doesNotFit(t: Topology, m: ModelConfig, o: ResolvedCompileOptions, hw: HardwareModel, activeChips: number, totalChips: number): CompileError {
-  const need = (dtype: WeightDtype) => paramCounts(m).total * bytesPerParam(dtype) + kvBytesPerToken(m, KV_BYTES) * o.context * o.batch;
+function doesNotFit(
+  t: Topology,
+  m: ModelConfig,
+  o: ResolvedCompileOptions,
+  hw: HardwareModel,
+  activeChips: number,
+  totalChips: number,
+): CompileError {
+  const need = (dtype: WeightDtype) =>
+    paramCounts(m).total * bytesPerParam(dtype) + kvBytesPerToken(m, KV_BYTES) * o.context * o.batch;
   const needed = need(o.dtype);
   const available = hw.capacityBytes * activeChips;
   const withSpares = hw.capacityBytes * totalChips;
   const chipsNeeded = Math.ceil(needed / (hw.capacityBytes * 0.9));
-  const smaller = (['int8', 'fp8'] as WeightDtype[]).filter((d) => bytesPerParam(d) < bytesPerParam(o.dtype) && need(d) <= available * 0.95);
+  const smaller = (['int8', 'fp8'] as WeightDtype[]).filter(
+    (d) => bytesPerParam(d) < bytesPerParam(o.dtype) && need(d) <= available * 0.95,
+  );
   const hints = [`about ${chipsNeeded} active chips of ${mib(hw.capacityBytes)} (this topology has ${activeChips})`];
   if (smaller.length) hints.push(`--dtype ${smaller.join(' or ')} (needs ${gb(need(smaller[0]))})`);
   const kv = kvBytesPerToken(m, KV_BYTES) * o.context * o.batch;
-  if (needed - kv < available * 0.95 && kv > available * 0.05) hints.push(`a shorter --context (the KV cache takes ${gb(kv)})`);
+  if (needed - kv < available * 0.95 && kv > available * 0.05)
+    hints.push(`a shorter --context (the KV cache takes ${gb(kv)})`);
   const why =
     needed <= available
       ? `the total (${gb(needed)}) is below the ${gb(available)} of the ${activeChips} active chips, but no split of its layers puts every chip's share within ${mib(hw.capacityBytes)}`
       : `needs ${gb(needed)} (weights ${o.dtype} + KV cache for ${o.batch} x ${o.context} tokens) but the ${activeChips} active chips hold ${gb(available)} (${gb(withSpares)} counting spares)`;
-  return new CompileError('RACKEMU_ERR_DOES_NOT_FIT', `${m.name} does not fit on ${t.name}: ${why}. Would fit with: ${hints.join('; ')}.`, {
-    details: { needed_bytes: needed, available_bytes: available, available_with_spares_bytes: withSpares, chips_needed: chipsNeeded, smaller_dtypes: smaller },
-  });
+  return new CompileError(
+    'RACKEMU_ERR_DOES_NOT_FIT',
+    `${m.name} does not fit on ${t.name}: ${why}. Would fit with: ${hints.join('; ')}.`,
+    {
+      details: {
+        needed_bytes: needed,
+        available_bytes: available,
+        available_with_spares_bytes: withSpares,
+        chips_needed: chipsNeeded,
+        smaller_dtypes: smaller,
+      },
+    },
+  );
 }
 
 /** Convenience for callers that hold the step but need the whole-run timeline: the tick each step starts at. */

@@ -41,7 +41,9 @@ export class HardwareModel {
     const tbps = this.memoryKind === 'hbm' ? chip.hbm_bandwidth_tbps : chip.sram_bandwidth_tbps;
     this.memoryBytesPerTick = (tbps * 1e12) / hz;
     this.weightBytesPerTick =
-      chip.weight_load_bytes_per_tick > 0 ? Math.min(chip.weight_load_bytes_per_tick, this.memoryBytesPerTick) : this.memoryBytesPerTick;
+      chip.weight_load_bytes_per_tick > 0
+        ? Math.min(chip.weight_load_bytes_per_tick, this.memoryBytesPerTick)
+        : this.memoryBytesPerTick;
     this.flopsPerTick = (chip.peak_tflops[dtype] * 1e12) / hz;
     this.overheadTicks = Math.ceil(chip.op_overhead_ns * this.ticksPerNs);
     this.capacityBytes = Math.floor(this.memoryKind === 'hbm' ? chip.hbm_gib * 2 ** 30 : chip.sram_mib * 2 ** 20);
@@ -57,7 +59,11 @@ export class HardwareModel {
   }
 
   private cost(weightBytes: number, flops: number, otherBytes: number): OpCost {
-    const t = Math.max(weightBytes / this.weightBytesPerTick, flops / this.flopsPerTick, otherBytes / this.memoryBytesPerTick);
+    const t = Math.max(
+      weightBytes / this.weightBytesPerTick,
+      flops / this.flopsPerTick,
+      otherBytes / this.memoryBytesPerTick,
+    );
     return { ticks: Math.max(1, Math.ceil(t)) + this.overheadTicks, weightBytes, flops };
   }
 

@@ -43,7 +43,10 @@ export interface FidelityRow extends PublishedFigure {
   readonly gap: number;
 }
 
-export function fidelityRows(load: (topology: string) => Topology, model: (name: string) => ModelConfig): FidelityRow[] {
+export function fidelityRows(
+  load: (topology: string) => Topology,
+  model: (name: string) => ModelConfig,
+): FidelityRow[] {
   return PUBLISHED.map((f) => {
     const predicted = predict(compile(load(f.topology), model(f.model), {}))[f.metric];
     return { ...f, predicted, gap: (predicted - f.published) / f.published };

@@ -31,22 +31,38 @@ function positiveInt(name: string, v: number | undefined, fallback: number): num
 export function resolveOptions(model: ModelConfig, o: CompileOptions): ResolvedCompileOptions {
   const dtype = o.dtype ?? 'bf16';
   if (!WEIGHT_DTYPES.includes(dtype)) {
-    throw new CompileError('RACKEMU_ERR_COMPILE_OPTION', `--dtype: expected one of ${WEIGHT_DTYPES.join(', ')}, got ${String(dtype)}`, {
-      details: { path: 'dtype', expected: WEIGHT_DTYPES.join(' | '), got: String(dtype) },
-    });
+    throw new CompileError(
+      'RACKEMU_ERR_COMPILE_OPTION',
+      `--dtype: expected one of ${WEIGHT_DTYPES.join(', ')}, got ${String(dtype)}`,
+      {
+        details: { path: 'dtype', expected: WEIGHT_DTYPES.join(' | '), got: String(dtype) },
+      },
+    );
   }
   const batch = positiveInt('--batch', o.batch, 1);
   const context = positiveInt('--context', o.context, model.maxPositions);
   if (context > model.maxPositions) {
-    throw new CompileError('RACKEMU_ERR_COMPILE_OPTION', `--context ${context}: ${model.name} supports at most ${model.maxPositions} positions`, {
-      details: { path: 'context', expected: `<= ${model.maxPositions}`, got: String(context) },
-    });
+    throw new CompileError(
+      'RACKEMU_ERR_COMPILE_OPTION',
+      `--context ${context}: ${model.name} supports at most ${model.maxPositions} positions`,
+      {
+        details: { path: 'context', expected: `<= ${model.maxPositions}`, got: String(context) },
+      },
+    );
   }
-  const promptTokens = positiveInt('--prompt-tokens', o.promptTokens, Math.min(DEFAULT_PROMPT_TOKENS, Math.max(1, context - 1)));
+  const promptTokens = positiveInt(
+    '--prompt-tokens',
+    o.promptTokens,
+    Math.min(DEFAULT_PROMPT_TOKENS, Math.max(1, context - 1)),
+  );
   if (promptTokens >= context) {
-    throw new CompileError('RACKEMU_ERR_COMPILE_OPTION', `--prompt-tokens ${promptTokens}: must leave room to generate within --context ${context}`, {
-      details: { path: 'prompt-tokens', expected: `< ${context}`, got: String(promptTokens) },
-    });
+    throw new CompileError(
+      'RACKEMU_ERR_COMPILE_OPTION',
+      `--prompt-tokens ${promptTokens}: must leave room to generate within --context ${context}`,
+      {
+        details: { path: 'prompt-tokens', expected: `< ${context}`, got: String(promptTokens) },
+      },
+    );
   }
   const prefillChunk = Math.min(positiveInt('--prefill-chunk', o.prefillChunk, DEFAULT_PREFILL_CHUNK), promptTokens);
   return { dtype, batch, context, promptTokens, prefillChunk };

@@ -42,7 +42,13 @@ export function sliceOf(total: number, parts: number, i: number): { start: numbe
 }
 
 /** The kernels chip `i` of a group runs for one layer. */
-export function layerKernels(m: ModelConfig, layer: number, S: number, A: number, i: number): { attention?: Kernel; ffn: Kernel } {
+export function layerKernels(
+  m: ModelConfig,
+  layer: number,
+  S: number,
+  A: number,
+  i: number,
+): { attention?: Kernel; ffn: Kernel } {
   const units: FfnUnit[] = [];
   const s = sliceOf(m.intermediate, S, i);
   if (s.end > s.start) for (let e = 0; e < m.experts; e++) units.push({ expert: e, start: s.start, end: s.end });
@@ -66,7 +72,8 @@ export function layerBytesOnChip(hw: HardwareModel, S: number, A: number, i: num
   const m = hw.model;
   const wb = hw.weightBytesPerParam;
   const s = sliceOf(m.intermediate, S, i);
-  let weights = m.experts * 3 * m.hidden * (s.end - s.start) * wb + m.hidden * ACT_BYTES; // experts + post-attention norm
+  // experts + post-attention norm
+  let weights = m.experts * 3 * m.hidden * (s.end - s.start) * wb + m.hidden * ACT_BYTES;
   if (isMoe(m)) weights += m.experts * m.hidden * wb; // router, replicated so each chip routes locally
   let kv = 0;
   if (i < A) {
@@ -79,7 +86,15 @@ export function layerBytesOnChip(hw: HardwareModel, S: number, A: number, i: num
 }
 
 /** Analytic decode-step estimate used only to rank candidates; the chosen one is scheduled exactly. */
-function estimate(hw: HardwareModel, fabric: Fabric, S: number, A: number, Lg: number, batch: number, context: number): number {
+function estimate(
+  hw: HardwareModel,
+  fabric: Fabric,
+  S: number,
+  A: number,
+  Lg: number,
+  batch: number,
+  context: number,
+): number {
   const m = hw.model;
   const t = fabric.topology;
   const k0 = layerKernels(m, 0, S, A, 0);
@@ -104,7 +119,14 @@ function estimate(hw: HardwareModel, fabric: Fabric, S: number, A: number, Lg: n
  * All (chips per group, layers per group) splits whose heaviest chip fits, best first. `reserve` is
  * per-chip headroom kept for activations and for spreading the embedding and lm_head.
  */
-export function candidates(hw: HardwareModel, fabric: Fabric, activeChips: number, batch: number, context: number, reserve: number): Candidate[] {
+export function candidates(
+  hw: HardwareModel,
+  fabric: Fabric,
+  activeChips: number,
+  batch: number,
+  context: number,
+  reserve: number,
+): Candidate[] {
   const m = hw.model;
   const out: Candidate[] = [];
   const maxS = Math.min(activeChips, m.intermediate, 1024);

@@ -1,6 +1,5 @@
 import type { ModelConfig, WeightDtype } from '../model/config.js';
 import type { Topology } from '../topology/types.js';
-import type { Program } from './programs.js';
 
 /**
  * The compiler's output. Everything the control plane and the chips need, and nothing that depends
@@ -98,6 +97,55 @@ export interface Step {
   readonly tensors: readonly Tensor[];
   readonly ops: readonly Op[];
   readonly transfers: readonly Transfer[];
+}
+
+/**
+ * Per-chip Programs: each chip's own view of a step, the ordered, tick-stamped instruction list it
+ * executes. Derived from the step's ops and transfers; ticks are relative to the step's start.
+ * Order: by tick; at one tick receives come before computes, computes before sends.
+ */
+export type Instruction =
+  /** A tensor lands from `from` at `tick`; it must be there by `needBy` (its first local use). */
+  | {
+      readonly kind: 'recv';
+      readonly tick: number;
+      readonly needBy: number;
+      readonly tensor: number;
+      readonly from: number;
+      readonly bytes: number;
+    }
+  | {
+      readonly kind: 'compute';
+      readonly tick: number;
+      readonly end: number;
+      readonly op: number;
+      readonly kernel: Kernel;
+      readonly inputs: readonly number[];
+      readonly output: number;
+    }
+  /** The tensor leaves for `to` at `tick` and, on schedule, arrives at `arrive`. */
+  | {
+      readonly kind: 'send';
+      readonly tick: number;
+      readonly arrive: number;
+      readonly tensor: number;
+      readonly to: number;
+      readonly bytes: number;
+    };
+
+export type RecvInstruction = Extract<Instruction, { kind: 'recv' }>;
+export type ComputeInstruction = Extract<Instruction, { kind: 'compute' }>;
+export type SendInstruction = Extract<Instruction, { kind: 'send' }>;
+
+export interface ChipStepProgram {
+  readonly kind: StepKind;
+  readonly instructions: readonly Instruction[];
+}
+
+export interface Program {
+  readonly chip: number;
+  readonly prefill: ChipStepProgram;
+  readonly decode: ChipStepProgram;
 }
 
 export interface ChipMemory {

@@ -1,36 +1,6 @@
-import type { Kernel, Step, StepKind } from './plan.js';
+import type { Instruction, Program, Step } from './plan.js';
 
-/**
- * Per-chip Programs: each chip's own view of a step, the ordered, tick-stamped instruction list it
- * executes. Derived from the step's ops and transfers; ticks are relative to the step's start.
- * Order: by tick; at one tick receives come before computes, computes before sends.
- */
-export type Instruction =
-  /** A tensor lands from `from` at `tick`; it must be there by `needBy` (its first local use). */
-  | { readonly kind: 'recv'; readonly tick: number; readonly needBy: number; readonly tensor: number; readonly from: number; readonly bytes: number }
-  | {
-      readonly kind: 'compute';
-      readonly tick: number;
-      readonly end: number;
-      readonly op: number;
-      readonly kernel: Kernel;
-      readonly inputs: readonly number[];
-      readonly output: number;
-    }
-  /** The tensor leaves for `to` at `tick` and, on schedule, arrives at `arrive`. */
-  | { readonly kind: 'send'; readonly tick: number; readonly arrive: number; readonly tensor: number; readonly to: number; readonly bytes: number };
-
-export interface ChipStepProgram {
-  readonly kind: StepKind;
-  readonly instructions: readonly Instruction[];
-}
-
-export interface Program {
-  readonly chip: number;
-  readonly prefill: ChipStepProgram;
-  readonly decode: ChipStepProgram;
-}
-
+/** Per-chip Programs (plan.ts has the types): at one tick receives come before computes, computes before sends. */
 const ORDER = { recv: 0, compute: 1, send: 2 } as const;
 
 function stepPrograms(step: Step): Map<number, Instruction[]> {
@@ -48,10 +18,25 @@ function stepPrograms(step: Step): Map<number, Instruction[]> {
   for (const op of step.ops) for (const t of op.inputs) use(t, op.chip, op.start);
   for (const tr of step.transfers) use(tr.tensor, tr.src, tr.depart);
   for (const op of step.ops) {
-    list(op.chip).push({ kind: 'compute', tick: op.start, end: op.end, op: op.id, kernel: op.kernel, inputs: op.inputs, output: op.output });
+    list(op.chip).push({
+      kind: 'compute',
+      tick: op.start,
+      end: op.end,
+      op: op.id,
+      kernel: op.kernel,
+      inputs: op.inputs,
+      output: op.output,
+    });
   }
   for (const tr of step.transfers) {
-    list(tr.src).push({ kind: 'send', tick: tr.depart, arrive: tr.arrive, tensor: tr.tensor, to: tr.dst, bytes: tr.bytes });
+    list(tr.src).push({
+      kind: 'send',
+      tick: tr.depart,
+      arrive: tr.arrive,
+      tensor: tr.tensor,
+      to: tr.dst,
+      bytes: tr.bytes,
+    });
     const needBy = firstUse.get(`${tr.tensor}@${tr.dst}`) ?? tr.arrive;
     list(tr.dst).push({ kind: 'recv', tick: tr.arrive, needBy, tensor: tr.tensor, from: tr.src, bytes: tr.bytes });
   }

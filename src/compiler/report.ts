@@ -16,7 +16,13 @@ export interface CompileReport {
   prefill_chunk: number;
   fits: true;
   chips: { total: number; active: number; spare: number; used: number; idle: number };
-  sram: { kind: 'sram' | 'hbm'; capacity_bytes: number; min_used_bytes: number; mean_used_bytes: number; max_used_bytes: number };
+  sram: {
+    kind: 'sram' | 'hbm';
+    capacity_bytes: number;
+    min_used_bytes: number;
+    mean_used_bytes: number;
+    max_used_bytes: number;
+  };
   layout: {
     groups: number;
     chips_per_group: number;
@@ -81,7 +87,6 @@ function breakdown(plan: Plan, step: Step): Prediction['breakdown'] {
     const prev = prevOnChip.get(op.id);
     if (prev !== undefined && step.ops[prev].end > best) {
       next = prev;
-      viaTransfer = -1;
     } else if (viaTransfer >= 0) {
       const tr = step.transfers[viaTransfer];
       transfer += tr.arrive - (next !== undefined ? step.ops[next].end : tr.depart);
@@ -133,7 +138,10 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
   const spare = plan.placement.filter((p) => p.role === 'spare').length;
   const total = plan.placement.length;
   const memUsed = used.map(
-    (p) => p.memory.weightBytes + p.memory.kvBytes + Math.max(p.memory.peakActivationBytes.prefill, p.memory.peakActivationBytes.decode),
+    (p) =>
+      p.memory.weightBytes +
+      p.memory.kvBytes +
+      Math.max(p.memory.peakActivationBytes.prefill, p.memory.peakActivationBytes.decode),
   );
   const predicted = predict(plan);
   // Power and cost are those of the nodes the plan occupies: every node holding a used chip, plus the
@@ -141,10 +149,12 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
   // free for other work and is not charged to this model.
   const racksUsed = new Set(used.map((p) => fabric.rackOf(p.chip)));
   const nodesUsed = new Set(used.map((p) => fabric.globalNodeOf(p.chip)));
-  for (const p of plan.placement) if (p.role === 'spare' && racksUsed.has(fabric.rackOf(p.chip))) nodesUsed.add(fabric.globalNodeOf(p.chip));
+  for (const p of plan.placement)
+    if (p.role === 'spare' && racksUsed.has(fabric.rackOf(p.chip))) nodesUsed.add(fabric.globalNodeOf(p.chip));
   const nodes = nodesUsed.size;
   const chipsInNodes = nodes * t.chips_per_node;
-  const power = used.length * t.chip.power_w + (chipsInNodes - used.length) * t.chip.idle_power_w + nodes * t.host.power_w;
+  const power =
+    used.length * t.chip.power_w + (chipsInNodes - used.length) * t.chip.idle_power_w + nodes * t.host.power_w;
   const capexPerHour = (nodes * t.prices.node_usd) / (t.prices.amortisation_years * 365 * 24);
   const energyPerHour = (power / 1000) * t.prices.electricity_usd_per_kwh;
   const tokensPerHour = predicted.tokens_per_s_total * 3600;
@@ -197,5 +207,7 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
 function chipRange(fabric: Fabric, chips: readonly number[]): string {
   if (chips.length === 1) return fabric.chipId(chips[0]);
   const contiguous = chips.every((c, i) => i === 0 || c === chips[i - 1] + 1);
-  return contiguous ? `${fabric.chipId(chips[0])}..${fabric.chipId(chips[chips.length - 1])}` : `${chips.length} chips from ${fabric.chipId(chips[0])}`;
+  return contiguous
+    ? `${fabric.chipId(chips[0])}..${fabric.chipId(chips[chips.length - 1])}`
+    : `${chips.length} chips from ${fabric.chipId(chips[0])}`;
 }

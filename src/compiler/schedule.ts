@@ -12,7 +12,8 @@ import type { Kernel, Layout, Op, Step, StepKind, Tensor, Transfer } from './pla
  * Dataflow of a step (rows = batch x tokens per sequence):
  *   tok@sampler -> embed slices -> sum@lead(0) = x0
  *   per layer l on group g: x_l -> attention chips -> partial o -> sum (tree) @lead = x_l + o = h_l
- *                            h_l -> every chip of the group (FFN slices) -> partial y -> sum (tree) @lead = h_l + y = x_{l+1}
+ *                            h_l -> every chip of the group (FFN slices) -> partial y
+ *                                -> sum (tree) @lead = h_l + y = x_{l+1}
  *   x_L -> lm_head slices -> (max, index) partials -> sample@sampler = next tok
  */
 export class StepBuilder {
@@ -41,7 +42,14 @@ export class StepBuilder {
     return this.batch * this.tokensPerSequence;
   }
 
-  private tensor(name: string, chip: number, rows: number, cols: number, dtype: Tensor['dtype'], readyAt: number): number {
+  private tensor(
+    name: string,
+    chip: number,
+    rows: number,
+    cols: number,
+    dtype: Tensor['dtype'],
+    readyAt: number,
+  ): number {
     const elem = dtype === 'act' ? ACT_BYTES : dtype === 'i32' ? 4 : 8;
     const id = this.tensors.length;
     this.tensors.push({ id, name, chip, rows, cols, dtype, bytes: rows * cols * elem });
@@ -70,19 +78,44 @@ export class StepBuilder {
     const busyTicks = Math.max(1, Math.ceil(tensor.bytes / r.bytesPerTick));
     const depart = this.calendar.reserve(r.links, this.ready[t], busyTicks);
     const arrive = depart + r.latencyTicks + busyTicks;
-    this.transfers.push({ id: this.transfers.length, tensor: t, src: tensor.chip, dst: chip, links: r.links, depart, arrive, bytes: tensor.bytes, busyTicks });
+    this.transfers.push({
+      id: this.transfers.length,
+      tensor: t,
+      src: tensor.chip,
+      dst: chip,
+      links: r.links,
+      depart,
+      arrive,
+      bytes: tensor.bytes,
+      busyTicks,
+    });
     this.arrivals.set(key, arrive);
     return arrive;
   }
 
-  private op(chip: number, kernel: Kernel, inputs: number[], out: { name: string; rows: number; cols: number; dtype: Tensor['dtype'] }): number {
+  private op(
+    chip: number,
+    kernel: Kernel,
+    inputs: number[],
+    out: { name: string; rows: number; cols: number; dtype: Tensor['dtype'] },
+  ): number {
     let start = this.chipFree.get(chip) ?? 0;
     for (const t of inputs) start = Math.max(start, this.availableAt(t, chip));
     const cost = this.hw.opCost(kernel, this.rows, this.batch, this.context, inputs.length);
     const end = start + cost.ticks;
     this.chipFree.set(chip, end);
     const output = this.tensor(out.name, chip, out.rows, out.cols, out.dtype, end);
-    this.ops.push({ id: this.ops.length, chip, kernel, inputs, output, start, end, weightBytes: cost.weightBytes, flops: cost.flops });
+    this.ops.push({
+      id: this.ops.length,
+      chip,
+      kernel,
+      inputs,
+      output,
+      start,
+      end,
+      weightBytes: cost.weightBytes,
+      flops: cost.flops,
+    });
     return output;
   }
 
@@ -92,7 +125,14 @@ export class StepBuilder {
    * own node's partials and one tensor per other node. This bounds the lead's fan-in (ingress
    * serialisation and receive buffers) by chips-per-node + nodes rather than by the group size.
    */
-  private reduce(lead: number, residual: number | null, parts: number[], layer: number, what: 'embed' | 'attention' | 'ffn', name: string): number {
+  private reduce(
+    lead: number,
+    residual: number | null,
+    parts: number[],
+    layer: number,
+    what: 'embed' | 'attention' | 'ffn',
+    name: string,
+  ): number {
     const R = this.rows;
     const byNode = new Map<number, number[]>();
     for (const t of parts) {
@@ -109,9 +149,21 @@ export class StepBuilder {
         continue;
       }
       const agg = this.tensors[list[0]].chip;
-      inputs.push(this.op(agg, { kind: 'sum', layer, what }, list, { name: `${name}.${this.fabric.chipId(agg)}`, rows: R, cols: this.hw.model.hidden, dtype: 'act' }));
+      inputs.push(
+        this.op(agg, { kind: 'sum', layer, what }, list, {
+          name: `${name}.${this.fabric.chipId(agg)}`,
+          rows: R,
+          cols: this.hw.model.hidden,
+          dtype: 'act',
+        }),
+      );
     }
-    return this.op(lead, { kind: 'sum', layer, what }, inputs, { name, rows: R, cols: this.hw.model.hidden, dtype: 'act' });
+    return this.op(lead, { kind: 'sum', layer, what }, inputs, {
+      name,
+      rows: R,
+      cols: this.hw.model.hidden,
+      dtype: 'act',
+    });
   }
 
   build(layout: Layout, startTick: number): Step {
@@ -122,7 +174,12 @@ export class StepBuilder {
 
     const lead0 = layout.groups[0].lead;
     const embedParts = layout.embed.map((s) =>
-      this.op(s.chip, { kind: 'embed', vocabStart: s.start, vocabEnd: s.end }, [tok], act(`e.${this.fabric.chipId(s.chip)}`)),
+      this.op(
+        s.chip,
+        { kind: 'embed', vocabStart: s.start, vocabEnd: s.end },
+        [tok],
+        act(`e.${this.fabric.chipId(s.chip)}`),
+      ),
     );
     let x = this.reduce(lead0, null, embedParts, 0, 'embed', 'x.L0');
 
@@ -152,7 +209,12 @@ export class StepBuilder {
         dtype: 'argmax',
       }),
     );
-    const next = this.op(layout.sampler, { kind: 'sample' }, lmParts, { name: 'next', rows: this.batch, cols: 1, dtype: 'i32' });
+    const next = this.op(layout.sampler, { kind: 'sample' }, lmParts, {
+      name: 'next',
+      rows: this.batch,
+      cols: 1,
+      dtype: 'i32',
+    });
     return {
       kind: this.kind,
       tokensPerSequence: this.tokensPerSequence,

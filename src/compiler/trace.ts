@@ -17,7 +17,11 @@ export interface TraceEvent {
   args?: Record<string, string | number>;
 }
 
-export function stepTrace(plan: Plan, fabric: Fabric, step: Step = plan.steps.decode): { traceEvents: TraceEvent[]; displayTimeUnit: 'ns' } {
+export function stepTrace(
+  plan: Plan,
+  fabric: Fabric,
+  step: Step = plan.steps.decode,
+): { traceEvents: TraceEvent[]; displayTimeUnit: 'ns' } {
   const us = (ticks: number) => ticks / plan.topology.chip.clock_mhz;
   const events: TraceEvent[] = [
     { name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: `chips (${step.kind} step)` } },
@@ -36,10 +40,17 @@ export function stepTrace(plan: Plan, fabric: Fabric, step: Step = plan.steps.de
       tid: op.chip,
       ts: us(op.start),
       dur: us(op.end - op.start),
-      args: { tensor: step.tensors[op.output].name, weight_bytes: op.weightBytes, flops: op.flops, start_tick: op.start, end_tick: op.end },
+      args: {
+        tensor: step.tensors[op.output].name,
+        weight_bytes: op.weightBytes,
+        flops: op.flops,
+        start_tick: op.start,
+        end_tick: op.end,
+      },
     });
   }
-  for (const c of chips) events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: c, args: { name: fabric.chipId(c) } });
+  for (const c of chips)
+    events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: c, args: { name: fabric.chipId(c) } });
   const links = new Set<number>();
   for (const tr of step.transfers) {
     let offset = 0;
@@ -53,11 +64,18 @@ export function stepTrace(plan: Plan, fabric: Fabric, step: Step = plan.steps.de
         tid: id,
         ts: us(tr.depart + offset),
         dur: us(tr.busyTicks),
-        args: { from: fabric.chipId(tr.src), to: fabric.chipId(tr.dst), bytes: tr.bytes, depart_tick: tr.depart, arrive_tick: tr.arrive },
+        args: {
+          from: fabric.chipId(tr.src),
+          to: fabric.chipId(tr.dst),
+          bytes: tr.bytes,
+          depart_tick: tr.depart,
+          arrive_tick: tr.arrive,
+        },
       });
       offset += fabric.links[id].latencyTicks;
     }
   }
-  for (const id of links) events.push({ name: 'thread_name', ph: 'M', pid: 2, tid: id, args: { name: fabric.links[id].name } });
+  for (const id of links)
+    events.push({ name: 'thread_name', ph: 'M', pid: 2, tid: id, args: { name: fabric.links[id].name } });
   return { traceEvents: events, displayTimeUnit: 'ns' };
 }

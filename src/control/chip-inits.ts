@@ -1,8 +1,6 @@
-import type { Plan, Step, StepKind } from '../compiler/plan.js';
-import type { Program } from '../compiler/programs.js';
+import type { Plan, Program, Step, StepKind } from '../compiler/plan.js';
 import type { Fabric } from '../topology/fabric.js';
-import type { ChipInit, TensorMeta } from '../runtime/chip.js';
-import type { Fidelity } from '../runtime/run-spec.js';
+import type { ChipInit, TensorMeta, Fidelity } from '../runtime/index.js';
 
 /**
  * What the control plane loads into each chip: its Program and only the metadata that Program needs.
@@ -13,13 +11,19 @@ export function deployedChips(plan: Plan, fabric: Fabric): number[] {
   const used = [...plan.programs.keys()];
   const nodes = new Set(used.map((c) => fabric.globalNodeOf(c)));
   const racks = new Set(used.map((c) => fabric.rackOf(c)));
-  for (let c = 0; c < fabric.chipCount; c++) if (fabric.isSpare(c) && racks.has(fabric.rackOf(c))) nodes.add(fabric.globalNodeOf(c));
+  for (let c = 0; c < fabric.chipCount; c++)
+    if (fabric.isSpare(c) && racks.has(fabric.rackOf(c))) nodes.add(fabric.globalNodeOf(c));
   const chips: number[] = [];
-  for (const n of [...nodes].sort((a, b) => a - b)) for (let i = 0; i < fabric.chipsPerNode; i++) chips.push(n * fabric.chipsPerNode + i);
+  for (const n of [...nodes].sort((a, b) => a - b))
+    for (let i = 0; i < fabric.chipsPerNode; i++) chips.push(n * fabric.chipsPerNode + i);
   return chips;
 }
 
-const EMPTY: Program = { chip: -1, prefill: { kind: 'prefill', instructions: [] }, decode: { kind: 'decode', instructions: [] } };
+const EMPTY: Program = {
+  chip: -1,
+  prefill: { kind: 'prefill', instructions: [] },
+  decode: { kind: 'decode', instructions: [] },
+};
 
 function tensorMeta(step: Step, program: Program, kind: StepKind): Record<number, TensorMeta> {
   const out: Record<number, TensorMeta> = {};
@@ -60,7 +64,10 @@ export function chipInit(plan: Plan, fabric: Fabric, chip: number, o: ChipInitOp
     context: plan.options.context,
     prefillChunk: plan.options.prefillChunk,
     program,
-    tensors: { prefill: tensorMeta(plan.steps.prefill, program, 'prefill'), decode: tensorMeta(plan.steps.decode, program, 'decode') },
+    tensors: {
+      prefill: tensorMeta(plan.steps.prefill, program, 'prefill'),
+      decode: tensorMeta(plan.steps.decode, program, 'decode'),
+    },
     peers,
     stepLengths: { prefill: plan.steps.prefill.lengthTicks, decode: plan.steps.decode.lengthTicks },
     startTick: plan.topology.sync.step_overhead_ticks,

@@ -1,13 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Plan } from '../compiler/plan.js';
 import type { WeightStore } from '../model/weights.js';
-import type { Violation } from '../runtime/chip.js';
-import { DEFAULT_LOOKAHEAD_STEPS, type Fidelity, type RunSpec } from '../runtime/run-spec.js';
+import { type Violation, DEFAULT_LOOKAHEAD_STEPS, type Fidelity, type RunSpec } from '../runtime/index.js';
 import { frameTemplate } from '../runtime/timing-receiver.js';
-import { bundleHeadBytes, bundleRecordBytes } from '../transport/bundle.js';
 import type { Fabric } from '../topology/fabric.js';
-import { createEmbeddedFabric } from '../transport/embedded.js';
-import type { TransportConfig } from '../transport/types.js';
+import { createEmbeddedFabric, type PairTraffic, type TransportConfig } from '../transport/index.js';
 import { RunError, UsageError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { chipInit, deployedChips, schedulePairs } from './chip-inits.js';
@@ -43,34 +40,42 @@ export interface GenerateResult {
   readonly tokens: number[] | null;
   readonly generated: number;
   /** Logits from which the last token was picked (numeric fidelity). */
-  readonly final_logits: number[] | null;
-  readonly virtual: { readonly ttft_ms: number; readonly tpot_ms: number; readonly tokens_per_s_per_user: number; readonly ticks: number[] };
+  readonly finalLogits: number[] | null;
+  readonly virtual: {
+    readonly ttftMs: number;
+    readonly tpotMs: number;
+    readonly tokensPerSecondPerUser: number;
+    /** Per generated token, the virtual tick at which the sampler knew it. */
+    readonly ticks: number[];
+  };
   /**
-   * per_token_ms: the whole run's wall time over the tokens it generated (prefill, start and end of
+   * perTokenMs: the whole run's wall time over the tokens it generated (prefill, start and end of
    * the run included). Chips may run several steps ahead of each other (timing look-ahead), so the
    * wall time of one token on its own is not a meaningful figure; bench/ measures the marginal cost of
    * a token from runs of two lengths.
    */
-  readonly wall: { readonly startup_s: number; readonly run_s: number; readonly per_token_ms: number };
+  readonly wall: { readonly startupSeconds: number; readonly runSeconds: number; readonly perTokenMs: number };
   /**
-   * count/bytes: frames and their tensor bytes; transport_messages/transport_bytes: what the
+   * frames/bytes: frames and their tensor bytes; transportMessages/transportBytes: what the
    * transports moved (a corked batch or NATS bundle of frames is one message; bytes include headers);
    * decoded: frames whose header a receiving chip decoded (every frame in numeric fidelity; in timing
    * fidelity only those that were not byte for byte the frame the schedule said came next on their
    * link: faults, and frames that reached a chip before its run began).
    */
   readonly messages: {
-    readonly count: number;
+    readonly frames: number;
     readonly bytes: number;
-    readonly transport_messages: number;
-    readonly transport_bytes: number;
+    readonly transportMessages: number;
+    readonly transportBytes: number;
     readonly decoded: number;
-    readonly credit_stalls: number;
+    readonly creditStalls: number;
     readonly sleeps: number;
   };
   readonly violations: Violation[];
   readonly chips: { readonly workers: number; readonly hosts: number; readonly used: number };
 }
+
+type DoneOutcome = Extract<ChipOutcome, { error: null }>;
 
 export class Deployment {
   private constructor(
@@ -92,33 +97,41 @@ export class Deployment {
 
   static async start(plan: Plan, fabric: Fabric, opts: DeployOptions): Promise<Deployment> {
     if (opts.isolation === 'process' && opts.transport === 'embedded') {
-      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', '--isolation process needs --transport nats: the embedded transport connects threads of one process only', {
-        details: { expected: '--transport nats', got: '--transport embedded' },
-      });
+      throw new UsageError(
+        'RACKEMU_ERR_GENERATE_OPTION',
+        'process isolation needs the nats transport: the embedded transport connects threads of one process only',
+        { details: { path: 'transport', expected: 'nats', got: 'embedded' } },
+      );
     }
     if (opts.transport === 'nats' && !opts.natsUrl) {
-      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', '--transport nats needs --nats-url nats://host:port or --nats spawn', { details: { expected: 'a NATS url' } });
+      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', 'the nats transport needs a NATS server URL (natsUrl)', {
+        details: { path: 'natsUrl', expected: 'a NATS url such as nats://127.0.0.1:4222' },
+      });
     }
     const t0 = performance.now();
     const missing = opts.isolation === 'process' ? [] : missingChipV8Flags();
     if (missing.length > 0) {
-      logger().warn({ missing }, `node was started without ${missing.join(' ')}: runs of hundreds of chip threads may be many times slower or use more memory (see src/control/v8-flags.ts)`);
+      logger().warn(
+        { missing },
+        `node was started without ${missing.join(' ')}: runs of hundreds of chip threads may be many times slower or use more memory (see src/control/v8-flags.ts)`,
+      );
     }
     const chips = deployedChips(plan, fabric);
     const runId = `run-${randomBytes(4).toString('hex')}`;
     const embedded =
       opts.transport === 'embedded'
-        ? createEmbeddedFabric(schedulePairs(plan, fabric), chips.map((c) => fabric.chipId(c)), { ringBytes: ringSizer(plan, fabric, opts.fidelity) })
+        ? createEmbeddedFabric(
+            schedulePairs(plan, fabric),
+            chips.map((c) => fabric.chipId(c)),
+            { traffic: scheduleTraffic(plan, fabric, opts.fidelity) },
+          )
         : null;
     const byHost = new Map<string, HostChipSpec[]>();
     for (const chip of chips) {
       const init = chipInit(plan, fabric, chip, { fidelity: opts.fidelity, watchdogMs: opts.watchdogMs });
       let transport: TransportConfig;
-      let transferList: HostChipSpec['transferList'] = [];
       if (embedded) {
-        const e = embedded.endpointConfig(init.chipId);
-        transport = e.config;
-        transferList = e.transferList;
+        transport = embedded.endpointConfig(init.chipId);
       } else {
         // Hundreds of chips connect at once while their threads are still compiling the client:
         // on two cores that can take far longer than a lone client's default 5 s connect timeout.
@@ -126,11 +139,13 @@ export class Deployment {
       }
       const hostId = fabric.hostId(chip);
       const list = byHost.get(hostId) ?? [];
-      list.push({ init, transport, transferList });
+      list.push({ init, transport });
       byHost.set(hostId, list);
     }
     const hosts: Host[] = [...byHost.entries()].map(([hostId, list]) =>
-      opts.isolation === 'process' ? new RemoteHost(hostId, list, opts.model) : new LocalHost(hostId, list, opts.weights),
+      opts.isolation === 'process'
+        ? new RemoteHost(hostId, list, opts.model)
+        : new LocalHost(hostId, list, opts.weights),
     );
     let ready = 0;
     opts.onProgress?.(0, chips.length);
@@ -141,23 +156,47 @@ export class Deployment {
       throw e;
     }
     const startup = (performance.now() - t0) / 1000;
-    logger().info({ chips: chips.length, hosts: hosts.length, startup_s: startup, transport: opts.transport, isolation: opts.isolation }, 'deployment ready');
+    logger().info(
+      {
+        chips: chips.length,
+        hosts: hosts.length,
+        startup_s: startup,
+        transport: opts.transport,
+        isolation: opts.isolation,
+      },
+      'deployment ready',
+    );
     return new Deployment(plan, fabric, hosts, opts, startup, chips.length);
   }
 
   async generate(spec: RunSpec): Promise<GenerateResult> {
     const P = spec.promptIds.length;
     if (P === 0 || spec.maxNewTokens < 1 || P + spec.maxNewTokens > this.plan.options.context) {
-      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `prompt of ${P} tokens plus ${spec.maxNewTokens} new tokens must be >= 1 each and fit the plan's context of ${this.plan.options.context}`, {
-        details: { expected: `1 <= prompt + new <= ${this.plan.options.context}`, got: `${P} + ${spec.maxNewTokens}` },
-      });
+      throw new UsageError(
+        'RACKEMU_ERR_GENERATE_OPTION',
+        `prompt of ${P} tokens plus ${spec.maxNewTokens} new tokens must be >= 1 each and fit the plan's context of ${this.plan.options.context}`,
+        {
+          details: {
+            expected: `1 <= prompt + new <= ${this.plan.options.context}`,
+            got: `${P} + ${spec.maxNewTokens}`,
+          },
+        },
+      );
     }
     const bad = spec.promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= this.plan.model.vocab);
     if (bad !== undefined) {
-      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `prompt id ${bad} is outside the vocabulary [0, ${this.plan.model.vocab})`, { details: { got: String(bad) } });
+      throw new UsageError(
+        'RACKEMU_ERR_GENERATE_OPTION',
+        `prompt id ${bad} is outside the vocabulary [0, ${this.plan.model.vocab})`,
+        { details: { got: String(bad) } },
+      );
     }
     if (spec.lookaheadSteps !== undefined && !(Number.isSafeInteger(spec.lookaheadSteps) && spec.lookaheadSteps >= 0)) {
-      throw new UsageError('RACKEMU_ERR_GENERATE_OPTION', `lookahead must be an integer >= 0 (steps), got ${spec.lookaheadSteps}`, { details: { expected: 'integer >= 0', got: String(spec.lookaheadSteps) } });
+      throw new UsageError(
+        'RACKEMU_ERR_GENERATE_OPTION',
+        `lookahead must be an integer >= 0 (steps), got ${spec.lookaheadSteps}`,
+        { details: { expected: 'integer >= 0', got: String(spec.lookaheadSteps) } },
+      );
     }
     const t0 = performance.now();
     const run: RunSpec = { ...spec, stepOffset: this.stepsRun };
@@ -165,39 +204,45 @@ export class Deployment {
     const outcomes = (await Promise.all(this.hosts.map((h) => h.run(run)))).flat();
     const failures = outcomes.filter((o) => o.error !== null);
     if (failures.length > 0) throw rootCause(failures, outcomes);
-    const done = outcomes.filter((o): o is Extract<ChipOutcome, { error: null }> => o.error === null);
+    const done = outcomes.filter((o): o is DoneOutcome => o.error === null);
     const runSeconds = (performance.now() - t0) / 1000;
     const sampler = done.find((o) => o.result.tokenTicks !== null)!.result;
     const ticks = sampler.tokenTicks!;
     const hz = this.plan.topology.chip.clock_mhz * 1e6;
     const ttft = ticks[0] / hz;
-    const tpot = ticks.length > 1 ? (ticks[ticks.length - 1] - ticks[0]) / (ticks.length - 1) / hz : this.plan.steps.decode.lengthTicks / hz;
+    const tpot =
+      ticks.length > 1
+        ? (ticks[ticks.length - 1] - ticks[0]) / (ticks.length - 1) / hz
+        : this.plan.steps.decode.lengthTicks / hz;
     const perTokenWall = (runSeconds * 1000) / ticks.length;
     let finalLogits: number[] | null = null;
     if (this.opts.fidelity === 'numeric') {
       const lmChips = new Set(this.plan.layout.lmHead.map((s) => this.fabric.chipId(s.chip)));
       const full = new Float32Array(this.plan.model.vocab);
       for (const h of this.hosts) {
-        const mine = done.filter((o) => lmChips.has(o.chipId) && this.fabric.hostId(this.fabric.chipIndex(o.chipId)) === h.hostId);
+        const mine = done.filter(
+          (o) => lmChips.has(o.chipId) && this.fabric.hostId(this.fabric.chipIndex(o.chipId)) === h.hostId,
+        );
         if (mine.length === 0) continue;
         for (const l of await h.readback(mine.map((o) => o.chipId))) if (l.logits) full.set(l.logits, l.start);
       }
       finalLogits = Array.from(full);
     }
+    const sum = (f: (o: DoneOutcome) => number) => done.reduce((total, o) => total + f(o), 0);
     return {
       tokens: sampler.tokens,
       generated: ticks.length,
-      final_logits: finalLogits,
-      virtual: { ttft_ms: ttft * 1000, tpot_ms: tpot * 1000, tokens_per_s_per_user: 1 / tpot, ticks },
-      wall: { startup_s: this.startupSeconds, run_s: runSeconds, per_token_ms: perTokenWall },
+      finalLogits,
+      virtual: { ttftMs: ttft * 1000, tpotMs: tpot * 1000, tokensPerSecondPerUser: 1 / tpot, ticks },
+      wall: { startupSeconds: this.startupSeconds, runSeconds, perTokenMs: perTokenWall },
       messages: {
-        count: done.reduce((s, o) => s + o.result.framesSent, 0),
-        bytes: done.reduce((s, o) => s + o.result.bytesSent, 0),
-        transport_messages: done.reduce((s, o) => s + o.transport.messagesSent, 0),
-        transport_bytes: done.reduce((s, o) => s + o.transport.bytesSent, 0),
-        decoded: done.reduce((s, o) => s + o.result.framesDecoded, 0),
-        credit_stalls: done.reduce((s, o) => s + o.transport.creditStalls, 0),
-        sleeps: done.reduce((s, o) => s + o.transport.sleeps, 0),
+        frames: sum((o) => o.result.framesSent),
+        bytes: sum((o) => o.result.bytesSent),
+        transportMessages: sum((o) => o.transport.messagesSent),
+        transportBytes: sum((o) => o.transport.bytesSent),
+        decoded: sum((o) => o.result.framesDecoded),
+        creditStalls: sum((o) => o.transport.creditStalls),
+        sleeps: sum((o) => o.transport.sleeps),
       },
       violations: done.flatMap((o) => o.result.violations),
       chips: { workers: this.workerCount, hosts: this.hosts.length, used: this.plan.programs.size },
@@ -215,53 +260,51 @@ export class Deployment {
  * crashed worker), else the missing frame that was due earliest in virtual time.
  */
 function rootCause(failures: ChipOutcome[], all: ChipOutcome[]): RunError {
-  const dueTick = (o: ChipOutcome) => ((o.error?.details.violation as Violation | undefined)?.tick ?? -1);
+  const dueTick = (o: ChipOutcome) => (o.error?.details.violation as Violation | undefined)?.tick ?? -1;
   const notStall = failures.filter((o) => o.error?.code !== 'RACKEMU_ERR_WATCHDOG');
   const root = notStall[0] ?? failures.reduce((a, b) => (dueTick(b) < dueTick(a) ? b : a));
   const others = failures.length - 1;
   const e = root.error!;
   const suffix = others > 0 ? ` (${others} other chip(s) stalled behind it)` : '';
   const violations = [
-    ...failures.map((o) => o.error?.details.violation as Violation | undefined).filter((v): v is Violation => v !== undefined),
+    ...failures
+      .map((o) => o.error?.details.violation as Violation | undefined)
+      .filter((v): v is Violation => v !== undefined),
     ...all.flatMap((o) => o.result?.violations ?? []),
   ];
-  return new RunError(fromWireError(e).code, `${e.message}${suffix}`, { details: { ...e.details, chip: root.chipId, violations } });
+  return new RunError(fromWireError(e).code, `${e.message}${suffix}`, {
+    details: { ...e.details, chip: root.chipId, violations },
+  });
 }
 
-/** Smallest ring of a chip pair: room for a few frames of the timing fidelity's ~60 bytes and more. */
-const MIN_RING_BYTES = 16 * 1024;
-
 /**
- * Ring size of each chip pair of the embedded transport.
- * Numeric: from the largest frame the schedule sends over the pair (float32 payloads, 4 bytes an
- * element): four of them fit, so a sender is rarely held up by a receiver that is still computing.
- * Timing: a chip sends each pair's frames of a look-ahead window as one bundle, and may be a window
- * ahead of its receiver, so the ring holds two windows of the default look-ahead. A longer look-ahead
- * still works (a bundle larger than the ring streams through it) but then sender and receiver take
- * turns. Frame sizes are exact (templates), with integers at their widest.
+ * What the schedule sends on each chip pair per step, for the embedded transport to size its rings:
+ * each frame's largest encoded size. Numeric: float32 payloads (4 bytes an element) plus a header
+ * allowance, sent one by one. Timing: exact sizes (templates) with integers at their widest, sent as
+ * a bundle per look-ahead window of the default look-ahead (rings are sized when the deployment
+ * starts, before a run can ask for another look-ahead).
  */
-function ringSizer(plan: Plan, fabric: Fabric, fidelity: Fidelity): (src: string, dst: string) => number {
-  const need = new Map<string, number>();
+function scheduleTraffic(plan: Plan, fabric: Fabric, fidelity: Fidelity): PairTraffic[] {
+  const lookahead = fidelity === 'timing' ? DEFAULT_LOOKAHEAD_STEPS : undefined;
+  const traffic: PairTraffic[] = [];
   for (const step of [plan.steps.prefill, plan.steps.decode]) {
-    const perStep = new Map<string, number>();
+    const perPair = new Map<string, { src: string; dst: string; frameBytes: number[] }>();
     for (const tr of step.transfers) {
       const t = step.tensors[tr.tensor];
       const src = fabric.chipId(tr.src);
       const dst = fabric.chipId(tr.dst);
       const key = `${src}>${dst}`;
-      if (fidelity === 'numeric') {
-        const payload = t.rows * (t.dtype === 'argmax' ? 2 : t.cols) * 4;
-        need.set(key, Math.max(need.get(key) ?? 0, 4 * (payload + FRAME_HEADER_ALLOWANCE)));
-      } else {
-        const frame = frameTemplate(t, src, dst, 'none').sizeBound(WIDEST_INT, WIDEST_INT, WIDEST_INT);
-        // a frame's record in the bundle and its length word in the bundle's head
-        perStep.set(key, (perStep.get(key) ?? 0) + bundleRecordBytes(frame) + 4);
-      }
+      let pair = perPair.get(key);
+      if (pair === undefined) perPair.set(key, (pair = { src, dst, frameBytes: [] }));
+      pair.frameBytes.push(
+        fidelity === 'numeric'
+          ? t.rows * (t.dtype === 'argmax' ? 2 : t.cols) * 4 + FRAME_HEADER_ALLOWANCE
+          : frameTemplate(t, src, dst, 'none').sizeBound(WIDEST_INT, WIDEST_INT, WIDEST_INT),
+      );
     }
-    const windows = 2 * (DEFAULT_LOOKAHEAD_STEPS + 1);
-    for (const [key, bytes] of perStep) need.set(key, Math.max(need.get(key) ?? 0, windows * bytes + bundleHeadBytes(0) + 4));
+    for (const pair of perPair.values()) traffic.push({ ...pair, lookahead });
   }
-  return (src, dst) => Math.max(MIN_RING_BYTES, need.get(`${src}>${dst}`) ?? 0);
+  return traffic;
 }
 
 /** An integer a frame header may carry at the widest msgpack width (9 bytes). */

@@ -1,11 +1,16 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ChipInit, ChipRunResult } from '../runtime/chip.js';
-import type { ChipWeights } from '../runtime/chip-weights.js';
-import type { ChipToHost, HostToChip, WireError } from '../runtime/chip-protocol.js';
-import type { RunSpec } from '../runtime/run-spec.js';
-import type { TransportConfig, TransportStats } from '../transport/types.js';
+import type {
+  ChipInit,
+  ChipRunResult,
+  ChipWeights,
+  ChipToHost,
+  HostToChip,
+  WireError,
+  RunSpec,
+} from '../runtime/index.js';
+import type { TransportConfig, TransportStats } from '../transport/index.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError, type ErrorCode, ERRORS } from '../util/errors.js';
 
@@ -20,13 +25,16 @@ export interface HostChip {
   readonly init: ChipInit;
   readonly weights: ChipWeights;
   readonly transport: TransportConfig;
-  /** Transferables of the transport config (none for the shared-memory embedded transport). */
-  readonly transferList: readonly import('node:worker_threads').MessagePort[];
 }
 
 /** How one chip's run ended: a result, or the error it stopped with. */
 export type ChipOutcome =
-  | { readonly chipId: string; readonly result: ChipRunResult; readonly transport: TransportStats; readonly error: null }
+  | {
+      readonly chipId: string;
+      readonly result: ChipRunResult;
+      readonly transport: TransportStats;
+      readonly error: null;
+    }
   | { readonly chipId: string; readonly result: null; readonly transport: null; readonly error: WireError };
 
 /**
@@ -65,9 +73,13 @@ export class HostAgent {
   /** Spawns and loads the chips; `onReady` fires as each one is up with its Program and weights. */
   async load(chips: readonly HostChip[], onReady: (chipId: string) => void = () => undefined): Promise<void> {
     if (!existsSync(CHIP_WORKER)) {
-      throw new RunError('RACKEMU_ERR_WORKER', `the chip worker bundle ${fileURLToPath(CHIP_WORKER)} is missing: run \`npm run build\` (tsc, then the bundle)`, {
-        details: { expected: 'dist/bundle/chip-worker.js' },
-      });
+      throw new RunError(
+        'RACKEMU_ERR_WORKER',
+        `the chip worker bundle ${fileURLToPath(CHIP_WORKER)} is missing: run \`npm run build\` (tsc, then the bundle)`,
+        {
+          details: { expected: 'dist/bundle/chip-worker.js' },
+        },
+      );
     }
     await Promise.all(
       chips.map(async (c) => {
@@ -78,7 +90,11 @@ export class HostAgent {
         });
         const died = (why: string) => {
           const e = new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`);
-          this.listeners.get(c.init.chipId)?.({ type: 'failed', chipId: c.init.chipId, error: { code: e.code, message: e.message, details: {} } });
+          this.listeners.get(c.init.chipId)?.({
+            type: 'failed',
+            chipId: c.init.chipId,
+            error: { code: e.code, message: e.message, details: {} },
+          });
         };
         w.on('error', (err) => died(`worker crashed: ${err.message}`));
         w.on('exit', (code) => {
@@ -86,7 +102,7 @@ export class HostAgent {
         });
         const ready = this.expect(c.init.chipId, 'ready');
         const msg: HostToChip = { type: 'init', init: c.init, weights: c.weights, transport: c.transport };
-        w.postMessage(msg, [...c.transferList]);
+        w.postMessage(msg);
         await ready;
         onReady(c.init.chipId);
       }),
@@ -108,13 +124,20 @@ export class HostAgent {
           return { chipId, result: m.result, transport: m.transport, error: null };
         } catch (e) {
           const err = e as RunError;
-          return { chipId, result: null, transport: null, error: { code: err.code, message: err.message, details: err.details } };
+          return {
+            chipId,
+            result: null,
+            transport: null,
+            error: { code: err.code, message: err.message, details: err.details },
+          };
         }
       }),
     );
   }
 
-  async readback(chipIds: readonly string[]): Promise<{ chipId: string; start: number; logits: Float32Array | null }[]> {
+  async readback(
+    chipIds: readonly string[],
+  ): Promise<{ chipId: string; start: number; logits: Float32Array | null }[]> {
     return Promise.all(
       chipIds.map(async (chipId) => {
         const p = this.expect(chipId, 'logits');
@@ -131,7 +154,9 @@ export class HostAgent {
     this.workers.clear();
     await Promise.all(
       workers.map(async ([chipId, w]) => {
-        const closed = Promise.race([this.expect(chipId, 'closed'), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined);
+        const closed = Promise.race([this.expect(chipId, 'closed'), new Promise((r) => setTimeout(r, 2000))]).catch(
+          () => undefined,
+        );
         w.postMessage({ type: 'close' } satisfies HostToChip);
         await closed;
         await w.terminate();

@@ -4,7 +4,7 @@
  * its worker threads. Chips in different processes talk over NATS.
  */
 import { loadModel } from '../model/load.js';
-import { toWireError } from '../runtime/chip-protocol.js';
+import { toWireError } from '../runtime/index.js';
 import { HostAgent } from './host-agent.js';
 import { weightsFor, type CoordinatorToHost, type HostToCoordinator } from './host.js';
 
@@ -23,7 +23,7 @@ async function handle(msg: CoordinatorToHost): Promise<void> {
       const { weights } = loadModel(msg.model.spec, { dtype: msg.model.dtype, withWeights: numeric });
       agent = new HostAgent(msg.hostId);
       await agent.load(
-        msg.chips.map((c) => ({ init: c.init, transport: c.transport, transferList: [], weights: weightsFor(c.init, weights) })),
+        msg.chips.map((c) => ({ init: c.init, transport: c.transport, weights: weightsFor(c.init, weights) })),
         (chipId) => send({ type: 'chip-ready', chipId }),
       );
       send({ type: 'loaded' });

@@ -1,11 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { WeightDtype } from '../model/config.js';
 import type { WeightStore } from '../model/weights.js';
-import type { ChipInit } from '../runtime/chip.js';
-import { chipWeights, type ChipWeights } from '../runtime/chip-weights.js';
-import type { WireError } from '../runtime/chip-protocol.js';
-import type { RunSpec } from '../runtime/run-spec.js';
-import type { TransportConfig } from '../transport/types.js';
+import { type ChipInit, chipWeights, type ChipWeights, type WireError, type RunSpec } from '../runtime/index.js';
+import type { TransportConfig } from '../transport/index.js';
 import type { Kernel } from '../compiler/plan.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError } from '../util/errors.js';
@@ -27,14 +24,14 @@ export interface Host {
 export interface HostChipSpec {
   readonly init: ChipInit;
   readonly transport: TransportConfig;
-  readonly transferList: readonly import('node:worker_threads').MessagePort[];
 }
 
 /** The weight slices a chip's Program needs (none in timing fidelity). */
 export function weightsFor(init: ChipInit, store: WeightStore | null): ChipWeights {
   if (init.fidelity === 'timing' || store === null) return {};
   const kernels: Kernel[] = [];
-  for (const kind of ['prefill', 'decode'] as const) for (const i of init.program[kind].instructions) if (i.kind === 'compute') kernels.push(i.kernel);
+  for (const kind of ['prefill', 'decode'] as const)
+    for (const i of init.program[kind].instructions) if (i.kind === 'compute') kernels.push(i.kernel);
   return chipWeights(init.model, kernels, store);
 }
 
@@ -64,7 +61,12 @@ export class LocalHost implements Host {
 
 /** Messages between the coordinator and a host-agent process (host-main.ts). */
 export type CoordinatorToHost =
-  | { type: 'load'; hostId: string; chips: { init: ChipInit; transport: TransportConfig }[]; model: { spec: string; dtype: WeightDtype } }
+  | {
+      type: 'load';
+      hostId: string;
+      chips: { init: ChipInit; transport: TransportConfig }[];
+      model: { spec: string; dtype: WeightDtype };
+    }
   | { type: 'run'; spec: RunSpec }
   | { type: 'readback'; chipIds: string[] }
   | { type: 'stop' };
@@ -81,7 +83,11 @@ const HOST_MAIN = compiledUrl('./host-main.js', import.meta.url);
 
 export class RemoteHost implements Host {
   private child: ChildProcess | null = null;
-  private pending: { type: HostToCoordinator['type']; resolve: (m: HostToCoordinator) => void; reject: (e: RunError) => void } | null = null;
+  private pending: {
+    type: HostToCoordinator['type'];
+    resolve: (m: HostToCoordinator) => void;
+    reject: (e: RunError) => void;
+  } | null = null;
   private onReady: (chipId: string) => void = () => undefined;
 
   constructor(
@@ -90,7 +96,10 @@ export class RemoteHost implements Host {
     private readonly model: { spec: string; dtype: WeightDtype },
   ) {}
 
-  private request<T extends HostToCoordinator['type']>(msg: CoordinatorToHost, reply: T): Promise<Extract<HostToCoordinator, { type: T }>> {
+  private request<T extends HostToCoordinator['type']>(
+    msg: CoordinatorToHost,
+    reply: T,
+  ): Promise<Extract<HostToCoordinator, { type: T }>> {
     return new Promise((resolve, reject) => {
       this.pending = { type: reply, resolve: resolve as (m: HostToCoordinator) => void, reject };
       this.child!.send(msg);
@@ -124,7 +133,12 @@ export class RemoteHost implements Host {
       p?.reject(new RunError('RACKEMU_ERR_WORKER', `host agent ${this.hostId} exited (${signal ?? `code ${code}`})`));
     });
     return this.request(
-      { type: 'load', hostId: this.hostId, chips: this.chips.map((c) => ({ init: c.init, transport: c.transport })), model: this.model },
+      {
+        type: 'load',
+        hostId: this.hostId,
+        chips: this.chips.map((c) => ({ init: c.init, transport: c.transport })),
+        model: this.model,
+      },
       'loaded',
     ).then(() => undefined);
   }
@@ -141,7 +155,10 @@ export class RemoteHost implements Host {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
-    await Promise.race([this.request({ type: 'stop' }, 'stopped').catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([
+      this.request({ type: 'stop' }, 'stopped').catch(() => undefined),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
     child.kill();
     await exited;
   }

@@ -42,7 +42,11 @@
  * program that embeds the Deployment API should start node with them (Deployment.start logs a
  * warning otherwise).
  */
-export const CHIP_V8_FLAGS: readonly string[] = ['--single-threaded-gc', '--no-memory-reducer', '--max-semi-space-size=1'];
+export const CHIP_V8_FLAGS: readonly string[] = [
+  '--single-threaded-gc',
+  '--no-memory-reducer',
+  '--max-semi-space-size=1',
+];
 
 /** The chip flags this process was not started with. */
 export function missingChipV8Flags(execArgv: readonly string[] = process.execArgv): string[] {

@@ -31,6 +31,11 @@ export interface ModelConfig {
   readonly slidingWindow: number | null;
 }
 
+/** True when the model's FFN is Mixtral's block_sparse_moe (else llama/mistral mlp.*_proj). */
+export function usesMoe(config: ModelConfig): boolean {
+  return config.family === 'mixtral' || config.experts > 1;
+}
+
 /** Weight storage dtypes the compiler places and the runtime dequantises. */
 export type WeightDtype = 'bf16' | 'fp16' | 'int8' | 'fp8';
 export const WEIGHT_DTYPES: readonly WeightDtype[] = ['bf16', 'fp16', 'int8', 'fp8'];

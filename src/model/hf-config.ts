@@ -14,11 +14,12 @@ import { ModelError } from '../util/errors.js';
 const FAMILIES: readonly ModelFamily[] = ['mixtral', 'llama', 'mistral'];
 
 /** Per-family defaults of transformers' config classes for keys that may be absent. */
-const DEFAULTS: Readonly<Record<ModelFamily, { ropeTheta: number; rmsNormEps: number; slidingWindow: number | null }>> = {
-  llama: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: null },
-  mistral: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: 4096 },
-  mixtral: { ropeTheta: 1e6, rmsNormEps: 1e-5, slidingWindow: null },
-};
+const DEFAULTS: Readonly<Record<ModelFamily, { ropeTheta: number; rmsNormEps: number; slidingWindow: number | null }>> =
+  {
+    llama: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: null },
+    mistral: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: 4096 },
+    mixtral: { ropeTheta: 1e6, rmsNormEps: 1e-5, slidingWindow: null },
+  };
 
 function show(v: unknown): string {
   if (v === undefined) return 'nothing (key absent)';
@@ -104,8 +105,12 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
   const heads = r.positiveInt('num_attention_heads');
   const kvHeads = r.optionalPositiveInt('num_key_value_heads', heads);
   if (heads % kvHeads !== 0) {
-    throw r.fail('num_key_value_heads', `a divisor of num_attention_heads (${heads})`, kvHeads,
-      `must divide num_attention_heads (${heads}) for grouped-query attention`);
+    throw r.fail(
+      'num_key_value_heads',
+      `a divisor of num_attention_heads (${heads})`,
+      kvHeads,
+      `must divide num_attention_heads (${heads}) for grouped-query attention`,
+    );
   }
   let headDim: number;
   if (r.has('head_dim')) {
@@ -113,8 +118,12 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
   } else {
     // transformers computes hidden_size // num_attention_heads; a remainder would silently drop dimensions.
     if (hidden % heads !== 0) {
-      throw r.fail('head_dim', `present, or hidden_size (${hidden}) divisible by num_attention_heads (${heads})`,
-        r.raw('head_dim'), `is needed because hidden_size (${hidden}) is not divisible by num_attention_heads (${heads})`);
+      throw r.fail(
+        'head_dim',
+        `present, or hidden_size (${hidden}) divisible by num_attention_heads (${heads})`,
+        r.raw('head_dim'),
+        `is needed because hidden_size (${hidden}) is not divisible by num_attention_heads (${heads})`,
+      );
     }
     headDim = hidden / heads;
   }
@@ -150,11 +159,26 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
   const act = r.has('hidden_act') ? r.raw('hidden_act') : 'silu';
   if (act !== 'silu') throw r.fail('hidden_act', '"silu"', act, 'must be "silu" (rackemu implements SwiGLU)');
   for (const key of ['attention_bias', 'mlp_bias']) {
-    if (r.boolean(key, false)) throw r.fail(key, 'false', true, 'is not supported (rackemu models have no bias tensors)');
+    if (r.boolean(key, false))
+      throw r.fail(key, 'false', true, 'is not supported (rackemu models have no bias tensors)');
   }
 
   return {
-    name, family, hidden, layers, heads, kvHeads, headDim, intermediate, experts, expertsPerToken, vocab,
-    ropeTheta, rmsNormEps, maxPositions, tieEmbeddings, slidingWindow,
+    name,
+    family,
+    hidden,
+    layers,
+    heads,
+    kvHeads,
+    headDim,
+    intermediate,
+    experts,
+    expertsPerToken,
+    vocab,
+    ropeTheta,
+    rmsNormEps,
+    maxPositions,
+    tieEmbeddings,
+    slidingWindow,
   };
 }

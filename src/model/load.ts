@@ -33,9 +33,13 @@ export interface LoadedModel {
 
 export function loadModel(spec: string, opts: LoadModelOptions): LoadedModel {
   if (!WEIGHT_DTYPES.includes(opts.dtype)) {
-    throw new ModelError('RACKEMU_ERR_MODEL_DTYPE', `weight dtype ${JSON.stringify(opts.dtype)} is not one of ${WEIGHT_DTYPES.join(', ')}`, {
-      details: { path: 'dtype', expected: WEIGHT_DTYPES.join('|'), got: String(opts.dtype) },
-    });
+    throw new ModelError(
+      'RACKEMU_ERR_MODEL_DTYPE',
+      `weight dtype ${JSON.stringify(opts.dtype)} is not one of ${WEIGHT_DTYPES.join(', ')}`,
+      {
+        details: { path: 'dtype', expected: WEIGHT_DTYPES.join('|'), got: String(opts.dtype) },
+      },
+    );
   }
   if (Object.prototype.hasOwnProperty.call(BUILTIN_MODELS, spec)) {
     const config = BUILTIN_MODELS[spec];
@@ -45,9 +49,13 @@ export function loadModel(spec: string, opts: LoadModelOptions): LoadedModel {
   }
   if (isDirectory(spec)) return loadFolder(spec, opts);
   const names = Object.keys(BUILTIN_MODELS).join(', ');
-  throw new ModelError('RACKEMU_ERR_MODEL_UNKNOWN', `model ${JSON.stringify(spec)} is neither a built-in model (${names}) nor a folder`, {
-    details: { path: 'model', expected: `one of ${names}, or a folder with config.json`, got: spec },
-  });
+  throw new ModelError(
+    'RACKEMU_ERR_MODEL_UNKNOWN',
+    `model ${JSON.stringify(spec)} is neither a built-in model (${names}) nor a folder`,
+    {
+      details: { path: 'model', expected: `one of ${names}, or a folder with config.json`, got: spec },
+    },
+  );
 }
 
 function isDirectory(p: string): boolean {
@@ -65,7 +73,10 @@ function loadFolder(folder: string, opts: LoadModelOptions): LoadedModel {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'has no config.json' : `config.json cannot be read (${(e as Error).message})`;
+    const why =
+      (e as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'has no config.json'
+        : `config.json cannot be read (${(e as Error).message})`;
     throw new ModelError('RACKEMU_ERR_MODEL_NO_CONFIG', `model folder ${folder} ${why}`, {
       details: { file, path: folder },
       cause: e,

@@ -84,7 +84,10 @@ class RandomSource implements RawTensorSource {
   ) {
     // Only names and shapes are built up front (a few thousand entries even for Llama-2-70B).
     this.specs = new Map(
-      requiredTensors(config).map((t) => [t.name, { shape: t.shape, init: initFor(t.name, t.shape, config), key: tensorKey(seed, t.name) }]),
+      requiredTensors(config).map((t) => [
+        t.name,
+        { shape: t.shape, init: initFor(t.name, t.shape, config), key: tensorKey(seed, t.name) },
+      ]),
     );
   }
 

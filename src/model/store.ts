@@ -53,7 +53,11 @@ export class SafetensorsFolder implements RawTensorSource {
    * ignored; a redundant lm_head.weight in a tied-embedding model is ignored after a shape check, as
    * transformers ties it to the embedding on load).
    */
-  static index(folder: string, config: ModelConfig, files: readonly string[] = listSafetensorsFiles(folder)): SafetensorsFolder {
+  static index(
+    folder: string,
+    config: ModelConfig,
+    files: readonly string[] = listSafetensorsFiles(folder),
+  ): SafetensorsFolder {
     const fileSet = files.length > 0 ? files.join(', ') : `${folder} (no *.safetensors files)`;
     const all = new Map<string, Located>();
     for (const path of files) {
@@ -61,9 +65,18 @@ export class SafetensorsFolder implements RawTensorSource {
       for (const info of file.tensors.values()) {
         const prior = all.get(info.name);
         if (prior !== undefined) {
-          throw new ModelError('RACKEMU_ERR_SAFETENSORS_UNEXPECTED',
+          throw new ModelError(
+            'RACKEMU_ERR_SAFETENSORS_UNEXPECTED',
             `tensor ${info.name} appears in both ${prior.file.file} and ${path}`,
-            { details: { file: path, path: info.name, expected: 'one shard per tensor', got: `${prior.file.file} and ${path}` } });
+            {
+              details: {
+                file: path,
+                path: info.name,
+                expected: 'one shard per tensor',
+                got: `${prior.file.file} and ${path}`,
+              },
+            },
+          );
         }
         all.set(info.name, { file, info });
       }
@@ -72,9 +85,11 @@ export class SafetensorsFolder implements RawTensorSource {
     const required = requiredTensors(config);
     const checkShape = (name: string, want: readonly number[], at: Located): void => {
       if (at.info.shape.length !== want.length || at.info.shape.some((d, i) => d !== want[i])) {
-        throw new ModelError('RACKEMU_ERR_SAFETENSORS_SHAPE',
+        throw new ModelError(
+          'RACKEMU_ERR_SAFETENSORS_SHAPE',
           `${at.file.file}: tensor ${name} has shape ${showShape(at.info.shape)}, config.json implies ${showShape(want)}`,
-          { details: { file: at.file.file, path: name, expected: showShape(want), got: showShape(at.info.shape) } });
+          { details: { file: at.file.file, path: name, expected: showShape(want), got: showShape(at.info.shape) } },
+        );
       }
     };
 
@@ -91,9 +106,11 @@ export class SafetensorsFolder implements RawTensorSource {
       tensors.set(t.name, at);
     }
     if (missing.length > 0) {
-      throw new ModelError('RACKEMU_ERR_SAFETENSORS_MISSING',
+      throw new ModelError(
+        'RACKEMU_ERR_SAFETENSORS_MISSING',
         `${missing.length} tensor(s) the model needs are in none of ${fileSet}: ${listSome(missing)}`,
-        { details: { file: fileSet, path: missing[0], expected: missing.join(', '), got: 'absent' } });
+        { details: { file: fileSet, path: missing[0], expected: missing.join(', '), got: 'absent' } },
+      );
     }
 
     const unexpected: string[] = [];
@@ -108,9 +125,18 @@ export class SafetensorsFolder implements RawTensorSource {
       unexpected.push(name);
     }
     if (unexpected.length > 0) {
-      throw new ModelError('RACKEMU_ERR_SAFETENSORS_UNEXPECTED',
+      throw new ModelError(
+        'RACKEMU_ERR_SAFETENSORS_UNEXPECTED',
         `${unexpectedFile}: tensor(s) not part of a ${config.family} model with this config.json: ${listSome(unexpected)}`,
-        { details: { file: unexpectedFile, path: unexpected[0], expected: 'only tensors the config implies', got: unexpected.join(', ') } });
+        {
+          details: {
+            file: unexpectedFile,
+            path: unexpected[0],
+            expected: 'only tensors the config implies',
+            got: unexpected.join(', '),
+          },
+        },
+      );
     }
     return new SafetensorsFolder(folder, files, tensors);
   }

@@ -2,9 +2,9 @@
  * Messages between a host agent and its chips' workers, and errors as they cross a thread or
  * process boundary (code, message, details survive; the class is restored on the other side).
  */
-import type { TransportConfig, TransportStats } from '../transport/types.js';
+import type { TransportConfig, TransportStats } from '../transport/index.js';
 import { isRackemuError } from '../util/errors.js';
-import type { ChipInit, ChipRunResult } from './chip.js';
+import type { ChipInit, ChipRunResult } from './chip-types.js';
 import type { ChipWeights } from './chip-weights.js';
 import type { RunSpec } from './run-spec.js';
 
@@ -32,4 +32,3 @@ export function toWireError(e: unknown): WireError {
   const err = e as Error;
   return { code: 'RACKEMU_ERR_WORKER', message: err?.stack ?? String(e), details: {} };
 }
-

@@ -1,8 +1,7 @@
-import type { ModelConfig } from '../model/config.js';
+import { usesMoe, type ModelConfig } from '../model/config.js';
 import type { WeightStore } from '../model/weights.js';
 import type { Kernel } from '../compiler/plan.js';
 import { lmHeadName } from '../model/tensors.js';
-import { usesMoe } from './reference.js';
 
 /**
  * The weight slices one chip holds in its SRAM, derived from the kernels of its Program. Keys are
@@ -56,7 +55,11 @@ export function chipWeights(model: ModelConfig, kernels: Iterable<Kernel>, store
         if (moe) w[weightKey.router(k.layer)] ??= store.full(`${p}block_sparse_moe.gate.weight`);
         for (const u of k.units) {
           const names = moe
-            ? [`${p}block_sparse_moe.experts.${u.expert}.w1.weight`, `${p}block_sparse_moe.experts.${u.expert}.w3.weight`, `${p}block_sparse_moe.experts.${u.expert}.w2.weight`]
+            ? [
+                `${p}block_sparse_moe.experts.${u.expert}.w1.weight`,
+                `${p}block_sparse_moe.experts.${u.expert}.w3.weight`,
+                `${p}block_sparse_moe.experts.${u.expert}.w2.weight`,
+              ]
             : [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`, `${p}mlp.down_proj.weight`];
           w[weightKey.w1(k.layer, u.expert)] ??= store.rows(names[0], u.start, u.end);
           w[weightKey.w3(k.layer, u.expert)] ??= store.rows(names[1], u.start, u.end);

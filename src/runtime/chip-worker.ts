@@ -6,8 +6,7 @@
  *   close                           -> closed
  */
 import { parentPort } from 'node:worker_threads';
-import { openEndpoint } from '../transport/open.js';
-import type { ChipEndpoint, TransportStats } from '../transport/types.js';
+import { openEndpoint, type ChipEndpoint, type TransportStats } from '../transport/index.js';
 import { ChipRuntime } from './chip.js';
 import { toWireError, type ChipToHost, type HostToChip } from './chip-protocol.js';
 

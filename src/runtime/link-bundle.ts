@@ -96,8 +96,8 @@ export class LinkBundle {
 
   /**
    * The bundle of the link's frames in run steps [from, to), the first with sequence number `seq`, or
-   * null when the link carries none then. The bytes are this object's and valid until its next build. Throws RACKEMU_ERR_FRAME (from the templates) for
-   * an integer a frame cannot carry.
+   * null when the link carries none then. The bytes are this object's and valid until its next build.
+   * Throws RACKEMU_ERR_FRAME (from the templates) for an integer a frame cannot carry.
    */
   build(run: RunTimeline, from: number, to: number, seq: number): Uint8Array | null {
     const { steps, kinds } = run;
@@ -113,7 +113,8 @@ export class LinkBundle {
     const images = this.images;
     for (let k = 0; k < images.length; k++) {
       const img = images[k];
-      if (img.prefillSteps !== prefill || img.decodeSteps !== decode || !this.rewrite(img, run, from, to, seq, n)) continue;
+      if (img.prefillSteps !== prefill || img.decodeSteps !== decode || !this.rewrite(img, run, from, to, seq, n))
+        continue;
       if (k > 0) {
         images.splice(k, 1);
         images.unshift(img);
@@ -156,7 +157,12 @@ export class LinkBundle {
       const low = baseLow[s];
       for (let j = 0; j < ticks.length; j++, k += 3, q++) {
         if (!uniform) {
-          if (!put(b, at[k], index, w[k]) || !put(b, at[k + 1], steps[s].base + ticks[j], w[k + 1]) || !put(b, at[k + 2], q, w[k + 2])) return false;
+          if (
+            !put(b, at[k], index, w[k]) ||
+            !put(b, at[k + 1], steps[s].base + ticks[j], w[k + 1]) ||
+            !put(b, at[k + 2], q, w[k + 2])
+          )
+            return false;
           continue;
         }
         let p = at[k];
@@ -185,7 +191,15 @@ export class LinkBundle {
     return true;
   }
 
-  private layOut(steps: readonly StepInstance[], from: number, to: number, seq: number, n: number, prefillSteps: number, decodeSteps: number): Image {
+  private layOut(
+    steps: readonly StepInstance[],
+    from: number,
+    to: number,
+    seq: number,
+    n: number,
+    prefillSteps: number,
+    decodeSteps: number,
+  ): Image {
     const lengths = new Int32Array(n);
     let size = bundleHeadBytes(n);
     let i = 0;
@@ -221,7 +235,16 @@ export class LinkBundle {
       for (let f = field + 3; f < widths.length; f += 3) if (widths[f] !== widths[field]) return 0;
       return widths[field];
     };
-    return { bytes, prefillSteps, decodeSteps, at, widths, stepWidth: uniform(0), tickWidth: uniform(1), seqWidth: uniform(2) };
+    return {
+      bytes,
+      prefillSteps,
+      decodeSteps,
+      at,
+      widths,
+      stepWidth: uniform(0),
+      tickWidth: uniform(1),
+      seqWidth: uniform(2),
+    };
   }
 }
 

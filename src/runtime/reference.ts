@@ -9,7 +9,7 @@
  * increasing expert index like HF's index_add loop) or the dense SwiGLU MLP (gate/up/down_proj).
  * Then the final norm, lm_head (embed_tokens when tie_word_embeddings) and argmax (ties -> lowest id).
  */
-import type { ModelConfig } from '../model/config.js';
+import { usesMoe, type ModelConfig } from '../model/config.js';
 import type { WeightStore } from '../model/weights.js';
 import { RunError } from '../util/errors.js';
 import {
@@ -45,11 +45,6 @@ interface LayerWeights {
   o: Float32Array;
   ln2: Float32Array;
   ffn: DenseFfn | MoeFfn;
-}
-
-/** True when the model's FFN is Mixtral's block_sparse_moe (else llama/mistral mlp.*_proj). */
-export function usesMoe(config: ModelConfig): boolean {
-  return config.family === 'mixtral' || config.experts > 1;
 }
 
 export interface ReferenceModelOptions {
@@ -258,7 +253,10 @@ export function referenceGenerate(
   let logits: Float32Array = new Float32Array(0);
   for (let s = 0; s < promptIds.length; s += chunk) {
     const ids = promptIds.slice(s, s + chunk);
-    logits = model.forward(ids, ids.map((_, j) => s + j));
+    logits = model.forward(
+      ids,
+      ids.map((_, j) => s + j),
+    );
   }
   const tokens: number[] = [];
   const allLogits: Float32Array[] = [];

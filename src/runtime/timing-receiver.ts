@@ -1,7 +1,6 @@
-import type { StepKind } from '../compiler/plan.js';
-import type { Instruction } from '../compiler/programs.js';
+import type { Instruction, StepKind } from '../compiler/plan.js';
 import { FrameTemplate, type Dtype, type FrameHeader } from '../transport/frame.js';
-import type { TensorMeta } from './chip.js';
+import type { TensorMeta } from './chip-types.js';
 import { KIND, LinkBundle, RunTimeline } from './link-bundle.js';
 import type { StepInstance } from './run-spec.js';
 
@@ -52,10 +51,22 @@ export interface StepRecvs {
 export function frameTemplate(m: TensorMeta, src: string, dst: string, dtype: Dtype): FrameTemplate {
   // an argmax partial travels as (value, index) pairs: two words per row
   const cols = m.dtype === 'argmax' ? 2 : m.cols;
-  return new FrameTemplate({ src, dst, tensor: m.name, dtype, shape: [m.rows, cols], byteLength: dtype === 'none' ? m.bytes : undefined });
+  return new FrameTemplate({
+    src,
+    dst,
+    tensor: m.name,
+    dtype,
+    shape: [m.rows, cols],
+    byteLength: dtype === 'none' ? m.bytes : undefined,
+  });
 }
 
-export function stepRecvs(instructions: readonly Instruction[], tensors: Record<number, TensorMeta>, peers: Record<number, string>, dst: string): StepRecvs {
+export function stepRecvs(
+  instructions: readonly Instruction[],
+  tensors: Record<number, TensorMeta>,
+  peers: Record<number, string>,
+  dst: string,
+): StepRecvs {
   const slots: RecvSlot[] = [];
   const byPeer = new Map<string, RecvSlot[]>();
   const byKey = new Map<string, RecvSlot>();
@@ -67,7 +78,15 @@ export function stepRecvs(instructions: readonly Instruction[], tensors: Record<
     if (list === undefined) byPeer.set(src, (list = []));
     // The Program lists receives by arrival tick, which on one link is the sender's order (a link
     // delivers in order); where it is not, the decoding path still places the frame.
-    const slot: RecvSlot = { index: slots.length, peerPos: list.length, src, tensor: m.name, tick: ins.tick, needBy: ins.needBy, template: frameTemplate(m, src, dst, 'none') };
+    const slot: RecvSlot = {
+      index: slots.length,
+      peerPos: list.length,
+      src,
+      tensor: m.name,
+      tick: ins.tick,
+      needBy: ins.needBy,
+      template: frameTemplate(m, src, dst, 'none'),
+    };
     slots.push(slot);
     list.push(slot);
     byKey.set(`${src}|${m.name}`, slot);
@@ -110,7 +129,13 @@ export class TimingReceiver {
     const peers = new Set([...recvs.prefill.byPeer.keys(), ...recvs.decode.byPeer.keys()]);
     for (const src of peers) {
       const lists = this.recvs.map((r) => r.byPeer.get(src) ?? NONE);
-      this.cursors.set(src, { lists, bundle: new LinkBundle(lists[KIND.prefill], lists[KIND.decode]), seq: 0, step: 0, pos: 0 });
+      this.cursors.set(src, {
+        lists,
+        bundle: new LinkBundle(lists[KIND.prefill], lists[KIND.decode]),
+        seq: 0,
+        step: 0,
+        pos: 0,
+      });
     }
   }
 

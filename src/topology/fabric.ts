@@ -295,7 +295,7 @@ export class Fabric {
       });
     }
     const edges: Edge[] = [];
-    for (let v = dst; v !== src; ) {
+    for (let v = dst; v !== src;) {
       const u = parent[v];
       edges.push(this.adjacency[u][edge[v]]);
       v = u;

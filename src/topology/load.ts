@@ -20,9 +20,13 @@ const validate = ajv.compile<Topology>(TOPOLOGY_SCHEMA);
 export function parseSetArg(arg: string): TopologyOverride {
   const eq = arg.indexOf('=');
   if (eq <= 0 || eq === arg.length - 1) {
-    throw new TopologyError('RACKEMU_ERR_SET_SYNTAX', `--set ${arg}: expected key.path=value (e.g. --set chip.sram_mib=0.05)`, {
-      details: { got: arg, expected: 'key.path=value' },
-    });
+    throw new TopologyError(
+      'RACKEMU_ERR_SET_SYNTAX',
+      `--set ${arg}: expected key.path=value (e.g. --set chip.sram_mib=0.05)`,
+      {
+        details: { got: arg, expected: 'key.path=value' },
+      },
+    );
   }
   const key = arg.slice(0, eq).trim();
   const path = key.split('.');
@@ -35,7 +39,10 @@ export function parseSetArg(arg: string): TopologyOverride {
   try {
     value = parseYamlScalar(arg.slice(eq + 1));
   } catch (cause) {
-    throw new TopologyError('RACKEMU_ERR_SET_SYNTAX', `--set ${arg}: value is not a YAML scalar`, { cause, details: { got: arg } });
+    throw new TopologyError('RACKEMU_ERR_SET_SYNTAX', `--set ${arg}: value is not a YAML scalar`, {
+      cause,
+      details: { got: arg },
+    });
   }
   return { path, value, text: arg };
 }
@@ -46,10 +53,14 @@ export function loadTopology(file: string, overrides: readonly TopologyOverride[
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new TopologyError('RACKEMU_ERR_TOPOLOGY_FILE', `${file}: cannot read topology file (${(cause as Error).message})`, {
-      cause,
-      details: { file },
-    });
+    throw new TopologyError(
+      'RACKEMU_ERR_TOPOLOGY_FILE',
+      `${file}: cannot read topology file (${(cause as Error).message})`,
+      {
+        cause,
+        details: { file },
+      },
+    );
   }
   return parseTopology(text, file, overrides);
 }
@@ -60,14 +71,22 @@ export function parseTopology(text: string, file: string, overrides: readonly To
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const at = lines.linePos(e.pos[0]);
-    throw new TopologyError('RACKEMU_ERR_TOPOLOGY_YAML', `${file}:${at.line}:${at.col}: invalid YAML: ${e.message.split('\n')[0]}`, {
-      details: { file, line: at.line },
-    });
+    throw new TopologyError(
+      'RACKEMU_ERR_TOPOLOGY_YAML',
+      `${file}:${at.line}:${at.col}: invalid YAML: ${e.message.split('\n')[0]}`,
+      {
+        details: { file, line: at.line },
+      },
+    );
   }
   if (!isMap(doc.contents)) {
-    throw new TopologyError('RACKEMU_ERR_TOPOLOGY_TYPE', `${file}: expected a mapping of topology keys at the top level`, {
-      details: { file, expected: 'mapping', got: doc.contents === null ? 'empty document' : typeof doc.toJS() },
-    });
+    throw new TopologyError(
+      'RACKEMU_ERR_TOPOLOGY_TYPE',
+      `${file}: expected a mapping of topology keys at the top level`,
+      {
+        details: { file, expected: 'mapping', got: doc.contents === null ? 'empty document' : typeof doc.toJS() },
+      },
+    );
   }
   for (const o of overrides) applyOverride(doc, o, file);
   const value = doc.toJS() as unknown;
@@ -80,9 +99,13 @@ export function parseTopology(text: string, file: string, overrides: readonly To
 
 function applyOverride(doc: Document, o: TopologyOverride, file: string): void {
   if (!schemaAt(o.path)) {
-    throw new TopologyError('RACKEMU_ERR_TOPOLOGY_UNKNOWN_KEY', `--set ${o.text}: ${o.path.join('.')} is not a topology key`, {
-      details: { file, path: o.path.join('.') },
-    });
+    throw new TopologyError(
+      'RACKEMU_ERR_TOPOLOGY_UNKNOWN_KEY',
+      `--set ${o.text}: ${o.path.join('.')} is not a topology key`,
+      {
+        details: { file, path: o.path.join('.') },
+      },
+    );
   }
   doc.setIn(o.path, o.value);
 }
@@ -186,39 +209,77 @@ function inconsistent(file: string, path: string, message: string, expected: str
 /** Rules that involve more than one key. */
 function checkConsistency(t: Topology, file: string): void {
   if (t.spare_nodes_per_rack >= t.nodes_per_rack) {
-    throw inconsistent(file, 'spare_nodes_per_rack', 'every rack needs at least one active node',
-      `< nodes_per_rack (${t.nodes_per_rack})`, String(t.spare_nodes_per_rack));
+    throw inconsistent(
+      file,
+      'spare_nodes_per_rack',
+      'every rack needs at least one active node',
+      `< nodes_per_rack (${t.nodes_per_rack})`,
+      String(t.spare_nodes_per_rack),
+    );
   }
   const local = t.links.local;
   if (local.wiring !== 'full_mesh' && local.wiring !== 'switch') {
-    throw inconsistent(file, 'links.local.wiring', 'in-node links are wired full_mesh or switch', 'full_mesh | switch', local.wiring);
+    throw inconsistent(
+      file,
+      'links.local.wiring',
+      'in-node links are wired full_mesh or switch',
+      'full_mesh | switch',
+      local.wiring,
+    );
   }
   if (t.chips_per_node > 1 && local.per_chip === 0) {
     throw inconsistent(file, 'links.local.per_chip', 'chips of one node need in-node links', '>= 1', '0');
   }
   if (local.wiring === 'full_mesh' && t.chips_per_node > 1 && local.per_chip < t.chips_per_node - 1) {
-    throw inconsistent(file, 'links.local.per_chip', `a full mesh of ${t.chips_per_node} chips needs ${t.chips_per_node - 1} links per chip`,
-      `>= ${t.chips_per_node - 1}`, String(local.per_chip));
+    throw inconsistent(
+      file,
+      'links.local.per_chip',
+      `a full mesh of ${t.chips_per_node} chips needs ${t.chips_per_node - 1} links per chip`,
+      `>= ${t.chips_per_node - 1}`,
+      String(local.per_chip),
+    );
   }
   const g = t.links.global;
   const nodes = t.racks * t.nodes_per_rack;
   if (g.wiring !== 'dragonfly' && g.wiring !== 'none') {
-    throw inconsistent(file, 'links.global.wiring', 'cross-node links are wired dragonfly or none', 'dragonfly | none', g.wiring);
+    throw inconsistent(
+      file,
+      'links.global.wiring',
+      'cross-node links are wired dragonfly or none',
+      'dragonfly | none',
+      g.wiring,
+    );
   }
   if (nodes > 1 && (g.wiring === 'none' || g.per_chip === 0)) {
-    throw inconsistent(file, 'links.global', `${nodes} nodes need cross-node links`, 'wiring: dragonfly and per_chip >= 1', `${g.wiring}, ${g.per_chip}`);
+    throw inconsistent(
+      file,
+      'links.global',
+      `${nodes} nodes need cross-node links`,
+      'wiring: dragonfly and per_chip >= 1',
+      `${g.wiring}, ${g.per_chip}`,
+    );
   }
   if (g.wiring === 'dragonfly') {
     const ports = t.chips_per_node * g.per_chip;
     const intra = t.nodes_per_rack - 1;
     if (ports < intra) {
-      throw inconsistent(file, 'links.global.per_chip', `a node needs ${intra} global ports to reach the other nodes of its rack`,
-        `chips_per_node x per_chip >= ${intra}`, String(ports));
+      throw inconsistent(
+        file,
+        'links.global.per_chip',
+        `a node needs ${intra} global ports to reach the other nodes of its rack`,
+        `chips_per_node x per_chip >= ${intra}`,
+        String(ports),
+      );
     }
     const rackPorts = t.nodes_per_rack * (ports - intra);
     if (t.racks > 1 && rackPorts < t.racks - 1) {
-      throw inconsistent(file, 'racks', `a rack has ${rackPorts} free global ports but needs one link to each of ${t.racks - 1} other racks`,
-        `racks <= ${rackPorts + 1}`, String(t.racks));
+      throw inconsistent(
+        file,
+        'racks',
+        `a rack has ${rackPorts} free global ports but needs one link to each of ${t.racks - 1} other racks`,
+        `racks <= ${rackPorts + 1}`,
+        String(t.racks),
+      );
     }
   }
   if (t.chip.hbm_gib > 0 && t.chip.hbm_bandwidth_tbps === 0) {
@@ -226,7 +287,13 @@ function checkConsistency(t: Topology, file: string): void {
   }
   for (const [i, c] of (t.calibrated ?? []).entries()) {
     if (!schemaAt(c.key.split('.')) || c.key.startsWith('calibrated')) {
-      throw inconsistent(file, `calibrated[${i}].key`, 'names no topology parameter', 'a key path such as chip.weight_load_bytes_per_tick', c.key);
+      throw inconsistent(
+        file,
+        `calibrated[${i}].key`,
+        'names no topology parameter',
+        'a key path such as chip.weight_load_bytes_per_tick',
+        c.key,
+      );
     }
   }
 }

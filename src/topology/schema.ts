@@ -46,7 +46,9 @@ export const TOPOLOGY_SCHEMA: JsonSchema = closed(
         int8: positive('int8 dense peak, TOPS'),
         fp8: positive('fp8 dense peak, TFLOPS'),
       }),
-      weight_load_bytes_per_tick: nonNegative('rate weights stream into the matrix units, bytes/tick (0 = memory bound)'),
+      weight_load_bytes_per_tick: nonNegative(
+        'rate weights stream into the matrix units, bytes/tick (0 = memory bound)',
+      ),
       op_overhead_ns: nonNegative('fixed cost per issued operation, ns'),
       power_w: nonNegative('power of a busy chip, W'),
       idle_power_w: nonNegative('power of an idle or spare chip, W'),

@@ -16,14 +16,11 @@
  * (frame.ts) whenever the bundle does. A receiver hands out views into the bundle: no copy.
  */
 
-import { TransportError } from '../util/errors.js';
-import type { BundleHandler } from './types.js';
+import type { TransportError } from '../util/errors.js';
+import { align8, putU32, u32 } from './bytes.js';
+import { frameError } from './errors.js';
 
 export const BUNDLE_MARKER = 0xfffffffe;
-
-function align8(n: number): number {
-  return (n + 7) & ~7;
-}
 
 /** Bytes of a bundle's head for `count` frames: marker, count, lengths, padding. */
 export function bundleHeadBytes(count: number): number {
@@ -85,35 +82,27 @@ export function encodeBundle(frames: readonly Uint8Array[]): Buffer {
   return out;
 }
 
-function putU32(b: Uint8Array, at: number, n: number): void {
-  b[at] = n & 0xff;
-  b[at + 1] = (n >>> 8) & 0xff;
-  b[at + 2] = (n >>> 16) & 0xff;
-  b[at + 3] = n >>> 24;
-}
-
-function u32(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-}
-
 /**
  * The frames of a bundle, as views into it. Throws TransportError RACKEMU_ERR_FRAME when the lengths
  * do not add up to the message (a truncated or corrupted bundle: none of its frames can be trusted).
  */
 export function splitBundle(msg: Uint8Array): Uint8Array[] {
-  if (!isBundle(msg)) throw new TransportError('RACKEMU_ERR_FRAME', `not a bundle (${msg.length} bytes without the bundle marker)`);
+  if (!isBundle(msg)) throw frameError(`not a bundle (${msg.length} bytes without the bundle marker)`);
   const count = u32(msg, 4);
   const head = count === 0 ? 0 : bundleHeadBytes(count);
   if (count === 0 || head > msg.length) {
-    throw new TransportError('RACKEMU_ERR_FRAME', `bundle of ${msg.length} bytes claims ${count} frames`, { details: { count, bytes: msg.length } });
+    throw frameError(`bundle of ${msg.length} bytes claims ${count} frames`, { count, bytes: msg.length });
   }
   const out: Uint8Array[] = new Array(count);
   let at = head;
   for (let i = 0; i < count; i++) {
     const len = u32(msg, 8 + 4 * i);
     if (len === 0 || at + len > msg.length) {
-      throw new TransportError('RACKEMU_ERR_FRAME', `bundle frame ${i} of ${count} (${len} bytes at ${at}) runs past the bundle's ${msg.length} bytes`, {
-        details: { index: i, count, bytes: msg.length },
+      const bytes = msg.length;
+      throw frameError(`bundle frame ${i} of ${count} (${len} bytes at ${at}) runs past the bundle's ${bytes} bytes`, {
+        index: i,
+        count,
+        bytes,
       });
     }
     // a plain view: msg.subarray of a Buffer would construct a Buffer, through its JS constructor
@@ -121,7 +110,8 @@ export function splitBundle(msg: Uint8Array): Uint8Array[] {
     at += align8(len);
   }
   if (at !== msg.length) {
-    throw new TransportError('RACKEMU_ERR_FRAME', `bundle of ${count} frames ends at byte ${at} but is ${msg.length} bytes`, { details: { count, bytes: msg.length } });
+    const message = `bundle of ${count} frames ends at byte ${at} but is ${msg.length} bytes`;
+    throw frameError(message, { count, bytes: msg.length });
   }
   return out;
 }
@@ -136,20 +126,5 @@ export function bundleFrames(msg: Uint8Array, malformed: (e: TransportError) => 
   } catch (e) {
     malformed(e as TransportError);
     return [];
-  }
-}
-
-/**
- * Offer a received bundle to the endpoint's bundle handler: true if the handler took it whole. A
- * handler that throws breaks its contract: that is reported, and the bundle is treated as declined
- * (its frames are then delivered one by one, so none is lost).
- */
-export function offerBundle(handler: BundleHandler | undefined, bundle: Uint8Array, src: string, dst: string, report: (e: TransportError) => void): boolean {
-  if (handler === undefined) return false;
-  try {
-    return handler(bundle, src);
-  } catch (e) {
-    report(new TransportError('RACKEMU_ERR_TRANSPORT', `bundle handler of ${dst} threw on a bundle from ${src}`, { cause: e, details: { src, dst } }));
-    return false;
   }
 }

@@ -15,7 +15,8 @@
  *   data            bytes [offset, offset + data.length) of the encoded frame
  */
 
-import { TransportError } from '../util/errors.js';
+import { u32 } from './bytes.js';
+import { frameError } from './errors.js';
 import { decodeFrame } from './frame.js';
 
 export const CHUNK_MARKER = 0xffffffff;
@@ -31,10 +32,6 @@ export function isChunk(msg: Uint8Array): boolean {
   return msg.length >= FIXED && msg[0] === 0xff && msg[1] === 0xff && msg[2] === 0xff && msg[3] === 0xff;
 }
 
-function chunkError(message: string, details: Record<string, unknown> = {}): TransportError {
-  return new TransportError('RACKEMU_ERR_FRAME', message, { details });
-}
-
 /**
  * Split an encoded frame into chunks of at most `maxPayload` bytes each (chunk header included).
  * A frame that already fits is returned as is, unwrapped. `key` must be unique among the frames the
@@ -48,12 +45,14 @@ export function chunkFrame(encoded: Uint8Array, maxPayload: number, key?: string
     key = `${h.src}>${h.dst}#${h.seq}`;
   }
   const keyBytes = Buffer.from(key, 'utf8');
-  if (keyBytes.length > 0xffff) throw chunkError('chunk key longer than 65535 bytes');
+  if (keyBytes.length > 0xffff) throw frameError('chunk key longer than 65535 bytes');
   const head = FIXED + keyBytes.length;
   const room = maxPayload - head;
-  if (room < 1) throw chunkError(`max payload ${maxPayload} leaves no room for chunk data after a ${head}-byte chunk header`);
+  if (room < 1) {
+    throw frameError(`max payload ${maxPayload} leaves no room for chunk data after a ${head}-byte chunk header`);
+  }
   const total = encoded.length;
-  if (total > 0xffffffff) throw chunkError(`frame of ${total} bytes is too large to chunk`);
+  if (total > 0xffffffff) throw frameError(`frame of ${total} bytes is too large to chunk`);
   const count = Math.ceil(total / room);
   const out: Uint8Array[] = new Array(count);
   for (let index = 0; index < count; index++) {
@@ -81,10 +80,6 @@ interface Partial {
   received: number;
 }
 
-function u32(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-}
-
 /**
  * Rebuilds frames from chunks. Frames from different sources (and different frames of one source) may
  * interleave freely; chunks of one frame may arrive in any order; a repeated chunk is ignored.
@@ -110,18 +105,19 @@ export class FrameReassembler {
    * of the same frame.
    */
   push(chunk: Uint8Array, source = ''): Buffer | undefined {
-    if (!isChunk(chunk)) throw chunkError(`not a chunk (${chunk.length} bytes without the chunk marker)`, { source });
+    if (!isChunk(chunk)) throw frameError(`not a chunk (${chunk.length} bytes without the chunk marker)`, { source });
     const index = u32(chunk, 4);
     const count = u32(chunk, 8);
     const offset = u32(chunk, 12);
     const total = u32(chunk, 16);
     const keyLen = chunk[20] | (chunk[21] << 8);
     const head = FIXED + keyLen;
-    if (head > chunk.length) throw chunkError('chunk key runs past the end of the chunk', { source });
+    if (head > chunk.length) throw frameError('chunk key runs past the end of the chunk', { source });
     const data = chunk.subarray(head);
     const key = Buffer.from(chunk.buffer, chunk.byteOffset + FIXED, keyLen).toString('utf8');
     if (count === 0 || index >= count || offset + data.length > total) {
-      throw chunkError(`chunk ${index}/${count} at ${offset}+${data.length} does not fit a ${total}-byte frame`, { source, key });
+      const message = `chunk ${index}/${count} at ${offset}+${data.length} does not fit a ${total}-byte frame`;
+      throw frameError(message, { source, key });
     }
     const id = source + '\u0000' + key;
     let p = this.partial.get(id);
@@ -130,7 +126,8 @@ export class FrameReassembler {
       this.partial.set(id, p);
       this.pendingBytes += total;
     } else if (p.count !== count || p.buf.length !== total) {
-      throw chunkError(`chunk of frame ${key} says ${count} chunks / ${total} bytes, earlier chunks said ${p.count} / ${p.buf.length}`, {
+      const earlier = `${p.count} / ${p.buf.length}`;
+      throw frameError(`chunk of frame ${key} says ${count} chunks / ${total} bytes, earlier chunks said ${earlier}`, {
         source,
         key,
       });

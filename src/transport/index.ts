@@ -1,6 +1,8 @@
 /**
- * The transport room's public surface. The runtime imports from here and sees only ChipEndpoint;
- * nats.ts (and the NATS client) load lazily through openEndpoint.
+ * The transport room's public surface: what a chip's endpoint is and how one is opened, the configs,
+ * the embedded fabric a coordinator builds, and a private nats-server for runs that need one. The
+ * control plane imports from here; the runtime holds only a ChipEndpoint, and its frame and bundle
+ * codec users import internal.ts. nats.ts (and the NATS client) load lazily through openEndpoint.
  */
 export type {
   ChipEndpoint,
@@ -16,10 +18,6 @@ export type {
 } from './types.js';
 export { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_FRAMES } from './types.js';
 export { openEndpoint } from './open.js';
-export { createEmbeddedFabric, DEFAULT_RING_BYTES, type EmbeddedFabric, type EmbeddedFabricOptions } from './embedded.js';
-export { crc32 } from './crc32.js';
-export { decodeFrame, encodeFrame, tensorView, FrameTemplate, FRAME_VERSION, type DecodedFrame, type Dtype, type FrameHeader, type FrameHeaderInit, type FrameTemplateInit, type Integrity } from './frame.js';
-export { encodeBundle, splitBundle, isBundle, bundleCount, bundleFrameBytes, bundleHeadBytes, bundleRecordBytes, writeBundleHead, BUNDLE_MARKER } from './bundle.js';
-export { chunkFrame, chunkHeaderBytes, isChunk, FrameReassembler, CHUNK_MARKER } from './chunk.js';
+export { createEmbeddedFabric, type EmbeddedFabric, type EmbeddedFabricOptions } from './embedded-fabric.js';
+export { DEFAULT_RING_BYTES, MIN_RING_BYTES, type PairTraffic, type RingSizeOptions } from './ring-size.js';
 export { spawnNatsServer, freePort, type SpawnedNatsServer, type SpawnNatsServerOptions } from './nats-server.js';
-export { measureRawRate, type RawRate, type RawRateOptions } from './raw-rate.js';

@@ -65,7 +65,9 @@ function findBinary(explicit: string | undefined): string {
       // not in this directory
     }
   }
-  throw unavailable(`nats-server is not installed (not found on PATH): ${INSTALL_HINT}`, undefined, { path: process.env.PATH ?? '' });
+  throw unavailable(`nats-server is not installed (not found on PATH): ${INSTALL_HINT}`, undefined, {
+    path: process.env.PATH ?? '',
+  });
 }
 
 /** A port the OS just reported free on loopback (another process could still take it: callers retry). */
@@ -106,7 +108,10 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promis
   const args: string[] = [];
   if (opts.maxPayload !== undefined) {
     if (!Number.isSafeInteger(opts.maxPayload) || opts.maxPayload < 64) {
-      throw new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', `maxPayload must be an integer >= 64 (got ${opts.maxPayload})`);
+      throw new TransportError(
+        'RACKEMU_ERR_TRANSPORT_CONFIG',
+        `maxPayload must be an integer >= 64 (got ${opts.maxPayload})`,
+      );
     }
     // max_payload has no command-line flag, only a config-file key.
     confDir = await mkdtemp(join(tmpdir(), 'rackemu-nats-'));
@@ -123,7 +128,13 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promis
   for (let i = 0; i < attempts; i++) {
     const port = opts.port ?? (await freePort());
     try {
-      return await start(bin, [...args, '-a', '127.0.0.1', '-p', String(port)], port, opts.startTimeoutMs ?? 10_000, cleanup);
+      return await start(
+        bin,
+        [...args, '-a', '127.0.0.1', '-p', String(port)],
+        port,
+        opts.startTimeoutMs ?? 10_000,
+        cleanup,
+      );
     } catch (e) {
       lastErr = e;
       if ((e as TransportError).details?.reason !== 'exited') break;
@@ -133,7 +144,13 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promis
   throw lastErr;
 }
 
-async function start(bin: string, args: string[], port: number, timeoutMs: number, cleanup: () => Promise<void>): Promise<SpawnedNatsServer> {
+async function start(
+  bin: string,
+  args: string[],
+  port: number,
+  timeoutMs: number,
+  cleanup: () => Promise<void>,
+): Promise<SpawnedNatsServer> {
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderrTail = '';
   child.stderr!.on('data', (b: Buffer) => {
@@ -157,22 +174,31 @@ async function start(bin: string, args: string[], port: number, timeoutMs: numbe
   for (;;) {
     if (spawnError) {
       throw unavailable(
-        spawnError.code === 'ENOENT' ? `nats-server binary ${bin} does not exist: ${INSTALL_HINT}` : `cannot start nats-server (${bin}): ${spawnError.message}`,
+        spawnError.code === 'ENOENT'
+          ? `nats-server binary ${bin} does not exist: ${INSTALL_HINT}`
+          : `cannot start nats-server (${bin}): ${spawnError.message}`,
         spawnError,
         { bin },
       );
     }
     if (exited) {
-      throw unavailable(`nats-server exited during start-up (code ${exited.code}, signal ${exited.signal}): ${stderrTail.trim().slice(-600)}`, undefined, {
-        bin,
-        port,
-        reason: 'exited',
-      });
+      throw unavailable(
+        `nats-server exited during start-up (code ${exited.code}, signal ${exited.signal}): ${stderrTail.trim().slice(-600)}`,
+        undefined,
+        {
+          bin,
+          port,
+          reason: 'exited',
+        },
+      );
     }
     if (await probe(port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw unavailable(`nats-server did not accept connections on port ${port} within ${timeoutMs} ms`, undefined, { bin, port });
+      throw unavailable(`nats-server did not accept connections on port ${port} within ${timeoutMs} ms`, undefined, {
+        bin,
+        port,
+      });
     }
     await sleep(25);
   }

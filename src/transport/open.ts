@@ -3,8 +3,8 @@
  * only when a NATS config arrives, so embedded-only workers never load it.
  */
 
-import { TransportError } from '../util/errors.js';
 import { EmbeddedEndpoint } from './embedded.js';
+import { configError } from './errors.js';
 import type { ChipEndpoint, OpenEndpointOptions, TransportConfig } from './types.js';
 
 /**
@@ -14,22 +14,26 @@ import type { ChipEndpoint, OpenEndpointOptions, TransportConfig } from './types
  * Rejects with TransportError: RACKEMU_ERR_TRANSPORT_CONFIG (bad config), RACKEMU_ERR_NATS_UNAVAILABLE
  * (no server reachable), RACKEMU_ERR_TRANSPORT (other connection failures).
  */
-export async function openEndpoint(config: TransportConfig, chipId: string, opts: OpenEndpointOptions = {}): Promise<ChipEndpoint> {
+export async function openEndpoint(
+  config: TransportConfig,
+  chipId: string,
+  opts: OpenEndpointOptions = {},
+): Promise<ChipEndpoint> {
   switch (config?.kind) {
-    case 'embedded':
+    case 'embedded': {
       if (config.chipId !== chipId) {
-        throw new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', `embedded config belongs to ${config.chipId}, not ${chipId}`, {
-          details: { expected: chipId, got: config.chipId },
-        });
+        const message = `embedded config belongs to ${config.chipId}, not ${chipId}`;
+        throw configError(message, { expected: chipId, got: config.chipId });
       }
       return new EmbeddedEndpoint(config, opts.onError, opts.delivery);
+    }
     case 'nats': {
-      const { openNatsEndpoint } = await import('./nats.js');
+      const { openNatsEndpoint } = await import('./nats-connect.js');
       return openNatsEndpoint(config, chipId, opts);
     }
-    default:
-      throw new TransportError('RACKEMU_ERR_TRANSPORT_CONFIG', `unknown transport kind ${JSON.stringify((config as { kind?: unknown })?.kind)}`, {
-        details: { expected: 'embedded | nats' },
-      });
+    default: {
+      const kind = JSON.stringify((config as { kind?: unknown })?.kind);
+      throw configError(`unknown transport kind ${kind}`, { expected: 'embedded | nats' });
+    }
   }
 }

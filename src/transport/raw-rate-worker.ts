@@ -56,7 +56,9 @@ async function sendAll(): Promise<void> {
 
 port.on('message', (m: string) => {
   if (m === 'go') {
-    sendAll().catch((e: Error) => port.postMessage({ type: 'error', code: (e as { code?: string }).code, message: e.message }));
+    sendAll().catch((e: Error) =>
+      port.postMessage({ type: 'error', code: (e as { code?: string }).code, message: e.message }),
+    );
   } else if (m === 'close') {
     void ep.close().then(() => {
       port.postMessage({ type: 'closed', stats: ep.stats() });

@@ -8,11 +8,11 @@
  * and CRC (the frame is encoded once and copied per send), receiver-side CRC verification.
  */
 
-import { Worker, type TransferListItem } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { TransportError } from '../util/errors.js';
 import { compiledUrl } from '../util/compiled-url.js';
-import { createEmbeddedFabric } from './embedded.js';
+import { createEmbeddedFabric } from './embedded-fabric.js';
 import { spawnNatsServer } from './nats-server.js';
 import type { TransportConfig } from './types.js';
 
@@ -46,7 +46,7 @@ export async function measureRawRate(kind: 'embedded' | 'nats', opts: RawRateOpt
   const a = 'r0.n0.c0';
   const b = 'r0.n0.c1';
   let server: Awaited<ReturnType<typeof spawnNatsServer>> | undefined;
-  const configs: Array<{ config: TransportConfig; transferList: TransferListItem[] }> = [];
+  const configs: TransportConfig[] = [];
   if (kind === 'embedded') {
     const fabric = createEmbeddedFabric([[a, b]]);
     configs.push(fabric.endpointConfig(a), fabric.endpointConfig(b));
@@ -56,25 +56,32 @@ export async function measureRawRate(kind: 'embedded' | 'nats', opts: RawRateOpt
       server = await spawnNatsServer();
       url = server.url;
     }
-    const config: TransportConfig = { kind: 'nats', servers: url, runId: `rawrate-${process.pid}-${Date.now().toString(36)}`, window: opts.window };
-    configs.push({ config, transferList: [] }, { config, transferList: [] });
+    const config: TransportConfig = {
+      kind: 'nats',
+      servers: url,
+      runId: `rawrate-${process.pid}-${Date.now().toString(36)}`,
+      window: opts.window,
+    };
+    configs.push(config, config);
   }
   const script = compiledUrl('./raw-rate-worker.js', import.meta.url);
   const common = { frameBytes: opts.frameBytes, frames: opts.frames };
   const sender = new Worker(script, {
-    workerData: { role: 'send', chipId: a, peer: b, config: configs[0].config, ...common },
-    transferList: configs[0].transferList,
+    workerData: { role: 'send', chipId: a, peer: b, config: configs[0], ...common },
   });
   const receiver = new Worker(script, {
-    workerData: { role: 'recv', chipId: b, peer: a, config: configs[1].config, ...common },
-    transferList: configs[1].transferList,
+    workerData: { role: 'recv', chipId: b, peer: a, config: configs[1], ...common },
   });
   const waitFor = (w: Worker, type: WorkerMsg['type']): Promise<void> =>
     new Promise((resolve, reject) => {
       const onMsg = (m: WorkerMsg): void => {
         if (m.type === 'error') {
           off();
-          reject(new TransportError('RACKEMU_ERR_TRANSPORT', `raw-rate worker failed: ${m.message}`, { details: { code: m.code } }));
+          reject(
+            new TransportError('RACKEMU_ERR_TRANSPORT', `raw-rate worker failed: ${m.message}`, {
+              details: { code: m.code },
+            }),
+          );
         } else if (m.type === type) {
           off();
           resolve();

@@ -45,7 +45,9 @@ export interface TransportStats {
   messagesSent: number;
   /** Transport messages (frames or chunks) waiting for credit right now, over all destinations (0 for embedded). */
   queued: number;
-  /** Largest number of un-acknowledged messages ever in flight to one destination (<= window.frames; 0 for embedded). */
+  /**
+   * Largest number of un-acknowledged messages ever in flight to one destination (<= window.frames; 0 for embedded).
+   */
   maxInFlight: number;
 }
 
@@ -136,8 +138,9 @@ export interface ChipEndpoint {
    */
   flush(): Promise<void>;
   /**
-   * Stop sending and receiving and release the connection (embedded: frames still in its inbound rings are dropped, and peers drop what they send to it from then on). Frames still waiting for credit are
-   * discarded and reported through onError: call flush() first for an orderly end.
+   * Stop sending and receiving and release the connection (embedded: frames still in its inbound rings
+   * are dropped, and peers drop what they send to it from then on). Frames still waiting for credit
+   * are discarded and reported through onError: call flush() first for an orderly end.
    */
   close(): Promise<void>;
   stats(): TransportStats;

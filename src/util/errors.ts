@@ -28,7 +28,10 @@ export const ERRORS = {
   RACKEMU_ERR_MODEL_NO_CONFIG: { exitCode: 66, summary: 'model folder has no config.json' },
   RACKEMU_ERR_MODEL_CONFIG_JSON: { exitCode: 65, summary: 'config.json is not valid JSON' },
   RACKEMU_ERR_MODEL_CONFIG_KEY: { exitCode: 65, summary: 'config.json lacks a key or has a bad value' },
-  RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED: { exitCode: 65, summary: 'config.json model_type is not mixtral, llama or mistral' },
+  RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED: {
+    exitCode: 65,
+    summary: 'config.json model_type is not mixtral, llama or mistral',
+  },
   RACKEMU_ERR_MODEL_DTYPE: { exitCode: 64, summary: 'unsupported weight dtype' },
   RACKEMU_ERR_SAFETENSORS_HEADER: { exitCode: 65, summary: 'safetensors file header is malformed' },
   RACKEMU_ERR_SAFETENSORS_DTYPE: { exitCode: 65, summary: 'safetensors tensor has an unsupported dtype' },
@@ -42,10 +45,16 @@ export const ERRORS = {
   RACKEMU_ERR_NO_ROUTE: { exitCode: 70, summary: 'internal: no route between two chips' },
   // runtime and transport
   RACKEMU_ERR_TRANSPORT: { exitCode: 69, summary: 'transport failure (connection, publish, subscribe)' },
-  RACKEMU_ERR_TRANSPORT_CONFIG: { exitCode: 78, summary: 'transport configuration is invalid (kind, chip id, run id, window, missing channel)' },
+  RACKEMU_ERR_TRANSPORT_CONFIG: {
+    exitCode: 78,
+    summary: 'transport configuration is invalid (kind, chip id, run id, window, missing channel)',
+  },
   RACKEMU_ERR_NATS_UNAVAILABLE: { exitCode: 69, summary: 'nats-server is not installed or not reachable' },
   RACKEMU_ERR_FRAME: { exitCode: 70, summary: 'a frame could not be decoded' },
-  RACKEMU_ERR_SCHEDULE_VIOLATION: { exitCode: 3, summary: 'a chip saw a late, missing, duplicate, corrupt or unexpected frame' },
+  RACKEMU_ERR_SCHEDULE_VIOLATION: {
+    exitCode: 3,
+    summary: 'a chip saw a late, missing, duplicate, corrupt or unexpected frame',
+  },
   RACKEMU_ERR_WATCHDOG: { exitCode: 4, summary: 'the run made no progress within the wall-clock watchdog' },
   RACKEMU_ERR_WORKER: { exitCode: 70, summary: 'a chip worker or host process failed' },
   RACKEMU_ERR_GENERATE_OPTION: { exitCode: 64, summary: 'a generate option is invalid' },

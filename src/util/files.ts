@@ -9,6 +9,9 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     renameSync(tmp, file);
   } catch (cause) {
     rmSync(tmp, { force: true });
-    throw new RackemuError('RACKEMU_ERR_FILE_WRITE', `${file}: cannot write (${(cause as Error).message})`, { cause, details: { file } });
+    throw new RackemuError('RACKEMU_ERR_FILE_WRITE', `${file}: cannot write (${(cause as Error).message})`, {
+      cause,
+      details: { file },
+    });
   }
 }

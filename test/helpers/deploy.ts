@@ -15,7 +15,12 @@ export interface Setup {
   model: string;
 }
 
-export function setup(topology: string, model: string, sets: string[], options: CompileOptions & { numeric?: boolean } = {}): Setup {
+export function setup(
+  topology: string,
+  model: string,
+  sets: string[],
+  options: CompileOptions & { numeric?: boolean } = {},
+): Setup {
   const t = loadTopology(topology.includes('/') ? topology : topo(topology), sets.map(parseSetArg));
   const dtype = options.dtype ?? 'bf16';
   const { config, weights } = loadModel(model, { dtype, withWeights: options.numeric ?? true });

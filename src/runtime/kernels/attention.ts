@@ -152,7 +152,9 @@ export function attend(
     for (let h = 0; h < nHeads; h++) {
       const kvh = Math.floor((qOff + h) / groupSize) - cache.kvHeadOffset;
       if (kvh < 0 || kvh >= cache.kvHeads) {
-        throw new RangeError(`attend: q head ${qOff + h} needs kv head ${kvh + cache.kvHeadOffset}, not held by this cache`);
+        throw new RangeError(
+          `attend: q head ${qOff + h} needs kv head ${kvh + cache.kvHeadOffset}, not held by this cache`,
+        );
       }
       const qo = (r * nHeads + h) * hd;
       let m = -Infinity;

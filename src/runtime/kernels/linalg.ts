@@ -38,7 +38,16 @@ export function dot(x: Float32Array, xo: number, w: Float32Array, wo: number, n:
  * Two rows (x[xa..], x[xa+n..]) against one W row at once, sharing the W loads; each result has
  * exactly `dot`'s summation order, so it is bit-identical to two `dot` calls.
  */
-function dot2(x: Float32Array, xa: number, w: Float32Array, wo: number, n: number, y: Float32Array, ya: number, yStride: number): void {
+function dot2(
+  x: Float32Array,
+  xa: number,
+  w: Float32Array,
+  wo: number,
+  n: number,
+  y: Float32Array,
+  ya: number,
+  yStride: number,
+): void {
   const xb = xa + n;
   let a0 = 0;
   let a1 = 0;

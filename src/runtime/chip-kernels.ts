@@ -1,0 +1,163 @@
+import type { ComputeInstruction, Kernel } from '../compiler/plan.js';
+import { usesMoe } from '../model/config.js';
+import { weightKey, type ChipWeights } from './chip-weights.js';
+import type { ChipInit } from './chip-types.js';
+import type { TensorValue } from './chip-sender.js';
+import {
+  addInPlace,
+  applyRope,
+  argmaxRows,
+  attend,
+  combineArgmax,
+  embedLookup,
+  KvCache,
+  lmHeadSlice,
+  matmulXWt,
+  rmsNorm,
+  routeTopK,
+  swigluSlice,
+  type ArgmaxPartial,
+} from './kernels.js';
+import type { StepInstance } from './run-spec.js';
+
+type FfnKernel = Extract<Kernel, { kind: 'ffn' }>;
+
+/**
+ * A chip's numeric compute: the kernels its Program names, over the weight slices and KV cache in its
+ * SRAM. Inputs are the chip's own buffers or views of received frames, never mutated.
+ */
+export class ChipKernels {
+  /** lm_head chips: the logits slice of the most recent step (host readback for the final logits). */
+  lastLogits: { start: number; logits: Float32Array } | null = null;
+  private readonly caches = new Map<number, KvCache>();
+  private readonly moe: boolean;
+
+  constructor(
+    private readonly init: ChipInit,
+    private readonly weights: ChipWeights,
+  ) {
+    this.moe = usesMoe(init.model);
+    for (const ins of init.program.decode.instructions) {
+      if (ins.kind === 'compute' && ins.kernel.kind === 'attention') {
+        const k = ins.kernel;
+        this.caches.set(
+          k.layer,
+          new KvCache(init.context, k.kvHeadEnd - k.kvHeadStart, init.model.headDim, k.kvHeadStart),
+        );
+      }
+    }
+  }
+
+  /** The output of one compute instruction of `step`, its inputs taken from `values` (tensor id -> value). */
+  compute(
+    ins: ComputeInstruction,
+    step: StepInstance,
+    values: ReadonlyMap<number, TensorValue>,
+  ): Float32Array | Int32Array {
+    const m = this.init.model;
+    const w = this.weights;
+    const H = m.hidden;
+    const input = (i: number) => values.get(ins.inputs[i]) as Float32Array;
+    const k: Kernel = ins.kernel;
+    const rows = step.positions.length;
+    switch (k.kind) {
+      case 'embed':
+        return embedLookup(values.get(ins.inputs[0]) as Int32Array, w[weightKey.embed()], k.vocabStart, k.vocabEnd, H);
+      case 'sum': {
+        const out = Float32Array.from(input(0));
+        for (let i = 1; i < ins.inputs.length; i++) addInPlace(out, input(i));
+        return out;
+      }
+      case 'attention': {
+        const hd = m.headDim;
+        const heads = k.headEnd - k.headStart;
+        const kvHeads = k.kvHeadEnd - k.kvHeadStart;
+        const xn = rmsNorm(input(0), rows, H, w[weightKey.ln1(k.layer)], m.rmsNormEps);
+        const q = matmulXWt(xn, rows, H, w[weightKey.q(k.layer)], heads * hd);
+        const keys = matmulXWt(xn, rows, H, w[weightKey.k(k.layer)], kvHeads * hd);
+        const vals = matmulXWt(xn, rows, H, w[weightKey.v(k.layer)], kvHeads * hd);
+        applyRope(q, rows, heads, hd, step.positions, m.ropeTheta);
+        applyRope(keys, rows, kvHeads, hd, step.positions, m.ropeTheta);
+        const cache = this.caches.get(k.layer)!;
+        cache.append(keys, vals, step.positions.subarray(0, step.valid));
+        const a = attend(q, cache, step.positions, m.heads / m.kvHeads, m.slidingWindow, { qHeadOffset: k.headStart });
+        return matmulXWt(a, rows, heads * hd, w[weightKey.o(k.layer)], H);
+      }
+      case 'ffn':
+        return this.ffn(k, input(0), rows);
+      case 'lm_head': {
+        const row = step.valid - 1;
+        const xn = rmsNorm(input(0).subarray(row * H, (row + 1) * H), 1, H, w[weightKey.finalNorm()], m.rmsNormEps);
+        const logits = lmHeadSlice(xn, 1, H, w[weightKey.lmHead()], k.vocabStart, k.vocabEnd);
+        this.lastLogits = { start: k.vocabStart, logits };
+        return packArgmax(argmaxRows(logits, 1, k.vocabEnd - k.vocabStart, k.vocabStart));
+      }
+      case 'sample': {
+        const parts = ins.inputs.map((t) => unpackArgmax(values.get(t) as Int32Array));
+        return Int32Array.from(combineArgmax(...parts).indices);
+      }
+    }
+  }
+
+  private ffn(k: FfnKernel, h: Float32Array, rows: number): Float32Array {
+    const m = this.init.model;
+    const w = this.weights;
+    const H = m.hidden;
+    const xn = rmsNorm(h, rows, H, w[weightKey.ln2(k.layer)], m.rmsNormEps);
+    const out = new Float32Array(rows * H);
+    const expert = (e: number) =>
+      [w[weightKey.w1(k.layer, e)], w[weightKey.w3(k.layer, e)], w[weightKey.w2(k.layer, e)]] as const;
+    if (!this.moe) {
+      for (const u of k.units) swigluSlice(xn, rows, H, ...expert(u.expert), u.end - u.start, out, true);
+      return out;
+    }
+    // The router is replicated on every chip and computed over the full hidden dimension, so every
+    // chip of the group makes the same (bit-identical) routing decision as the reference.
+    const logits = matmulXWt(xn, rows, H, w[weightKey.router(k.layer)], m.experts);
+    const route = routeTopK(logits, rows, m.experts, m.expertsPerToken);
+    for (const u of k.units) {
+      const picked: number[] = [];
+      const gate: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < m.expertsPerToken; j++) {
+          if (route.experts[r * m.expertsPerToken + j] === u.expert) {
+            picked.push(r);
+            gate.push(route.weights[r * m.expertsPerToken + j]);
+          }
+        }
+      }
+      if (picked.length === 0) continue; // not routed here this step: the slot in the schedule stays, the work is zero
+      const xs = new Float32Array(picked.length * H);
+      picked.forEach((r, i) => xs.set(xn.subarray(r * H, (r + 1) * H), i * H));
+      const y = swigluSlice(xs, picked.length, H, ...expert(u.expert), u.end - u.start);
+      picked.forEach((r, i) => {
+        const g = gate[i];
+        for (let c = 0; c < H; c++) out[r * H + c] = Math.fround(out[r * H + c] + g * y[i * H + c]);
+      });
+    }
+    return out;
+  }
+}
+
+/** (value, index) per row as two int32 words: the float's bits, then the index. */
+export function packArgmax(p: ArgmaxPartial): Int32Array {
+  const out = new Int32Array(p.values.length * 2);
+  const f = new Float32Array(out.buffer);
+  for (let r = 0; r < p.values.length; r++) {
+    f[2 * r] = p.values[r];
+    out[2 * r + 1] = p.indices[r];
+  }
+  return out;
+}
+
+export function unpackArgmax(a: Int32Array): ArgmaxPartial {
+  const rows = a.length / 2;
+  const f = new Float32Array(a.buffer, a.byteOffset, a.length);
+  const values = new Float32Array(rows);
+  const indices = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    values[r] = f[2 * r];
+    indices[r] = a[2 * r + 1];
+  }
+  return { values, indices };
+}

@@ -1,0 +1,72 @@
+import type { Program, Tensor } from '../compiler/plan.js';
+import type { ModelConfig } from '../model/config.js';
+import type { Fidelity, StepLengths } from './run-spec.js';
+
+/** What a chip knows of a tensor its Program touches. */
+export type TensorMeta = Pick<Tensor, 'name' | 'rows' | 'cols' | 'dtype' | 'bytes'>;
+
+/** Per step kind: one value for prefill steps, one for decode steps. */
+export interface PerStepKind<T> {
+  readonly prefill: T;
+  readonly decode: T;
+}
+
+/** Everything the control plane loads into one chip besides its weights. */
+export interface ChipInit {
+  readonly chip: number;
+  readonly chipId: string;
+  readonly model: ModelConfig;
+  readonly fidelity: Fidelity;
+  readonly context: number;
+  readonly prefillChunk: number;
+  readonly program: Program;
+  /** Metadata of every tensor this chip's Program touches, per step kind. */
+  readonly tensors: PerStepKind<Record<number, TensorMeta>>;
+  /** Chip index -> chip id, for every peer in the Program. */
+  readonly peers: Record<number, string>;
+  readonly stepLengths: StepLengths;
+  /** Tick within a step at which its input token ids are ready (the sync overhead). */
+  readonly startTick: number;
+  /** On the sampler: ids of its `tok` and `next` tensors per step kind. */
+  readonly sampler: { readonly tok: PerStepKind<number>; readonly next: PerStepKind<number> } | null;
+  /** Wall-clock limit on waiting for one frame before it is declared missing. */
+  readonly watchdogMs: number;
+}
+
+export type ViolationKind = 'late' | 'missing' | 'duplicate' | 'corrupt' | 'unexpected';
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly step: number;
+  readonly tensor: string;
+  readonly src: string;
+  readonly dst: string;
+  /** Virtual tick the frame arrived (late), or was due (missing). */
+  readonly tick: number;
+  /** Virtual tick by which it was needed. */
+  readonly needBy?: number;
+  readonly message: string;
+}
+
+/** A frame a chip's Program receives: which one, when it is due and when it is needed (absolute ticks). */
+export interface DueFrame {
+  readonly step: number;
+  readonly tensor: string;
+  readonly src: string;
+  /** Virtual tick it is due to arrive. */
+  readonly tick: number;
+  /** Virtual tick by which it is needed. */
+  readonly needBy: number;
+}
+
+export interface ChipRunResult {
+  readonly chipId: string;
+  readonly violations: Violation[];
+  readonly framesSent: number;
+  readonly bytesSent: number;
+  /** Frames whose header this chip decoded (see GenerateResult.messages.decoded). */
+  readonly framesDecoded: number;
+  /** Sampler only: the generated ids, and per generated token the virtual tick at which it was known. */
+  readonly tokens: number[] | null;
+  readonly tokenTicks: number[] | null;
+}

@@ -1,0 +1,18 @@
+/**
+ * The runtime room's public surface, for the control plane: what a chip is loaded with, what it
+ * reports, the messages between a host agent and its chip workers, and what one run asks. The chip
+ * itself (chip.ts and the files it is made of) runs inside the chip worker (chip-worker.ts, bundled).
+ */
+export type {
+  ChipInit,
+  ChipRunResult,
+  DueFrame,
+  PerStepKind,
+  TensorMeta,
+  Violation,
+  ViolationKind,
+} from './chip-types.js';
+export { chipWeights, type ChipWeights } from './chip-weights.js';
+export { toWireError, type ChipToHost, type HostToChip, type WireError } from './chip-protocol.js';
+export { DEFAULT_LOOKAHEAD_STEPS, type Fidelity, type FrameFault, type RunSpec, type StepLengths } from './run-spec.js';
+export { frameTemplate } from './timing-receiver.js';
