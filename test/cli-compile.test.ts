@@ -81,6 +81,51 @@ describe('cli compile', () => {
     }
   });
 
+  it('cli - compile reports the control plane: host CPUs, start-up load over PCIe and host RAM', async () => {
+    const r = await run('compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b', '--json');
+    expect(r.code).toBe(0);
+    const cp = (JSON.parse(r.out) as { control_plane: Record<string, number> }).control_plane;
+    for (const k of [
+      'hosts',
+      'cpus',
+      'cpu_utilisation_mean',
+      'cpu_utilisation_max',
+      'load_time_s',
+      'host_ram_bytes_per_host_max',
+      'host_ram_bytes_total',
+      'host_ram_capacity_bytes',
+    ]) {
+      expect(typeof cp[k], k).toBe('number');
+    }
+    expect([cp.hosts, cp.cpus]).toEqual([72, 144]);
+    expect(cp.cpu_utilisation_mean).toBeGreaterThan(0);
+    expect(cp.cpu_utilisation_max).toBeLessThan(1);
+    expect(cp.cpu_utilisation_max).toBeGreaterThanOrEqual(cp.cpu_utilisation_mean);
+    expect(cp.host_ram_bytes_total / 1e9).toBeCloseTo(93.4, 0);
+    expect(cp.host_ram_bytes_per_host_max).toBeLessThan(cp.host_ram_capacity_bytes);
+    expect(cp.load_time_s).toBeGreaterThan(0);
+
+    const text = await run('compile', '--topology', topo('groq-576'), '--model', 'mixtral-8x7b');
+    expect(text.out).toMatch(
+      /hosts {5}72 host agent\(s\), 144 CPUs: utilisation mean [\d.]+%, max [\d.]+% \(r\d\.n\d\)/,
+    );
+    expect(text.out).toMatch(/start-up load over PCIe [\d.]+ ms/);
+    expect(text.out).toMatch(
+      /host RAM {2}93\.4 GB of programs and weights kept for reload, at most [\d.]+ GB per host of 2,048 GiB/,
+    );
+    expect(text.out).not.toContain('OVERLOADED');
+    const slow = await run(
+      'compile',
+      '--topology',
+      topo('groq-576'),
+      '--model',
+      'mixtral-8x7b',
+      '--set',
+      'host.cpu_us.readback_per_step=5000',
+    );
+    expect(slow.out).toContain('OVERLOADED: its CPUs cannot keep up');
+  });
+
   it('cli - a model that does not fit exits 2 naming the shortfall and what would fit', () => {
     const r = spawnCli('compile', '--topology', topo('groq-576'), '--model', 'llama-2-70b');
     expect(r.code).toBe(2);

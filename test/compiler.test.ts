@@ -1,9 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../src/compiler/compile.js';
+import { controlPlane, loadBytesPerChip } from '../src/compiler/control-plane.js';
 import { HardwareModel } from '../src/compiler/cost.js';
 import type { Plan, Step } from '../src/compiler/plan.js';
 import { predict } from '../src/compiler/report.js';
 import { BUILTIN_MODELS } from '../src/model/builtin.js';
+import { paramCounts } from '../src/model/config.js';
 import { Fabric } from '../src/topology/fabric.js';
 import { loadTopology, parseSetArg } from '../src/topology/load.js';
 import { type RackemuError } from '../src/util/errors.js';
@@ -196,6 +198,64 @@ describe('compiler', () => {
     expect(p.breakdown.compute_ms + p.breakdown.transfer_ms + p.breakdown.sync_ms).toBeLessThanOrEqual(
       p.tpot_ms + 1e-9,
     );
+  });
+
+  it('compiler - control plane of mixtral-8x7b on groq-576: 72 hosts, 144 CPUs, PCIe load, weights in host RAM', () => {
+    const cp = controlPlane(plan, fabric, predict(plan));
+    expect(cp.hosts).toBe(72);
+    expect(cp.cpus).toBe(144);
+    expect(cp.cpu_utilisation_mean).toBeGreaterThan(0);
+    expect(cp.cpu_utilisation_max).toBeGreaterThan(cp.cpu_utilisation_mean);
+    expect(cp.cpu_utilisation_max).toBeLessThan(1);
+    // the kinds of work add up to the mean over all CPUs
+    const perS = Object.values(cp.cpu_seconds_per_second).reduce((a, b) => a + b, 0);
+    expect(perS / cp.cpus).toBeCloseTo(cp.cpu_utilisation_mean, 12);
+    // staging and readback happen where the step's ids live: the sampler's host, the busiest
+    const samplerHost = fabric.hostId(plan.layout.sampler);
+    expect([cp.stage_host, cp.readback_host, cp.busiest_host]).toEqual([samplerHost, samplerHost, samplerHost]);
+    // the hosts keep the bf16 weights (93.4 GB) plus a few kB of programs
+    const weights = paramCounts(mixtral).total * 2;
+    expect(Math.abs(cp.host_ram_bytes_total - weights) / weights).toBeLessThan(0.005);
+    expect(cp.host_ram_bytes_total).toBeGreaterThan(cp.program_bytes_total);
+    expect(cp.host_ram_bytes_per_host_max).toBeLessThan(cp.host_ram_capacity_bytes);
+    expect(cp.host_ram_capacity_bytes).toBe(2048 * 2 ** 30);
+    // each card on its own Gen4 x16: start-up takes as long as the fullest chip at 32 GB/s
+    const fullest = Math.max(...loadBytesPerChip(plan, fabric));
+    expect(cp.load_time_s).toBeCloseTo(fullest / 32e9, 12);
+    expect(cp.load_time_s).toBeGreaterThan(0.004);
+    expect(cp.load_time_s).toBeLessThan(0.01);
+  });
+
+  it('compiler - host CPU load follows steps and tokens per second and the topology costs', () => {
+    const t = loadTopology(topo('groq-576'));
+    const one = compile(t, mixtral, { context: 4096 }, fabric);
+    const eight = compile(t, mixtral, { context: 4096, batch: 8 }, fabric);
+    const at = (p: Plan) => controlPlane(p, fabric, predict(p));
+    // per-token work grows with the batch's tokens/s ...
+    const p8 = predict(eight);
+    expect(p8.tokens_per_s_total).toBeGreaterThan(predict(one).tokens_per_s_total);
+    const us = t.host.cpu_us;
+    expect(at(eight).cpu_seconds_per_second.detokenise).toBeCloseTo(
+      p8.tokens_per_s_total * us.detokenise_per_token * 1e-6,
+      12,
+    );
+    expect(at(eight).cpu_seconds_per_second.tokenise).toBeCloseTo(
+      p8.tokens_per_s_total * us.tokenise_per_token * 1e-6,
+      12,
+    );
+    // ... per-step work with the steps/s: each decode step reads back 8 ids, each request its first token
+    const stepsPerS = 1000 / p8.tpot_ms;
+    const requestsPerS = p8.tokens_per_s_total / eight.options.promptTokens;
+    expect(at(eight).cpu_seconds_per_second.readback).toBeCloseTo(
+      (stepsPerS * (us.readback_per_step + 8 * us.readback_per_row) +
+        requestsPerS * (us.readback_per_step + us.readback_per_row)) *
+        1e-6,
+      12,
+    );
+    const slow = loadTopology(topo('groq-576'), [parseSetArg('host.cpu_us.readback_per_step=5000')]);
+    const slowPlan = compile(slow, mixtral, { context: 4096 }, new Fabric(slow));
+    // 5 ms of readback per 2.08 ms step: more than the host's 2 CPUs can give
+    expect(controlPlane(slowPlan, new Fabric(slow), predict(slowPlan)).cpu_utilisation_max).toBeGreaterThan(1);
   });
 
   it('compiler - llama-2-70b needs 8-bit weights on groq-576', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Instruction } from '../src/compiler/plan.js';
 import type { TensorMeta } from '../src/runtime/chip-types.js';
 import { LinkBundle, RunTimeline, type LinkFrame } from '../src/runtime/link-bundle.js';
-import { runSteps, type StepInstance } from '../src/runtime/run-spec.js';
+import { soloWindow, windowSteps, type StepInstance } from '../src/runtime/run-spec.js';
 import { frameTemplate, stepRecvs, TimingReceiver } from '../src/runtime/timing-receiver.js';
 import { encodeBundle } from '../src/transport/internal.js';
 
@@ -44,10 +44,14 @@ function expected(steps: readonly StepInstance[], from: number, to: number, seq:
  * Runs of `tokens` tokens after a 3-id prompt (prefill chunk 2: two prefill steps), steps numbered on from `offset`.
  */
 function run(tokens: number, offset: number, decodeTicks: number): StepInstance[] {
-  return runSteps({ promptIds: [1, 2, 3], maxNewTokens: tokens, stepOffset: offset }, 2, {
-    prefill: 5000,
-    decode: decodeTicks,
-  });
+  const shape = { batch: 1, prefillChunk: 2 };
+  const window = soloWindow(
+    { promptIds: [1, 2, 3], maxNewTokens: tokens },
+    { firstStep: offset, baseTick: 0 },
+    shape,
+    false,
+  );
+  return windowSteps(window, shape, { prefill: 5000, decode: decodeTicks });
 }
 
 describe('runtime link bundle', () => {

@@ -130,6 +130,50 @@ describe('topology', () => {
     expectError(() => parseSetArg('chip..x=1'), 'RACKEMU_ERR_SET_SYNTAX');
   });
 
+  it('topology - host keys: PCIe sharing, health polls and CPU costs are validated like the rest', () => {
+    for (const f of readdirSync(`${ROOT}topologies`).filter((x) => x.endsWith('.yaml'))) {
+      const t = loadTopology(`${ROOT}topologies/${f}`);
+      expect(t.host.pcie_root_gbps, f).toBeGreaterThan(0);
+      expect(t.host.health_poll_interval_s, f).toBeGreaterThan(0);
+      expect(Object.keys(t.host.cpu_us).sort(), f).toEqual([
+        'detokenise_per_token',
+        'health_poll_per_chip',
+        'readback_per_row',
+        'readback_per_step',
+        'stage_per_row',
+        'stage_per_step',
+        'tokenise_per_token',
+      ]);
+    }
+    const t = loadTopology(topo('groq-576'));
+    // each GroqCard on its own Gen4 x16: the host side carries all 8 at once
+    expect(t.host.pcie_root_gbps).toBe(t.chips_per_node * t.host.pcie_gbps);
+    expect(t.host.health_poll_interval_s).toBe(0.5);
+    expectError(
+      () => parseTopology(base.replace(/^ {2}pcie_root_gbps: .*$/m, ''), 'x.yaml'),
+      'RACKEMU_ERR_TOPOLOGY_MISSING_KEY',
+      'host.pcie_root_gbps',
+    );
+    expectError(
+      () => parseTopology(base.replace(/^ {4}stage_per_step: .*$/m, '    stage_per_step: -5'), 'x.yaml'),
+      'RACKEMU_ERR_TOPOLOGY_RANGE',
+      'host.cpu_us.stage_per_step',
+      'got -5',
+    );
+    expectError(
+      () => parseTopology(base, 'x.yaml', [parseSetArg('host.health_poll_interval_s=0')]),
+      'RACKEMU_ERR_TOPOLOGY_RANGE',
+      '--set host.health_poll_interval_s=0',
+    );
+    expectError(
+      () => parseTopology(base, 'x.yaml', [parseSetArg('host.cpu_us.tokenize_per_token=1')]),
+      'RACKEMU_ERR_TOPOLOGY_UNKNOWN_KEY',
+      'host.cpu_us.tokenize_per_token',
+    );
+    const set = parseTopology(base, 'x.yaml', [parseSetArg('host.cpu_us.tokenise_per_token=2.5')]);
+    expect(set.host.cpu_us.tokenise_per_token).toBe(2.5);
+  });
+
   it('topology - a file that cannot be read is named', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rackemu-topo-'));
     expectError(() => loadTopology(join(dir, 'nope.yaml')), 'RACKEMU_ERR_TOPOLOGY_FILE', 'nope.yaml');

@@ -30,10 +30,23 @@ export function formatReport(r: CompileReport): string {
     `power     ${fmt(r.power_w / 1000)} kW for the ${r.nodes_occupied} node(s) the plan occupies (spares of its racks included)`,
     `cost      $${fmt(r.cost_per_million_tokens_usd, 2)} per million tokens (hardware amortisation + electricity at the predicted total rate)`,
   ];
+  lines.push(...controlPlaneLines(r));
   if (r.calibrated.length) {
     lines.push('calibrated', ...r.calibrated.map((c) => `  ${c.key}: fitted to ${c.figure}`));
   }
   return lines.join('\n') + '\n';
+}
+
+/** Host agents: CPU load at the planned batch and rate, start-up load over PCIe, RAM held for reload. */
+function controlPlaneLines(r: CompileReport): string[] {
+  const c = r.control_plane;
+  const gb = (b: number) => `${fmt(b / 1e9)} GB`;
+  const ms = c.load_time_s * 1000;
+  const warn = c.cpu_utilisation_max > 1 ? ' (OVERLOADED: its CPUs cannot keep up)' : '';
+  return [
+    `hosts     ${c.hosts} host agent(s), ${c.cpus} CPUs: utilisation mean ${pct(c.cpu_utilisation_mean)}, max ${pct(c.cpu_utilisation_max)} (${c.busiest_host})${warn}; start-up load over PCIe ${fmt(ms, ms < 10 ? 2 : 0)} ms`,
+    `host RAM  ${gb(c.host_ram_bytes_total)} of programs and weights kept for reload, at most ${gb(c.host_ram_bytes_per_host_max)} per host of ${fmt(c.host_ram_capacity_bytes / 2 ** 30, 0)} GiB`,
+  ];
 }
 
 /** Placement per layer, runs of identical shape collapsed so 32 layers stay readable. */

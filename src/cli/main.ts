@@ -3,6 +3,7 @@ import { ERRORS, isRackemuError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { compileCommand } from './compile.js';
 import { generateCommand } from './generate.js';
+import { serveCommand } from './serve.js';
 
 /**
  * `rackemu <command>`: returns the exit status instead of exiting, so tests can call it in-process.
@@ -22,6 +23,7 @@ export async function main(
     });
   compileCommand(program, io.out);
   generateCommand(program, io.out);
+  serveCommand(program, io.out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -1,4 +1,5 @@
 import { Fabric } from '../topology/fabric.js';
+import { controlPlane, occupiedNodes, type ControlPlaneReport } from './control-plane.js';
 import type { LinkUtilisation, Plan, Prediction, Step } from './plan.js';
 
 /**
@@ -45,6 +46,8 @@ export interface CompileReport {
   bytes_per_token: number;
   decode_step: { ticks: number; ops: number; transfers: number };
   calibrated: { key: string; figure: string }[];
+  /** Host agents and their CPUs, PCIe load and RAM (control-plane.ts). */
+  control_plane: ControlPlaneReport;
 }
 
 function ms(plan: Plan, ticks: number): number {
@@ -147,11 +150,7 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
   // Power and cost are those of the nodes the plan occupies: every node holding a used chip, plus the
   // spare nodes of the racks those are in (they stand by for failover). The rest of a big topology is
   // free for other work and is not charged to this model.
-  const racksUsed = new Set(used.map((p) => fabric.rackOf(p.chip)));
-  const nodesUsed = new Set(used.map((p) => fabric.globalNodeOf(p.chip)));
-  for (const p of plan.placement)
-    if (p.role === 'spare' && racksUsed.has(fabric.rackOf(p.chip))) nodesUsed.add(fabric.globalNodeOf(p.chip));
-  const nodes = nodesUsed.size;
+  const nodes = occupiedNodes(plan, fabric).length;
   const chipsInNodes = nodes * t.chips_per_node;
   const power =
     used.length * t.chip.power_w + (chipsInNodes - used.length) * t.chip.idle_power_w + nodes * t.host.power_w;
@@ -200,6 +199,7 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
     bytes_per_token: bytes / o.batch,
     decode_step: { ticks: decode.lengthTicks, ops: decode.ops.length, transfers: decode.transfers.length },
     calibrated: (t.calibrated ?? []).map((c) => ({ key: c.key, figure: c.figure })),
+    control_plane: controlPlane(plan, fabric, predicted),
   };
 }
 

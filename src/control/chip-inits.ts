@@ -62,6 +62,7 @@ export function chipInit(plan: Plan, fabric: Fabric, chip: number, o: ChipInitOp
     model: plan.model,
     fidelity: o.fidelity,
     context: plan.options.context,
+    batch: plan.options.batch,
     prefillChunk: plan.options.prefillChunk,
     program,
     tensors: {

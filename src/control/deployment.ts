@@ -1,15 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { Plan } from '../compiler/plan.js';
 import type { WeightStore } from '../model/weights.js';
-import { type Violation, DEFAULT_LOOKAHEAD_STEPS, type Fidelity, type RunSpec } from '../runtime/index.js';
-import { frameTemplate } from '../runtime/timing-receiver.js';
+import {
+  KIND,
+  soloWindow,
+  type Fidelity,
+  type FrameFault,
+  type RunSpec,
+  type StepSamples,
+  type Violation,
+} from '../runtime/index.js';
 import type { Fabric } from '../topology/fabric.js';
-import { createEmbeddedFabric, type PairTraffic, type TransportConfig } from '../transport/index.js';
-import { RunError, UsageError } from '../util/errors.js';
+import { createEmbeddedFabric, type TransportConfig } from '../transport/index.js';
+import { UsageError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { chipInit, deployedChips, schedulePairs } from './chip-inits.js';
 import { LocalHost, RemoteHost, type Host, type HostChipSpec } from './host.js';
-import { fromWireError, type ChipOutcome } from './host-agent.js';
+import type { ChipOutcome } from './host-agent.js';
+import { rootCause } from './root-cause.js';
+import { scheduleTraffic } from './schedule-traffic.js';
 import { missingChipV8Flags } from './v8-flags.js';
 
 /**
@@ -33,6 +42,34 @@ export interface DeployOptions {
   /** Wall-clock limit on one chip waiting for one frame. */
   readonly watchdogMs: number;
   readonly onProgress?: (ready: number, total: number) => void;
+}
+
+/** One request run alone: Deployment.generate. */
+export interface GenerateRequest {
+  readonly promptIds: readonly number[];
+  readonly maxNewTokens: number;
+  readonly faults?: readonly FrameFault[];
+  /** RunSpec.lookaheadSteps. */
+  readonly lookaheadSteps?: number;
+}
+
+/** What the transports carried in a run, summed over its chips (GenerateResult.messages says what each is). */
+export interface MessageStats {
+  readonly frames: number;
+  readonly bytes: number;
+  readonly transportMessages: number;
+  readonly transportBytes: number;
+  readonly decoded: number;
+  readonly creditStalls: number;
+  readonly sleeps: number;
+}
+
+/** What a window's run gave: the sampler's samples, the schedule violations seen, what moved. */
+export interface WindowResult {
+  readonly samples: StepSamples;
+  readonly wallSeconds: number;
+  readonly messages: MessageStats;
+  readonly violations: Violation[];
 }
 
 export interface GenerateResult {
@@ -62,15 +99,8 @@ export interface GenerateResult {
    * fidelity only those that were not byte for byte the frame the schedule said came next on their
    * link: faults, and frames that reached a chip before its run began).
    */
-  readonly messages: {
-    readonly frames: number;
-    readonly bytes: number;
-    readonly transportMessages: number;
-    readonly transportBytes: number;
-    readonly decoded: number;
-    readonly creditStalls: number;
-    readonly sleeps: number;
-  };
+  readonly messages: MessageStats;
+
   readonly violations: Violation[];
   readonly chips: { readonly workers: number; readonly hosts: number; readonly used: number };
 }
@@ -80,7 +110,7 @@ type DoneOutcome = Extract<ChipOutcome, { error: null }>;
 export class Deployment {
   private constructor(
     private readonly plan: Plan,
-    private readonly fabric: Fabric,
+    readonly fabric: Fabric,
     private readonly hosts: Host[],
     private readonly opts: DeployOptions,
     readonly startupSeconds: number,
@@ -89,6 +119,15 @@ export class Deployment {
 
   /** Steps run so far on this deployment: the next run continues the step numbering. */
   private stepsRun = 0;
+
+  /** The host agents, by host id (`r<rack>.n<node>`). */
+  get hostIds(): string[] {
+    return this.hosts.map((h) => h.hostId);
+  }
+
+  get fidelity(): Fidelity {
+    return this.opts.fidelity;
+  }
 
   /** Index the next run's first step will have (fault targets name steps on this timeline). */
   get nextStep(): number {
@@ -169,72 +208,42 @@ export class Deployment {
     return new Deployment(plan, fabric, hosts, opts, startup, chips.length);
   }
 
-  async generate(spec: RunSpec): Promise<GenerateResult> {
-    const P = spec.promptIds.length;
-    if (P === 0 || spec.maxNewTokens < 1 || P + spec.maxNewTokens > this.plan.options.context) {
+  /**
+   * Runs a window of steps on every chip, from the next step of the deployment's timeline (the caller
+   * takes `nextStep` for the window's first step; windows may be queued while earlier ones run). Throws
+   * the failure's root cause (RunError) if a chip failed. `onSamples` sees the sampler's samples as
+   * steps complete when the spec streams them.
+   */
+  async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<WindowResult> {
+    const { window } = spec;
+    if (window.firstStep !== this.stepsRun) {
       throw new UsageError(
         'RACKEMU_ERR_GENERATE_OPTION',
-        `prompt of ${P} tokens plus ${spec.maxNewTokens} new tokens must be >= 1 each and fit the plan's context of ${this.plan.options.context}`,
+        `window starts at step ${window.firstStep}, the timeline is at step ${this.stepsRun}`,
         {
-          details: {
-            expected: `1 <= prompt + new <= ${this.plan.options.context}`,
-            got: `${P} + ${spec.maxNewTokens}`,
-          },
+          details: { expected: String(this.stepsRun), got: String(window.firstStep) },
         },
-      );
-    }
-    const bad = spec.promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= this.plan.model.vocab);
-    if (bad !== undefined) {
-      throw new UsageError(
-        'RACKEMU_ERR_GENERATE_OPTION',
-        `prompt id ${bad} is outside the vocabulary [0, ${this.plan.model.vocab})`,
-        { details: { got: String(bad) } },
       );
     }
     if (spec.lookaheadSteps !== undefined && !(Number.isSafeInteger(spec.lookaheadSteps) && spec.lookaheadSteps >= 0)) {
       throw new UsageError(
         'RACKEMU_ERR_GENERATE_OPTION',
         `lookahead must be an integer >= 0 (steps), got ${spec.lookaheadSteps}`,
-        { details: { expected: 'integer >= 0', got: String(spec.lookaheadSteps) } },
+        {
+          details: { expected: 'integer >= 0', got: String(spec.lookaheadSteps) },
+        },
       );
     }
+    this.stepsRun += window.kinds.length;
     const t0 = performance.now();
-    const run: RunSpec = { ...spec, stepOffset: this.stepsRun };
-    this.stepsRun += Math.ceil(P / this.plan.options.prefillChunk) + spec.maxNewTokens - 1;
-    const outcomes = (await Promise.all(this.hosts.map((h) => h.run(run)))).flat();
+    const outcomes = (await Promise.all(this.hosts.map((h) => h.run(spec, onSamples)))).flat();
     const failures = outcomes.filter((o) => o.error !== null);
     if (failures.length > 0) throw rootCause(failures, outcomes);
     const done = outcomes.filter((o): o is DoneOutcome => o.error === null);
-    const runSeconds = (performance.now() - t0) / 1000;
-    const sampler = done.find((o) => o.result.tokenTicks !== null)!.result;
-    const ticks = sampler.tokenTicks!;
-    const hz = this.plan.topology.chip.clock_mhz * 1e6;
-    const ttft = ticks[0] / hz;
-    const tpot =
-      ticks.length > 1
-        ? (ticks[ticks.length - 1] - ticks[0]) / (ticks.length - 1) / hz
-        : this.plan.steps.decode.lengthTicks / hz;
-    const perTokenWall = (runSeconds * 1000) / ticks.length;
-    let finalLogits: number[] | null = null;
-    if (this.opts.fidelity === 'numeric') {
-      const lmChips = new Set(this.plan.layout.lmHead.map((s) => this.fabric.chipId(s.chip)));
-      const full = new Float32Array(this.plan.model.vocab);
-      for (const h of this.hosts) {
-        const mine = done.filter(
-          (o) => lmChips.has(o.chipId) && this.fabric.hostId(this.fabric.chipIndex(o.chipId)) === h.hostId,
-        );
-        if (mine.length === 0) continue;
-        for (const l of await h.readback(mine.map((o) => o.chipId))) if (l.logits) full.set(l.logits, l.start);
-      }
-      finalLogits = Array.from(full);
-    }
     const sum = (f: (o: DoneOutcome) => number) => done.reduce((total, o) => total + f(o), 0);
     return {
-      tokens: sampler.tokens,
-      generated: ticks.length,
-      finalLogits,
-      virtual: { ttftMs: ttft * 1000, tpotMs: tpot * 1000, tokensPerSecondPerUser: 1 / tpot, ticks },
-      wall: { startupSeconds: this.startupSeconds, runSeconds, perTokenMs: perTokenWall },
+      samples: done.find((o) => o.result.samples !== null)!.result.samples!,
+      wallSeconds: (performance.now() - t0) / 1000,
       messages: {
         frames: sum((o) => o.result.framesSent),
         bytes: sum((o) => o.result.bytesSent),
@@ -245,6 +254,81 @@ export class Deployment {
         sleeps: sum((o) => o.transport.sleeps),
       },
       violations: done.flatMap((o) => o.result.violations),
+    };
+  }
+
+  /** Numeric fidelity: the logits of batch slot `slot` in the last step, gathered from the lm_head chips. */
+  async readbackLogits(slot: number): Promise<number[]> {
+    const lmChips = new Set(this.plan.layout.lmHead.map((s) => this.fabric.chipId(s.chip)));
+    const full = new Float32Array(this.plan.model.vocab);
+    const batch = this.plan.options.batch;
+    for (const h of this.hosts) {
+      const mine = [...lmChips].filter((c) => this.fabric.hostId(this.fabric.chipIndex(c)) === h.hostId);
+      if (mine.length === 0) continue;
+      for (const l of await h.readback(mine)) {
+        if (l.logits === null) continue;
+        const width = l.logits.length / batch;
+        full.set(l.logits.subarray(slot * width, (slot + 1) * width), l.start);
+      }
+    }
+    return Array.from(full);
+  }
+
+  /**
+   * One request alone in batch slot 0, from prompt to its last new token, as one window whose virtual
+   * time starts at 0 (so every run of the same request gives the same ticks and frames).
+   */
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
+    const P = request.promptIds.length;
+    const context = this.plan.options.context;
+    if (P === 0 || request.maxNewTokens < 1 || P + request.maxNewTokens > context) {
+      throw new UsageError(
+        'RACKEMU_ERR_GENERATE_OPTION',
+        `prompt of ${P} tokens plus ${request.maxNewTokens} new tokens must be >= 1 each and fit the plan's context of ${context}`,
+        { details: { expected: `1 <= prompt + new <= ${context}`, got: `${P} + ${request.maxNewTokens}` } },
+      );
+    }
+    const bad = request.promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= this.plan.model.vocab);
+    if (bad !== undefined) {
+      throw new UsageError(
+        'RACKEMU_ERR_GENERATE_OPTION',
+        `prompt id ${bad} is outside the vocabulary [0, ${this.plan.model.vocab})`,
+        {
+          details: { got: String(bad) },
+        },
+      );
+    }
+    const shape = { batch: this.plan.options.batch, prefillChunk: this.plan.options.prefillChunk };
+    const window = soloWindow(
+      request,
+      { firstStep: this.stepsRun, baseTick: 0 },
+      shape,
+      this.opts.fidelity === 'numeric',
+    );
+    const r = await this.run({ window, faults: request.faults, lookaheadSteps: request.lookaheadSteps });
+    // the last prefill step yields the first new token; every decode step one more
+    const first = window.kinds.lastIndexOf(KIND.prefill);
+    const ticks = r.samples.ticks.slice(first);
+    const ids = r.samples.ids;
+    const tokens = ids === null ? null : ticks.map((_, i) => ids[(first + i) * shape.batch]);
+    const hz = this.plan.topology.chip.clock_mhz * 1e6;
+    const ttft = ticks[0] / hz;
+    const tpot =
+      ticks.length > 1
+        ? (ticks[ticks.length - 1] - ticks[0]) / (ticks.length - 1) / hz
+        : this.plan.steps.decode.lengthTicks / hz;
+    return {
+      tokens,
+      generated: ticks.length,
+      finalLogits: this.opts.fidelity === 'numeric' ? await this.readbackLogits(0) : null,
+      virtual: { ttftMs: ttft * 1000, tpotMs: tpot * 1000, tokensPerSecondPerUser: 1 / tpot, ticks },
+      wall: {
+        startupSeconds: this.startupSeconds,
+        runSeconds: r.wallSeconds,
+        perTokenMs: (r.wallSeconds * 1000) / ticks.length,
+      },
+      messages: r.messages,
+      violations: r.violations,
       chips: { workers: this.workerCount, hosts: this.hosts.length, used: this.plan.programs.size },
     };
   }
@@ -253,62 +337,3 @@ export class Deployment {
     await Promise.allSettled(this.hosts.map((h) => h.stop()));
   }
 }
-
-/**
- * One failed run, many failed chips: once a frame goes missing, every chip downstream of it stalls
- * and its watchdog fires too. The root cause is a failure that is not a stall (a corrupt frame, a
- * crashed worker), else the missing frame that was due earliest in virtual time.
- */
-function rootCause(failures: ChipOutcome[], all: ChipOutcome[]): RunError {
-  const dueTick = (o: ChipOutcome) => (o.error?.details.violation as Violation | undefined)?.tick ?? -1;
-  const notStall = failures.filter((o) => o.error?.code !== 'RACKEMU_ERR_WATCHDOG');
-  const root = notStall[0] ?? failures.reduce((a, b) => (dueTick(b) < dueTick(a) ? b : a));
-  const others = failures.length - 1;
-  const e = root.error!;
-  const suffix = others > 0 ? ` (${others} other chip(s) stalled behind it)` : '';
-  const violations = [
-    ...failures
-      .map((o) => o.error?.details.violation as Violation | undefined)
-      .filter((v): v is Violation => v !== undefined),
-    ...all.flatMap((o) => o.result?.violations ?? []),
-  ];
-  return new RunError(fromWireError(e).code, `${e.message}${suffix}`, {
-    details: { ...e.details, chip: root.chipId, violations },
-  });
-}
-
-/**
- * What the schedule sends on each chip pair per step, for the embedded transport to size its rings:
- * each frame's largest encoded size. Numeric: float32 payloads (4 bytes an element) plus a header
- * allowance, sent one by one. Timing: exact sizes (templates) with integers at their widest, sent as
- * a bundle per look-ahead window of the default look-ahead (rings are sized when the deployment
- * starts, before a run can ask for another look-ahead).
- */
-function scheduleTraffic(plan: Plan, fabric: Fabric, fidelity: Fidelity): PairTraffic[] {
-  const lookahead = fidelity === 'timing' ? DEFAULT_LOOKAHEAD_STEPS : undefined;
-  const traffic: PairTraffic[] = [];
-  for (const step of [plan.steps.prefill, plan.steps.decode]) {
-    const perPair = new Map<string, { src: string; dst: string; frameBytes: number[] }>();
-    for (const tr of step.transfers) {
-      const t = step.tensors[tr.tensor];
-      const src = fabric.chipId(tr.src);
-      const dst = fabric.chipId(tr.dst);
-      const key = `${src}>${dst}`;
-      let pair = perPair.get(key);
-      if (pair === undefined) perPair.set(key, (pair = { src, dst, frameBytes: [] }));
-      pair.frameBytes.push(
-        fidelity === 'numeric'
-          ? t.rows * (t.dtype === 'argmax' ? 2 : t.cols) * 4 + FRAME_HEADER_ALLOWANCE
-          : frameTemplate(t, src, dst, 'none').sizeBound(WIDEST_INT, WIDEST_INT, WIDEST_INT),
-      );
-    }
-    for (const pair of perPair.values()) traffic.push({ ...pair, lookahead });
-  }
-  return traffic;
-}
-
-/** An integer a frame header may carry at the widest msgpack width (9 bytes). */
-const WIDEST_INT = 2 ** 40;
-
-/** Upper bound on an encoded frame header (ids, tensor name, shape, padding). */
-const FRAME_HEADER_ALLOWANCE = 256;

@@ -9,10 +9,12 @@ import type {
   HostToChip,
   WireError,
   RunSpec,
+  StepSamples,
 } from '../runtime/index.js';
 import type { TransportConfig, TransportStats } from '../transport/index.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError, type ErrorCode, ERRORS } from '../util/errors.js';
+import { ChipMailbox } from './chip-mailbox.js';
 
 /**
  * A host agent: the control-plane process of one GroqNode (its 2 CPUs). It owns its node's chips as
@@ -56,18 +58,17 @@ export function fromWireError(e: WireError): RunError {
 
 export class HostAgent {
   private readonly workers = new Map<string, Worker>();
-  private readonly listeners = new Map<string, (m: ChipToHost) => void>();
+  private readonly mailboxes = new Map<string, ChipMailbox>();
 
   constructor(readonly hostId: string) {}
 
-  /** One message from one chip, or rejection if the chip fails or its worker dies first. */
-  private expect<T extends ChipToHost['type']>(chipId: string, type: T): Promise<Extract<ChipToHost, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      this.listeners.set(chipId, (m) => {
-        if (m.type === type) resolve(m as Extract<ChipToHost, { type: T }>);
-        else if (m.type === 'failed') reject(fromWireError(m.error));
-      });
-    });
+  /** The next reply of `type` from one chip, or rejection if the chip fails or its worker dies first. */
+  private expect<T extends 'ready' | 'done' | 'logits' | 'closed'>(
+    chipId: string,
+    type: T,
+    onSamples?: (s: StepSamples) => void,
+  ) {
+    return this.mailboxes.get(chipId)!.expect(type, onSamples);
   }
 
   /** Spawns and loads the chips; `onReady` fires as each one is up with its Program and weights. */
@@ -85,16 +86,11 @@ export class HostAgent {
       chips.map(async (c) => {
         const w = new Worker(CHIP_WORKER, { name: c.init.chipId, env: CHIP_ENV });
         this.workers.set(c.init.chipId, w);
-        w.on('message', (m: ChipToHost) => {
-          this.listeners.get(c.init.chipId)?.(m);
-        });
+        const mailbox = new ChipMailbox((m) => fromWireError(m.error));
+        this.mailboxes.set(c.init.chipId, mailbox);
+        w.on('message', (m: ChipToHost) => mailbox.deliver(m));
         const died = (why: string) => {
-          const e = new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`);
-          this.listeners.get(c.init.chipId)?.({
-            type: 'failed',
-            chipId: c.init.chipId,
-            error: { code: e.code, message: e.message, details: {} },
-          });
+          mailbox.failAll(new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`));
         };
         w.on('error', (err) => died(`worker crashed: ${err.message}`));
         w.on('exit', (code) => {
@@ -112,12 +108,14 @@ export class HostAgent {
   /**
    * Runs every chip and waits until each has finished or failed. A chip stuck on a missing frame
    * fails by its own watchdog, so this settles; the coordinator then looks at all failures together
-   * to name the root cause rather than whichever chip happened to report first.
+   * to name the root cause rather than whichever chip happened to report first. Runs may be queued
+   * while earlier ones run (each chip runs them in order); `onSamples` sees the sampler's streamed
+   * samples of this run.
    */
-  async run(spec: RunSpec): Promise<ChipOutcome[]> {
+  async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {
     return Promise.all(
       [...this.workers.entries()].map(async ([chipId, w]): Promise<ChipOutcome> => {
-        const p = this.expect(chipId, 'done');
+        const p = this.expect(chipId, 'done', onSamples);
         w.postMessage({ type: 'run', spec } satisfies HostToChip);
         try {
           const m = await p;

@@ -30,7 +30,7 @@ async function handle(msg: CoordinatorToHost): Promise<void> {
       return;
     }
     case 'run':
-      send({ type: 'ran', outcomes: await agent!.run(msg.spec) });
+      send({ type: 'ran', outcomes: await agent!.run(msg.spec, (samples) => send({ type: 'samples', samples })) });
       return;
     case 'readback':
       send({ type: 'logits', logits: await agent!.readback(msg.chipIds) });

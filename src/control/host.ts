@@ -1,7 +1,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { WeightDtype } from '../model/config.js';
 import type { WeightStore } from '../model/weights.js';
-import { type ChipInit, chipWeights, type ChipWeights, type WireError, type RunSpec } from '../runtime/index.js';
+import {
+  chipWeights,
+  type ChipInit,
+  type ChipWeights,
+  type RunSpec,
+  type StepSamples,
+  type WireError,
+} from '../runtime/index.js';
 import type { TransportConfig } from '../transport/index.js';
 import type { Kernel } from '../compiler/plan.js';
 import { compiledUrl } from '../util/compiled-url.js';
@@ -16,7 +23,8 @@ import { missingChipV8Flags } from './v8-flags.js';
 export interface Host {
   readonly hostId: string;
   load(onReady: (chipId: string) => void): Promise<void>;
-  run(spec: RunSpec): Promise<ChipOutcome[]>;
+  /** Runs a window on the host's chips; `onSamples` sees the sampler's streamed samples (RunSpec.streamTokens). */
+  run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]>;
   readback(chipIds: readonly string[]): Promise<{ chipId: string; start: number; logits: Float32Array | null }[]>;
   stop(): Promise<void>;
 }
@@ -48,8 +56,8 @@ export class LocalHost implements Host {
     const chips: HostChip[] = this.chips.map((c) => ({ ...c, weights: weightsFor(c.init, this.store) }));
     return this.agent.load(chips, onReady);
   }
-  run(spec: RunSpec): Promise<ChipOutcome[]> {
-    return this.agent.run(spec);
+  run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {
+    return this.agent.run(spec, onSamples);
   }
   readback(chipIds: readonly string[]) {
     return this.agent.readback(chipIds);
@@ -74,6 +82,7 @@ export type CoordinatorToHost =
 export type HostToCoordinator =
   | { type: 'chip-ready'; chipId: string }
   | { type: 'loaded' }
+  | { type: 'samples'; samples: StepSamples }
   | { type: 'ran'; outcomes: ChipOutcome[] }
   | { type: 'logits'; logits: { chipId: string; start: number; logits: Float32Array | null }[] }
   | { type: 'stopped' }
@@ -81,13 +90,19 @@ export type HostToCoordinator =
 
 const HOST_MAIN = compiledUrl('./host-main.js', import.meta.url);
 
+/** A request to a host-agent process awaiting its reply (replies come in request order). */
+interface Pending {
+  readonly type: HostToCoordinator['type'];
+  readonly resolve: (m: HostToCoordinator) => void;
+  readonly reject: (e: RunError) => void;
+  readonly onSamples?: (s: StepSamples) => void;
+  /** A run's window: its steps [first, end) on the timeline (samples are routed by step). */
+  readonly steps?: { readonly first: number; readonly end: number };
+}
+
 export class RemoteHost implements Host {
   private child: ChildProcess | null = null;
-  private pending: {
-    type: HostToCoordinator['type'];
-    resolve: (m: HostToCoordinator) => void;
-    reject: (e: RunError) => void;
-  } | null = null;
+  private readonly pending: Pending[] = [];
   private onReady: (chipId: string) => void = () => undefined;
 
   constructor(
@@ -99,9 +114,11 @@ export class RemoteHost implements Host {
   private request<T extends HostToCoordinator['type']>(
     msg: CoordinatorToHost,
     reply: T,
+    run?: { readonly onSamples?: (s: StepSamples) => void; readonly steps: { first: number; end: number } },
   ): Promise<Extract<HostToCoordinator, { type: T }>> {
     return new Promise((resolve, reject) => {
-      this.pending = { type: reply, resolve: resolve as (m: HostToCoordinator) => void, reject };
+      const r = resolve as (m: HostToCoordinator) => void;
+      this.pending.push({ type: reply, resolve: r, reject, onSamples: run?.onSamples, steps: run?.steps });
       this.child!.send(msg);
     });
   }
@@ -117,20 +134,22 @@ export class RemoteHost implements Host {
     this.child = child;
     child.on('message', (m: HostToCoordinator) => {
       if (m.type === 'chip-ready') return this.onReady(m.chipId);
-      const p = this.pending;
-      if (!p) return;
+      const head = this.pending[0];
+      if (!head) return;
+      // the sampler may stream a later window's samples before every chip of this host finished the
+      // earlier one: samples go to the run whose window holds their step
+      if (m.type === 'samples') return this.runOf(m.samples.firstStep)?.onSamples?.(m.samples);
       if (m.type === 'error') {
-        this.pending = null;
-        p.reject(fromWireError(m.error));
-      } else if (m.type === p.type) {
-        this.pending = null;
-        p.resolve(m);
+        this.pending.shift();
+        head.reject(fromWireError(m.error));
+      } else if (m.type === head.type) {
+        this.pending.shift();
+        head.resolve(m);
       }
     });
     child.on('exit', (code, signal) => {
-      const p = this.pending;
-      this.pending = null;
-      p?.reject(new RunError('RACKEMU_ERR_WORKER', `host agent ${this.hostId} exited (${signal ?? `code ${code}`})`));
+      const e = new RunError('RACKEMU_ERR_WORKER', `host agent ${this.hostId} exited (${signal ?? `code ${code}`})`);
+      for (const p of this.pending.splice(0)) p.reject(e);
     });
     return this.request(
       {
@@ -143,8 +162,14 @@ export class RemoteHost implements Host {
     ).then(() => undefined);
   }
 
-  async run(spec: RunSpec): Promise<ChipOutcome[]> {
-    return (await this.request({ type: 'run', spec }, 'ran')).outcomes;
+  async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {
+    const first = spec.window.firstStep;
+    const steps = { first, end: first + spec.window.kinds.length };
+    return (await this.request({ type: 'run', spec }, 'ran', { onSamples, steps })).outcomes;
+  }
+
+  private runOf(step: number): Pending | undefined {
+    return this.pending.find((p) => p.steps !== undefined && step >= p.steps.first && step < p.steps.end);
   }
 
   async readback(chipIds: readonly string[]) {

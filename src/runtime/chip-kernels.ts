@@ -21,15 +21,21 @@ import {
 import type { StepInstance } from './run-spec.js';
 
 type FfnKernel = Extract<Kernel, { kind: 'ffn' }>;
+type AttentionKernel = Extract<Kernel, { kind: 'attention' }>;
+type LmHeadKernel = Extract<Kernel, { kind: 'lm_head' }>;
 
 /**
  * A chip's numeric compute: the kernels its Program names, over the weight slices and KV cache in its
  * SRAM. Inputs are the chip's own buffers or views of received frames, never mutated.
  */
 export class ChipKernels {
-  /** lm_head chips: the logits slice of the most recent step (host readback for the final logits). */
+  /**
+   * lm_head chips: the logits slice of the most recent step, one row per batch slot (host readback
+   * for the final logits).
+   */
   lastLogits: { start: number; logits: Float32Array } | null = null;
-  private readonly caches = new Map<number, KvCache>();
+  /** Per layer, one KV cache per batch slot. */
+  private readonly caches = new Map<number, KvCache[]>();
   private readonly moe: boolean;
 
   constructor(
@@ -40,10 +46,9 @@ export class ChipKernels {
     for (const ins of init.program.decode.instructions) {
       if (ins.kind === 'compute' && ins.kernel.kind === 'attention') {
         const k = ins.kernel;
-        this.caches.set(
-          k.layer,
-          new KvCache(init.context, k.kvHeadEnd - k.kvHeadStart, init.model.headDim, k.kvHeadStart),
-        );
+        const slotCache = () =>
+          new KvCache(init.context, k.kvHeadEnd - k.kvHeadStart, init.model.headDim, k.kvHeadStart);
+        this.caches.set(k.layer, Array.from({ length: init.batch }, slotCache));
       }
     }
   }
@@ -68,35 +73,79 @@ export class ChipKernels {
         for (let i = 1; i < ins.inputs.length; i++) addInPlace(out, input(i));
         return out;
       }
-      case 'attention': {
-        const hd = m.headDim;
-        const heads = k.headEnd - k.headStart;
-        const kvHeads = k.kvHeadEnd - k.kvHeadStart;
-        const xn = rmsNorm(input(0), rows, H, w[weightKey.ln1(k.layer)], m.rmsNormEps);
-        const q = matmulXWt(xn, rows, H, w[weightKey.q(k.layer)], heads * hd);
-        const keys = matmulXWt(xn, rows, H, w[weightKey.k(k.layer)], kvHeads * hd);
-        const vals = matmulXWt(xn, rows, H, w[weightKey.v(k.layer)], kvHeads * hd);
-        applyRope(q, rows, heads, hd, step.positions, m.ropeTheta);
-        applyRope(keys, rows, kvHeads, hd, step.positions, m.ropeTheta);
-        const cache = this.caches.get(k.layer)!;
-        cache.append(keys, vals, step.positions.subarray(0, step.valid));
-        const a = attend(q, cache, step.positions, m.heads / m.kvHeads, m.slidingWindow, { qHeadOffset: k.headStart });
-        return matmulXWt(a, rows, heads * hd, w[weightKey.o(k.layer)], H);
-      }
+      case 'attention':
+        return this.attention(k, input(0), step);
       case 'ffn':
         return this.ffn(k, input(0), rows);
-      case 'lm_head': {
-        const row = step.valid - 1;
-        const xn = rmsNorm(input(0).subarray(row * H, (row + 1) * H), 1, H, w[weightKey.finalNorm()], m.rmsNormEps);
-        const logits = lmHeadSlice(xn, 1, H, w[weightKey.lmHead()], k.vocabStart, k.vocabEnd);
-        this.lastLogits = { start: k.vocabStart, logits };
-        return packArgmax(argmaxRows(logits, 1, k.vocabEnd - k.vocabStart, k.vocabStart));
-      }
+      case 'lm_head':
+        return this.lmHead(k, input(0), step);
       case 'sample': {
         const parts = ins.inputs.map((t) => unpackArgmax(values.get(t) as Int32Array));
         return Int32Array.from(combineArgmax(...parts).indices);
       }
     }
+  }
+
+  /**
+   * RMSNorm, q/k/v projections of the chip's heads, RoPE, then per batch slot: its valid rows' k and v
+   * into the slot's KV cache and attention of its rows over it. Rows of idle slots stay zero.
+   */
+  private attention(k: AttentionKernel, x: Float32Array, step: StepInstance): Float32Array {
+    const m = this.init.model;
+    const w = this.weights;
+    const H = m.hidden;
+    const hd = m.headDim;
+    const rows = step.positions.length;
+    const heads = k.headEnd - k.headStart;
+    const kvHeads = k.kvHeadEnd - k.kvHeadStart;
+    const xn = rmsNorm(x, rows, H, w[weightKey.ln1(k.layer)], m.rmsNormEps);
+    const q = matmulXWt(xn, rows, H, w[weightKey.q(k.layer)], heads * hd);
+    const keys = matmulXWt(xn, rows, H, w[weightKey.k(k.layer)], kvHeads * hd);
+    const vals = matmulXWt(xn, rows, H, w[weightKey.v(k.layer)], kvHeads * hd);
+    applyRope(q, rows, heads, hd, step.positions, m.ropeTheta);
+    applyRope(keys, rows, kvHeads, hd, step.positions, m.ropeTheta);
+    const caches = this.caches.get(k.layer)!;
+    const T = rows / caches.length;
+    const qRow = heads * hd;
+    const kvRow = kvHeads * hd;
+    const a = new Float32Array(rows * qRow);
+    for (let b = 0; b < caches.length; b++) {
+      const valid = step.slotRows[b];
+      if (valid === 0) continue;
+      const at = b * T;
+      const positions = step.positions.subarray(at, at + T);
+      // a prompt's first chunk starts the slot's sequence anew
+      if (step.kind === 'prefill' && positions[0] === 0) caches[b].truncate(0);
+      caches[b].append(
+        keys.subarray(at * kvRow, (at + valid) * kvRow),
+        vals.subarray(at * kvRow, (at + valid) * kvRow),
+        positions.subarray(0, valid),
+      );
+      const qs = q.subarray(at * qRow, (at + T) * qRow);
+      attend(qs, caches[b], positions, m.heads / m.kvHeads, m.slidingWindow, {
+        qHeadOffset: k.headStart,
+        out: a.subarray(at * qRow, (at + T) * qRow),
+      });
+    }
+    return matmulXWt(a, rows, qRow, w[weightKey.o(k.layer)], H);
+  }
+
+  /** Final RMSNorm and the chip's logits slice for the last valid row of each running slot; its argmax per slot. */
+  private lmHead(k: LmHeadKernel, x: Float32Array, step: StepInstance): Int32Array {
+    const m = this.init.model;
+    const w = this.weights;
+    const H = m.hidden;
+    const slots = step.slotRows.length;
+    const T = step.positions.length / slots;
+    const last = new Float32Array(slots * H);
+    for (let b = 0; b < slots; b++) {
+      const valid = step.slotRows[b];
+      if (valid > 0) last.set(x.subarray((b * T + valid - 1) * H, (b * T + valid) * H), b * H);
+    }
+    const xn = rmsNorm(last, slots, H, w[weightKey.finalNorm()], m.rmsNormEps);
+    const logits = lmHeadSlice(xn, slots, H, w[weightKey.lmHead()], k.vocabStart, k.vocabEnd);
+    this.lastLogits = { start: k.vocabStart, logits };
+    return packArgmax(argmaxRows(logits, slots, k.vocabEnd - k.vocabStart, k.vocabStart));
   }
 
   private ffn(k: FfnKernel, h: Float32Array, rows: number): Float32Array {

@@ -4,7 +4,7 @@
  */
 import type { TransportConfig, TransportStats } from '../transport/index.js';
 import { isRackemuError } from '../util/errors.js';
-import type { ChipInit, ChipRunResult } from './chip-types.js';
+import type { ChipInit, ChipRunResult, StepSamples } from './chip-types.js';
 import type { ChipWeights } from './chip-weights.js';
 import type { RunSpec } from './run-spec.js';
 
@@ -23,6 +23,8 @@ export interface WireError {
 export type ChipToHost =
   | { type: 'ready'; chipId: string }
   | { type: 'done'; result: ChipRunResult; transport: TransportStats }
+  /** Sampler, runs with RunSpec.streamTokens: what steps sampled, as they complete (before done). */
+  | { type: 'samples'; chipId: string; samples: StepSamples }
   | { type: 'failed'; chipId: string; error: WireError }
   | { type: 'logits'; chipId: string; start: number; logits: Float32Array | null }
   | { type: 'closed'; chipId: string };

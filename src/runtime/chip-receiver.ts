@@ -35,6 +35,8 @@ export class ChipReceiver {
   private early: { readonly bundle: Uint8Array; readonly src: string }[] = [];
   private window: WindowWait | null = null;
   private firstStep = 0;
+  /** The step after the run's last. */
+  private endStep = 0;
   /** The previous run failed: frames of steps before this run's are its leftovers, dropped. */
   private dropEarlier = false;
 
@@ -56,6 +58,7 @@ export class ChipReceiver {
    */
   beginRun(steps: readonly StepInstance[], windowSteps: number, dropEarlier: boolean): void {
     this.firstStep = steps[0].index;
+    this.endStep = steps[steps.length - 1].index + 1;
     this.dropEarlier = dropEarlier;
     this.window = null;
     this.inbox.beginRun(this.firstStep, dropEarlier);
@@ -81,7 +84,7 @@ export class ChipReceiver {
   endRun(reportLeftovers: boolean): void {
     this.timing?.end();
     this.window = null;
-    const left = this.inbox.leftovers();
+    const left = this.inbox.leftovers(this.endStep);
     if (reportLeftovers) for (const f of left) this.log.unexpected(f.step, f.tensor, f.src);
   }
 
@@ -99,8 +102,9 @@ export class ChipReceiver {
   readonly onBundle = (bundle: Uint8Array, src: string): boolean => {
     const t = this.timing;
     if (t === null) return false;
-    if (!t.active) {
-      // before this chip's run began (its peers started first): kept whole until the run begins
+    if (!t.active || t.peerDone(src)) {
+      // before this chip's run began, or for its next run (its peers started first): kept whole until
+      // that run begins
       this.early.push({ bundle: bundle.slice(), src });
       return true;
     }

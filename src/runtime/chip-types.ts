@@ -18,6 +18,9 @@ export interface ChipInit {
   readonly model: ModelConfig;
   readonly fidelity: Fidelity;
   readonly context: number;
+  /** Batch slots of every step (sequences a step carries). */
+  readonly batch: number;
+  /** Rows per slot of a prefill step. */
   readonly prefillChunk: number;
   readonly program: Program;
   /** Metadata of every tensor this chip's Program touches, per step kind. */
@@ -66,7 +69,19 @@ export interface ChipRunResult {
   readonly bytesSent: number;
   /** Frames whose header this chip decoded (see GenerateResult.messages.decoded). */
   readonly framesDecoded: number;
-  /** Sampler only: the generated ids, and per generated token the virtual tick at which it was known. */
-  readonly tokens: number[] | null;
-  readonly tokenTicks: number[] | null;
+  /** Sampler only: what each step of the window sampled. */
+  readonly samples: StepSamples | null;
+}
+
+/**
+ * The sampler's output of steps of a window: per step, the virtual tick at which its sampled ids were
+ * known, and (numeric fidelity) one id per batch slot, step after step. Which of them are a request's
+ * tokens is the coordinator's to say (it knows which slot held what).
+ */
+export interface StepSamples {
+  /** Timeline index of the first step reported. */
+  readonly firstStep: number;
+  readonly ticks: number[];
+  /** steps x batch ids; null in timing fidelity. */
+  readonly ids: Int32Array | null;
 }

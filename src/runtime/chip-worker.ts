@@ -1,7 +1,7 @@
 /**
  * Entry point of one chip's worker thread. The host agent that owns the chip drives it with messages:
  *   init {init, weights, transport} -> ready | failed
- *   run {spec}                      -> done {result, transport stats} | failed
+ *   run {spec}                      -> samples* (sampler, streaming) then done {result, transport stats} | failed
  *   readback                        -> logits {start, logits} (lm_head chips; null elsewhere)
  *   close                           -> closed
  */
@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { openEndpoint, type ChipEndpoint, type TransportStats } from '../transport/index.js';
 import { ChipRuntime } from './chip.js';
 import { toWireError, type ChipToHost, type HostToChip } from './chip-protocol.js';
+import type { StepSamples } from './chip-types.js';
 
 const port = parentPort!;
 let chip: ChipRuntime | null = null;
@@ -16,8 +17,13 @@ let endpoint: ChipEndpoint | null = null;
 let chipId = '?';
 const post = (m: ChipToHost) => port.postMessage(m);
 
+/**
+ * Messages are handled one after another: a host agent may queue the next run (the next window of a
+ * serving stream) while this one is still running, and a chip runs its windows in order.
+ */
+let queue: Promise<void> = Promise.resolve();
 port.on('message', (msg: HostToChip) => {
-  void handle(msg).catch((e: unknown) => post({ type: 'failed', chipId, error: toWireError(e) }));
+  queue = queue.then(() => handle(msg)).catch((e: unknown) => post({ type: 'failed', chipId, error: toWireError(e) }));
 });
 
 /** This run's share of the endpoint's counters (queued and maxInFlight are gauges: as they are now). */
@@ -46,7 +52,10 @@ async function handle(msg: HostToChip): Promise<void> {
       return;
     case 'run': {
       const before = endpoint!.stats();
-      const result = await chip!.run(msg.spec);
+      const stream = msg.spec.streamTokens
+        ? (samples: StepSamples) => post({ type: 'samples', chipId, samples })
+        : undefined;
+      const result = await chip!.run(msg.spec, stream);
       await endpoint!.flush();
       post({ type: 'done', result, transport: statsSince(endpoint!.stats(), before) });
       return;

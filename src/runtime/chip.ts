@@ -5,10 +5,10 @@ import { RunError } from '../util/errors.js';
 import { ChipKernels } from './chip-kernels.js';
 import { ChipReceiver } from './chip-receiver.js';
 import { ChipSender, type TensorValue } from './chip-sender.js';
-import type { ChipInit, ChipRunResult, PerStepKind } from './chip-types.js';
+import type { ChipInit, ChipRunResult, PerStepKind, StepSamples } from './chip-types.js';
 import type { ChipWeights } from './chip-weights.js';
 import type { ExpectedFrame } from './frame-inbox.js';
-import { DEFAULT_LOOKAHEAD_STEPS, runSteps, type FrameFault, type RunSpec, type StepInstance } from './run-spec.js';
+import { DEFAULT_LOOKAHEAD_STEPS, windowSteps, type FrameFault, type RunSpec, type StepInstance } from './run-spec.js';
 import { ViolationLog } from './violation-log.js';
 import { pollUntil, watchdogIntervalMs } from './watchdog.js';
 
@@ -39,6 +39,8 @@ export class ChipRuntime {
   private readonly kernels: ChipKernels | null;
   /** Per step kind, the end tick of the sampler's `next` op (-1 on other chips). */
   private readonly tokenEnd: PerStepKind<number>;
+  /** Sampler, numeric fidelity: each batch slot's last sampled id, the input of its next decode step. */
+  private readonly lastIds: Int32Array;
   private fatal: RunError | null = null;
   private failRun: ((e: RunError) => void) | null = null;
 
@@ -55,6 +57,7 @@ export class ChipRuntime {
       return op?.kind === 'compute' ? op.end : -1;
     };
     this.tokenEnd = { prefill: tokenEnd('prefill'), decode: tokenEnd('decode') };
+    this.lastIds = new Int32Array(init.batch);
   }
 
   /** lm_head chips: the logits slice of the most recent step (host readback for the final logits). */
@@ -80,8 +83,12 @@ export class ChipRuntime {
     this.failRun?.(e);
   }
 
-  async run(spec: RunSpec): Promise<ChipRunResult> {
-    const steps = runSteps(spec, this.init.prefillChunk, this.init.stepLengths);
+  /**
+   * Runs a window of steps. The sampler reports what each step sampled in the result and, with
+   * `onSamples`, as steps complete (numeric: after each step; timing: after each look-ahead window).
+   */
+  async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipRunResult> {
+    const steps = windowSteps(spec.window, this.init, this.init.stepLengths);
     this.log.reset();
     this.sender!.resetCounts();
     // A run starts clean after a failed one too: that run's error went out with it, and what is left
@@ -90,27 +97,26 @@ export class ChipRuntime {
     const dropEarlier = this.fatal !== null;
     this.fatal = null;
     // Look-ahead windows of lookahead + 1 steps (timing fidelity): see runTiming.
-    const windowSteps = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS) + 1;
+    const windowSize = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS) + 1;
     const failed = new Promise<never>((_, reject) => (this.failRun = reject));
     failed.catch(() => undefined);
     const timer = setInterval(() => this.checkWatchdog(), watchdogIntervalMs(this.init.watchdogMs));
     const isSampler = this.init.sampler !== null;
-    // a prefill step's output token counts only at the end of the prompt (the first new token)
-    const lastPrefill = steps.findLastIndex((st) => st.kind === 'prefill');
-    const counts = (i: number) => isSampler && i >= lastPrefill;
-    const tokens: number[] = [];
-    const tokenTicks: number[] = [];
+    const batch = this.init.batch;
+    const ticks: number[] = [];
+    const ids = isSampler && this.kernels !== null ? new Int32Array(steps.length * batch) : null;
+    const report: SampleSink = (i, stepTicks, stepIds) => {
+      for (const t of stepTicks) ticks.push(t);
+      if (ids !== null && stepIds !== null) ids.set(stepIds, i * batch);
+      if (isSampler && onSamples)
+        onSamples({ firstStep: steps[i].index, ticks: stepTicks, ids: stepIds && Int32Array.from(stepIds) });
+    };
     let ok = false;
     try {
-      this.receiver.beginRun(steps, windowSteps, dropEarlier);
+      this.receiver.beginRun(steps, windowSize, dropEarlier);
       const faults = spec.faults ?? [];
-      const token = (i: number, tick: number, id: number | null) => {
-        if (!counts(i)) return;
-        tokenTicks.push(tick);
-        if (id !== null) tokens.push(id);
-      };
-      if (this.init.fidelity === 'timing') await this.runTiming(steps, windowSteps, faults, failed, token);
-      else await this.runNumeric(steps, faults, failed, token);
+      if (this.init.fidelity === 'timing') await this.runTiming(steps, windowSize, faults, failed, report);
+      else await this.runNumeric(steps, faults, failed, report);
       ok = true;
     } finally {
       this.receiver.endRun(ok);
@@ -124,28 +130,27 @@ export class ChipRuntime {
       framesSent: this.sender!.framesSent,
       bytesSent: this.sender!.bytesSent,
       framesDecoded: this.receiver.takeDecoded(),
-      tokens: isSampler && this.init.fidelity === 'numeric' ? tokens : null,
-      tokenTicks: isSampler ? tokenTicks : null,
+      samples: isSampler ? { firstStep: steps[0].index, ticks, ids } : null,
     };
   }
 
   /**
-   * Timing fidelity, in look-ahead windows of `windowSteps` steps: a chip issues a window's sends,
+   * Timing fidelity, in look-ahead windows of `windowSize` steps: a chip issues a window's sends,
    * then checks its receives; it sleeps once per window, not once per step, and is woken (FRAMES/WANT)
    * only once all the frames it misses could be in. The chips thus move in epochs of windows.
    */
   private async runTiming(
     steps: readonly StepInstance[],
-    windowSteps: number,
+    windowSize: number,
     faults: readonly FrameFault[],
     failed: Promise<never>,
-    token: TokenSink,
+    report: SampleSink,
   ): Promise<void> {
     const ep = this.endpoint!;
     const run = this.receiver.timing!.timeline;
     for (let from = 0; from < steps.length;) {
       if (this.fatal) throw this.fatal;
-      const to = Math.min(steps.length, from + windowSteps);
+      const to = Math.min(steps.length, from + windowSize);
       // the window's frames leave together at uncork, before the chip waits for its own
       ep.cork();
       this.sender!.sendWindow(run, from, to, faults);
@@ -161,10 +166,12 @@ export class ChipRuntime {
       } else {
         await Promise.race([this.receiver.waitWindow(from, to), failed]);
       }
+      const ticks: number[] = [];
       for (let i = from; i < to; i++) {
         const end = this.tokenEnd[steps[i].kind];
-        token(i, end < 0 ? 0 : steps[i].base + end, null);
+        ticks.push(end < 0 ? 0 : steps[i].base + end);
       }
+      report(from, ticks, null);
       from = to;
     }
   }
@@ -174,28 +181,28 @@ export class ChipRuntime {
     steps: readonly StepInstance[],
     faults: readonly FrameFault[],
     failed: Promise<never>,
-    token: TokenSink,
+    report: SampleSink,
   ): Promise<void> {
-    let carry: StepOutput = { ids: null, tick: 0 };
     for (const [i, step] of steps.entries()) {
-      carry = await Promise.race([this.runStep(step, faults, carry), failed]);
-      token(i, carry.tick, carry.ids ? carry.ids[0] : null);
+      const out = await Promise.race([this.runStep(step, faults), failed]);
+      report(i, [out.tick], out.ids);
     }
   }
 
   /** Numeric fidelity: the Program in order, each run of receives waited for together. */
-  private async runStep(step: StepInstance, faults: readonly FrameFault[], carry: StepOutput): Promise<StepOutput> {
+  private async runStep(step: StepInstance, faults: readonly FrameFault[]): Promise<StepOutput> {
     const prog = this.init.program[step.kind].instructions;
     const values = new Map<number, TensorValue>();
     const sampler = this.init.sampler;
     let nextTick = 0;
-    if (sampler) values.set(sampler.tok[step.kind], step.inputIds ?? carry.ids);
+    if (sampler) values.set(sampler.tok[step.kind], step.inputIds ?? this.decodeInputs(step));
     for (let i = 0; i < prog.length; i++) {
       const ins = prog[i];
       if (ins.kind === 'recv') {
         const group: ExpectedFrame[] = [];
-        for (let j = i; j < prog.length && prog[j].kind === 'recv'; j++)
+        for (let j = i; j < prog.length && prog[j].kind === 'recv'; j++) {
           group.push(this.receiver.expected(prog[j] as RecvInstruction, step));
+        }
         const got = this.takeAll(group);
         const frames = Array.isArray(got) ? got : await got;
         group.forEach((e, k) => {
@@ -220,7 +227,16 @@ export class ChipRuntime {
       }
     }
     if (!sampler) return { ids: null, tick: 0 };
-    return { ids: values.get(sampler.next[step.kind]) as Int32Array | null, tick: nextTick };
+    const ids = values.get(sampler.next[step.kind]) as Int32Array;
+    for (let b = 0; b < this.lastIds.length; b++) if (step.slotRows[b] > 0) this.lastIds[b] = ids[b];
+    return { ids, tick: nextTick };
+  }
+
+  /** The sampler's `tok` of a decode step: each running slot's last sampled id (idle slots 0). */
+  private decodeInputs(step: StepInstance): Int32Array {
+    const tok = new Int32Array(this.lastIds.length);
+    for (let b = 0; b < tok.length; b++) if (step.slotRows[b] > 0) tok[b] = this.lastIds[b];
+    return tok;
   }
 
   /**
@@ -264,8 +280,8 @@ export class ChipRuntime {
   }
 }
 
-/** Where a run's loop reports the sampler's token of run step `i`: the tick it was known, its id (numeric). */
-type TokenSink = (i: number, tick: number, id: number | null) => void;
+/** Where a run's loop reports what steps from run step `i` on sampled: their ticks, and ids (numeric, one step). */
+type SampleSink = (i: number, ticks: number[], ids: Int32Array | null) => void;
 
 /** What a numeric step leaves for the next: the sampled ids (sampler only) and the tick they were known. */
 interface StepOutput {

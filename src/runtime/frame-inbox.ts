@@ -95,14 +95,17 @@ export class FrameInbox {
     for (const [key, { frame, src }] of this.held) if (place(frame, src)) this.held.delete(key);
   }
 
-  /** Empties the inbox, returning what is still held: frames nobody asked for. */
-  leftovers(): { readonly step: number; readonly tensor: string; readonly src: string }[] {
-    const out = [...this.held.values()].map(({ frame, src }) => ({
-      step: frame.header.step,
-      tensor: frame.header.tensor,
-      src,
-    }));
-    this.held.clear();
+  /**
+   * Removes and returns the frames held of steps before `endStep`: at the end of a run that ends there,
+   * frames nobody asked for. Frames of later steps stay: the next window's, from peers already running it.
+   */
+  leftovers(endStep: number): { readonly step: number; readonly tensor: string; readonly src: string }[] {
+    const out: { step: number; tensor: string; src: string }[] = [];
+    for (const [key, { frame, src }] of this.held) {
+      if (frame.header.step >= endStep) continue;
+      out.push({ step: frame.header.step, tensor: frame.header.tensor, src });
+      this.held.delete(key);
+    }
     return out;
   }
 }

@@ -8,11 +8,23 @@ export type {
   ChipRunResult,
   DueFrame,
   PerStepKind,
+  StepSamples,
   TensorMeta,
   Violation,
   ViolationKind,
 } from './chip-types.js';
 export { chipWeights, type ChipWeights } from './chip-weights.js';
 export { toWireError, type ChipToHost, type HostToChip, type WireError } from './chip-protocol.js';
-export { DEFAULT_LOOKAHEAD_STEPS, type Fidelity, type FrameFault, type RunSpec, type StepLengths } from './run-spec.js';
+export {
+  DEFAULT_LOOKAHEAD_STEPS,
+  rowWords,
+  soloWindow,
+  type BatchShape,
+  type Fidelity,
+  type FrameFault,
+  type RunSpec,
+  type StepLengths,
+  type StepWindow,
+} from './run-spec.js';
+export { KIND } from './step-kind.js';
 export { frameTemplate } from './timing-receiver.js';

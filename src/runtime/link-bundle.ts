@@ -1,6 +1,7 @@
 import { bundleHeadBytes, bundleRecordBytes, writeBundleHead } from '../transport/bundle.js';
 import { intSize, writeInt, type FrameTemplate } from '../transport/frame.js';
 import type { StepInstance } from './run-spec.js';
+import { KIND } from './step-kind.js';
 
 /**
  * One link's frames of a look-ahead window as one bundle (timing fidelity). Every byte of a timing
@@ -18,9 +19,6 @@ import type { StepInstance } from './run-spec.js';
  * short, and a run of the same length repeats them), so a long decode lays out only when an integer
  * crosses a width.
  */
-
-/** Index of each step kind in per-kind arrays ([prefill, decode]). */
-export const KIND: Readonly<Record<StepInstance['kind'], number>> = { prefill: 0, decode: 1 };
 
 /** Window shapes kept per link (a run's first, middle and last windows, and one more). */
 const KEPT_SHAPES = 4;

@@ -1,14 +1,23 @@
 /**
- * What one run asks of the chips, and the sequence of schedule steps it expands to. Every chip
- * derives the same step list from the same RunSpec, so no per-step coordination is needed.
+ * What one run asks of the chips: a window of schedule steps, decided by the coordinator. Every chip
+ * derives the same step list from the same window, so no per-step coordination is needed: a serving
+ * deployment is a stream of such windows (DESIGN.md, "Steps as a stream").
+ *
+ * Rows and batch slots. A step of the Plan carries `batch` sequences (slots) of `tokensPerSequence`
+ * rows each: a prefill step `prefillChunk` rows per slot, a decode step one. Row r belongs to slot
+ * floor(r / tokensPerSequence). A slot's rows carry a chunk of one request's prompt (prefill) or one
+ * new token of it (decode); unused rows pad the static schedule (their values are ignored), as on the
+ * hardware, whose schedule does not change with the batch's occupancy.
  */
+
+import { KIND } from './step-kind.js';
 
 export type Fidelity = 'numeric' | 'timing';
 
 /** A fault applied by the sending chip to one frame (tests and, later, fault campaigns). */
 export interface FrameFault {
   readonly kind: 'delay' | 'drop' | 'duplicate' | 'corrupt';
-  /** Step index on the deployment's timeline (RunSpec.stepOffset + index in the run). */
+  /** Step index on the deployment's timeline (StepWindow.firstStep + index in the window). */
   readonly step: number;
   /** Tensor name as in the Plan (e.g. `o.L3.r0.n0.c1`). */
   readonly tensor: string;
@@ -20,15 +29,25 @@ export interface FrameFault {
   readonly ticks?: number;
 }
 
+/**
+ * A window of consecutive schedule steps. Steps run back to back from `baseTick`.
+ * `rows` (numeric fidelity; null in timing fidelity, which carries no values) holds, step after step
+ * and slot after slot: for a prefill step [valid rows, first position, prefillChunk input ids], for a
+ * decode step [1 if the slot runs, its position] (its input id is the slot's last sampled id, which
+ * the sampler chip keeps).
+ */
+export interface StepWindow {
+  /** Index of the window's first step on the deployment's timeline (step numbers only grow). */
+  readonly firstStep: number;
+  /** Virtual tick at which the first step starts. */
+  readonly baseTick: number;
+  /** Per step: KIND.prefill or KIND.decode. */
+  readonly kinds: Uint8Array;
+  readonly rows: Int32Array | null;
+}
+
 export interface RunSpec {
-  /**
-   * Index of this run's first step on the deployment's timeline of steps (runs on one deployment
-   * continue its step numbering, so frames of consecutive runs never share a key). Default 0.
-   */
-  readonly stepOffset?: number;
-  /** Prompt token ids (numeric); in timing fidelity only their count matters. */
-  readonly promptIds: readonly number[];
-  readonly maxNewTokens: number;
+  readonly window: StepWindow;
   readonly faults?: readonly FrameFault[];
   /**
    * Timing fidelity: how many steps a chip may issue (send) ahead of the oldest step whose received
@@ -38,6 +57,8 @@ export interface RunSpec {
    * ignores it: there every send waits for the values it carries.
    */
   readonly lookaheadSteps?: number;
+  /** The sampler reports each step's sampled ids as the step completes (serving), not only at the end. */
+  readonly streamTokens?: boolean;
 }
 
 /**
@@ -51,17 +72,10 @@ export interface RunSpec {
  */
 export const DEFAULT_LOOKAHEAD_STEPS = 255;
 
-export interface StepInstance {
-  readonly index: number;
-  readonly kind: 'prefill' | 'decode';
-  /** Absolute virtual tick at which the step starts on schedule. */
-  readonly base: number;
-  /** Position of each row (pad rows repeat the last valid position). */
-  readonly positions: Int32Array;
-  /** Rows that carry real tokens; the rest pad a partial prefill chunk. */
-  readonly valid: number;
-  /** Token ids of a prefill step's rows (pads are 0); decode steps take the previous step's output. */
-  readonly inputIds: Int32Array | null;
+/** The Plan's step shape: slots per step and rows per slot of a prefill step. */
+export interface BatchShape {
+  readonly batch: number;
+  readonly prefillChunk: number;
 }
 
 export interface StepLengths {
@@ -69,50 +83,126 @@ export interface StepLengths {
   readonly decode: number;
 }
 
-/**
- * ceil(prompt / chunk) prefill steps (the last one yields the first new token), then one decode step
- * per further token, back to back on the global tick timeline.
- */
-export function runSteps(spec: RunSpec, prefillChunk: number, lengths: StepLengths): StepInstance[] {
-  const P = spec.promptIds.length;
-  const first = spec.stepOffset ?? 0;
+export interface StepInstance {
+  readonly index: number;
+  readonly kind: 'prefill' | 'decode';
+  /** Absolute virtual tick at which the step starts on schedule. */
+  readonly base: number;
+  /** Numeric fidelity: the position of each row (pad rows repeat their slot's last valid position, or 0). */
+  readonly positions: Int32Array;
+  /** Numeric fidelity: per slot, its rows that carry real tokens (0: the slot is idle this step). */
+  readonly slotRows: Int32Array;
+  /** Numeric fidelity, prefill steps: each row's input id (pads are 0); decode steps: null. */
+  readonly inputIds: Int32Array | null;
+}
+
+/** Int32 words a step's record takes in StepWindow.rows. */
+export function rowWords(kind: number, shape: BatchShape): number {
+  return kind === KIND.prefill ? shape.batch * (2 + shape.prefillChunk) : shape.batch * 2;
+}
+
+/** The steps of a window, as a chip runs them. */
+export function windowSteps(window: StepWindow, shape: BatchShape, lengths: StepLengths): StepInstance[] {
   const steps: StepInstance[] = [];
-  let base = 0;
-  for (let start = 0; start < P; start += prefillChunk) {
-    const valid = Math.min(prefillChunk, P - start);
-    const positions = new Int32Array(prefillChunk);
-    const inputIds = new Int32Array(prefillChunk);
-    for (let r = 0; r < prefillChunk; r++) {
-      positions[r] = start + Math.min(r, valid - 1);
-      inputIds[r] = r < valid ? spec.promptIds[start + r] : 0;
-    }
-    steps.push({ index: first + steps.length, kind: 'prefill', base, positions, valid, inputIds });
-    base += lengths.prefill;
-  }
-  for (let i = 1; i < spec.maxNewTokens; i++) {
-    steps.push(new DecodeStep(first + steps.length, base, P + i - 1));
-    base += lengths.decode;
+  let base = window.baseTick;
+  let at = 0;
+  for (let i = 0; i < window.kinds.length; i++) {
+    const kind = window.kinds[i];
+    const index = window.firstStep + i;
+    if (window.rows === null)
+      steps.push(
+        kind === KIND.prefill ? new TimingStep(index, 'prefill', base) : new TimingStep(index, 'decode', base),
+      );
+    else
+      steps.push(
+        kind === KIND.prefill
+          ? prefillStep(index, base, window.rows, at, shape)
+          : decodeStep(index, base, window.rows, at, shape),
+      );
+    if (window.rows !== null) at += rowWords(kind, shape);
+    base += kind === KIND.prefill ? lengths.prefill : lengths.decode;
   }
   return steps;
 }
 
+function prefillStep(index: number, base: number, rows: Int32Array, at: number, shape: BatchShape): StepInstance {
+  const { batch, prefillChunk: T } = shape;
+  const positions = new Int32Array(batch * T);
+  const inputIds = new Int32Array(batch * T);
+  const slotRows = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const rec = at + b * (2 + T);
+    const valid = rows[rec];
+    const start = rows[rec + 1];
+    slotRows[b] = valid;
+    for (let r = 0; r < T; r++) {
+      positions[b * T + r] = valid === 0 ? 0 : start + Math.min(r, valid - 1);
+      inputIds[b * T + r] = r < valid ? rows[rec + 2 + r] : 0;
+    }
+  }
+  return { index, kind: 'prefill', base, positions, slotRows, inputIds };
+}
+
+function decodeStep(index: number, base: number, rows: Int32Array, at: number, shape: BatchShape): StepInstance {
+  const positions = new Int32Array(shape.batch);
+  const slotRows = new Int32Array(shape.batch);
+  for (let b = 0; b < shape.batch; b++) {
+    slotRows[b] = rows[at + 2 * b];
+    positions[b] = rows[at + 2 * b + 1];
+  }
+  return { index, kind: 'decode', base, positions, slotRows, inputIds: null };
+}
+
+const NO_ROWS = new Int32Array(0);
+
 /**
- * A decode step. Its one position is made into an array only when asked for (numeric fidelity):
- * each of hundreds of chips builds a run's steps, one per token, and timing fidelity never reads them.
+ * A step of a timing window: it carries no values, so no rows. Each of hundreds of chips builds a
+ * window's steps, one per token, and timing fidelity never reads them.
  */
-class DecodeStep implements StepInstance {
-  readonly kind = 'decode' as const;
-  readonly valid = 1;
+class TimingStep implements StepInstance {
+  readonly positions = NO_ROWS;
+  readonly slotRows = NO_ROWS;
   readonly inputIds = null;
-  private rows: Int32Array | null = null;
 
   constructor(
     readonly index: number,
+    readonly kind: 'prefill' | 'decode',
     readonly base: number,
-    private readonly position: number,
   ) {}
+}
 
-  get positions(): Int32Array {
-    return (this.rows ??= Int32Array.of(this.position));
+/**
+ * The window of one request alone in slot 0, from step `firstStep` at tick `baseTick`: ceil(prompt /
+ * chunk) prefill steps (the last one yields the first new token), then one decode step per further
+ * token. `values`: with rows (numeric fidelity), else without (timing).
+ */
+export function soloWindow(
+  request: { readonly promptIds: readonly number[]; readonly maxNewTokens: number },
+  at: { readonly firstStep: number; readonly baseTick: number },
+  shape: BatchShape,
+  values: boolean,
+): StepWindow {
+  const P = request.promptIds.length;
+  const T = shape.prefillChunk;
+  const prefills = Math.ceil(P / T);
+  const decodes = Math.max(0, request.maxNewTokens - 1);
+  const kinds = new Uint8Array(prefills + decodes);
+  kinds.fill(KIND.prefill, 0, prefills);
+  kinds.fill(KIND.decode, prefills);
+  if (!values) return { firstStep: at.firstStep, baseTick: at.baseTick, kinds, rows: null };
+  const rows = new Int32Array(prefills * rowWords(KIND.prefill, shape) + decodes * rowWords(KIND.decode, shape));
+  let w = 0;
+  for (let start = 0; start < P; start += T) {
+    const valid = Math.min(T, P - start);
+    rows[w] = valid;
+    rows[w + 1] = start;
+    for (let r = 0; r < valid; r++) rows[w + 2 + r] = request.promptIds[start + r];
+    w += rowWords(KIND.prefill, shape);
   }
+  for (let i = 1; i <= decodes; i++) {
+    rows[w] = 1;
+    rows[w + 1] = P + i - 1;
+    w += rowWords(KIND.decode, shape);
+  }
+  return { firstStep: at.firstStep, baseTick: at.baseTick, kinds, rows };
 }

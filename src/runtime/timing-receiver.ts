@@ -1,7 +1,8 @@
 import type { Instruction, StepKind } from '../compiler/plan.js';
 import { FrameTemplate, type Dtype, type FrameHeader } from '../transport/frame.js';
 import type { TensorMeta } from './chip-types.js';
-import { KIND, LinkBundle, RunTimeline } from './link-bundle.js';
+import { LinkBundle, RunTimeline } from './link-bundle.js';
+import { KIND } from './step-kind.js';
 import type { StepInstance } from './run-spec.js';
 
 /**
@@ -228,6 +229,12 @@ export class TimingReceiver {
     c.pos = 0;
     this.settle(c);
     return from;
+  }
+
+  /** Whether every frame `src` sends this chip in the run has arrived (what it sends now is for a later run). */
+  peerDone(src: string): boolean {
+    const c = this.cursor(src);
+    return c !== undefined && c.step >= this.run.steps.length;
   }
 
   /** A decoded frame's place in this run: its run step and slot, or null if the run expects no such frame. */

@@ -61,7 +61,20 @@ export const TOPOLOGY_SCHEMA: JsonSchema = closed(
     host: closed({
       ram_gib: positive('host RAM per node, GiB'),
       pcie_gbps: positive('PCIe bandwidth per chip, GB/s'),
+      pcie_root_gbps: positive(
+        "host-side PCIe bandwidth the node's chips share (CPU root ports or PCIe-switch uplinks), GB/s",
+      ),
       power_w: nonNegative('host power per node (CPUs, RAM, fans, NICs), W'),
+      health_poll_interval_s: positive('seconds between two health polls of one chip by its host'),
+      cpu_us: closed({
+        stage_per_step: nonNegative("host CPU time to write one step's input token ids into the chips, us"),
+        stage_per_row: nonNegative('host CPU time per row (token id) staged, us'),
+        readback_per_step: nonNegative("host CPU time to read one step's sampled ids back from the chips, us"),
+        readback_per_row: nonNegative('host CPU time per row (sampled id) read back, us'),
+        tokenise_per_token: nonNegative('host CPU time to tokenise one prompt token, us'),
+        detokenise_per_token: nonNegative('host CPU time to detokenise one generated token, us'),
+        health_poll_per_chip: nonNegative('host CPU time of one health poll of one chip, us'),
+      }),
     }),
     prices: closed({
       node_usd: nonNegative('price of one node with its chips, USD'),

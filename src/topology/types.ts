@@ -31,6 +31,24 @@ export interface CalibratedParam {
   method: string;
 }
 
+/** CPU time a host agent spends per unit of work, microseconds of one CPU (see schema.ts). */
+export interface HostCpuCostsUs {
+  /** Writing one step's input token ids into the chip that holds them: fixed part per step... */
+  stage_per_step: number;
+  /** ... and per row (one token id). */
+  stage_per_row: number;
+  /** Reading one step's sampled ids back from the sampler chip: per step... */
+  readback_per_step: number;
+  /** ... and per row. */
+  readback_per_row: number;
+  /** Tokenising one prompt token (text to id). */
+  tokenise_per_token: number;
+  /** Detokenising one generated token (id to text, streamed one at a time). */
+  detokenise_per_token: number;
+  /** One health poll of one chip. */
+  health_poll_per_chip: number;
+}
+
 export interface Topology {
   name: string;
   description?: string;
@@ -67,7 +85,23 @@ export interface Topology {
     /** Fixed synchronisation cost per schedule step (start-of-step alignment), ticks. */
     step_overhead_ticks: number;
   };
-  host: { ram_gib: number; pcie_gbps: number; power_w: number };
+  host: {
+    /** RAM per node server, GiB. */
+    ram_gib: number;
+    /** PCIe bandwidth of one chip's own link to the host, GB/s (1e9 bytes/s), one direction. */
+    pcie_gbps: number;
+    /**
+     * Host-side PCIe bandwidth the node's chips share, GB/s: the CPUs' root ports, or the uplinks of
+     * the PCIe switches the chips sit behind. Chips loading at once split it evenly, each capped at
+     * `pcie_gbps`; chips_per_node x pcie_gbps or more means the chips never contend.
+     */
+    pcie_root_gbps: number;
+    power_w: number;
+    /** Seconds between two health polls (link faults, temperatures) of one chip by its host agent. */
+    health_poll_interval_s: number;
+    /** CPU time of each kind of host work, microseconds of one CPU. */
+    cpu_us: HostCpuCostsUs;
+  };
   prices: { node_usd: number; electricity_usd_per_kwh: number; amortisation_years: number };
   calibrated?: CalibratedParam[];
 }

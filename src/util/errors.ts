@@ -59,6 +59,12 @@ export const ERRORS = {
   RACKEMU_ERR_WORKER: { exitCode: 70, summary: 'a chip worker or host process failed' },
   RACKEMU_ERR_GENERATE_OPTION: { exitCode: 64, summary: 'a generate option is invalid' },
   RACKEMU_ERR_FILE_WRITE: { exitCode: 73, summary: 'an output file could not be written' },
+  // serving
+  RACKEMU_ERR_REQUEST: { exitCode: 64, summary: 'a completion request the Plan cannot take (ids, length, fields)' },
+  RACKEMU_ERR_QUEUE_FULL: { exitCode: 75, summary: 'more requests than the serving queue holds' },
+  RACKEMU_ERR_DRAINING: { exitCode: 75, summary: 'the server is draining and takes no new requests' },
+  RACKEMU_ERR_CANCELLED: { exitCode: 75, summary: 'the request was cancelled (its client went away)' },
+  RACKEMU_ERR_SERVE_OPTION: { exitCode: 64, summary: 'a serve option is invalid' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

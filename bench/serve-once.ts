@@ -1,0 +1,76 @@
+/**
+ * One serving case of `npm run bench`: starts `rackemu serve` as its own process (as a user would),
+ * waits until it is ready, runs each load of the case against it with the load generator (load.ts),
+ * drains it with SIGTERM and prints one JSON line: start-up time and each load's report.
+ *
+ * Usage: node serve-once.js '<ServeCase JSON>'
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CHIP_V8_FLAGS } from '../src/control/v8-flags.js';
+import { runLoad, type LoadReport, type LoadSpec } from './load.js';
+
+export interface ServeCase {
+  readonly topology: string;
+  readonly sets: readonly string[];
+  readonly model: string;
+  readonly fidelity: 'numeric' | 'timing';
+  readonly batch: number;
+  readonly context?: number;
+  readonly promptTokens?: number;
+  readonly pace: 'max' | 'realtime';
+  readonly windowSteps?: number;
+  readonly vocab: number;
+  readonly loads: readonly Omit<LoadSpec, 'url' | 'model' | 'vocab'>[];
+}
+
+export interface ServeResult {
+  readonly case: ServeCase;
+  readonly startup_s: number;
+  readonly loads: LoadReport[];
+  readonly exit_code: number | null;
+}
+
+const c = JSON.parse(process.argv[2]) as ServeCase;
+const bin = fileURLToPath(new URL('../../bin/rackemu.js', import.meta.url));
+const args = ['serve', '--topology', c.topology, '--model', c.model, '--fidelity', c.fidelity];
+args.push('--batch', String(c.batch), '--port', '0', '--pace', c.pace, '--max-waiting', '1000');
+for (const s of c.sets) args.push('--set', s);
+if (c.context !== undefined) args.push('--context', String(c.context));
+if (c.promptTokens !== undefined) args.push('--prompt-tokens', String(c.promptTokens));
+if (c.windowSteps !== undefined) args.push('--window-steps', String(c.windowSteps));
+const t0 = performance.now();
+const child = spawn(process.execPath, [...CHIP_V8_FLAGS, bin, ...args], {
+  stdio: ['ignore', 'pipe', 'pipe'],
+  env: { ...process.env, RACKEMU_LOG_LEVEL: 'warn' },
+});
+let stderr = '';
+child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+const url = await new Promise<string>((resolve, reject) => {
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    const m = /https?:\/\/[\d.:]+/.exec(out);
+    if (m) resolve(m[0]);
+  });
+  void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stderr}`)));
+});
+for (;;) {
+  const ready = await fetch(`${url}/ready`).then(
+    (r) => r.status === 200,
+    () => false,
+  );
+  if (ready) break;
+  if (child.exitCode !== null) throw new Error(`serve exited before ready: ${stderr}`);
+  await new Promise((r) => setTimeout(r, 200));
+}
+const startup = (performance.now() - t0) / 1000;
+const loads: LoadReport[] = [];
+try {
+  for (const l of c.loads) loads.push(await runLoad({ ...l, url, model: c.model, vocab: c.vocab }));
+} finally {
+  child.kill('SIGTERM');
+}
+const result: ServeResult = { case: c, startup_s: startup, loads, exit_code: await exited };
+console.log(JSON.stringify(result));

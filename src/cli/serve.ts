@@ -1,0 +1,237 @@
+import { Option, type Command } from 'commander';
+import { totalmem } from 'node:os';
+import type { Plan } from '../compiler/plan.js';
+import { Deployment } from '../control/deployment.js';
+import type { CompletionEngine, Pace } from '../control/engine-types.js';
+import { Engine } from '../control/engine.js';
+import { ServingMetrics } from '../control/metrics.js';
+import { bytesPerParam, paramCounts } from '../model/config.js';
+import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
+import { createServer, type RackemuServer } from '../serve/app.js';
+import { LateEngine } from '../serve/late-engine.js';
+import { loadTextCodec } from '../serve/text.js';
+import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
+import { UsageError } from '../util/errors.js';
+import { logger, setLogLevel } from '../util/log.js';
+import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
+
+interface ServeFlags extends PlanFlags {
+  host: string;
+  port: number;
+  pace: Pace;
+  maxWaiting: number;
+  fidelity: 'numeric' | 'timing';
+  transport: 'embedded' | 'nats';
+  natsUrl?: string;
+  nats?: string;
+  isolation: 'thread' | 'process';
+  watchdogMs: number;
+  lookahead: number;
+  windowSteps?: number;
+}
+
+/** Requests that may wait for a batch slot before new ones get 429. */
+export const DEFAULT_MAX_WAITING = 128;
+
+/** What the engine is built from; one function, so that the rest of serve depends on the interface only. */
+export interface EngineSetup {
+  readonly deployment: Deployment;
+  readonly plan: Plan;
+  readonly pace: Pace;
+  readonly maxWaiting: number;
+  readonly lookaheadSteps: number;
+  /** Steps per window sent to the chips (EngineOptions.windowSteps; default by fidelity). */
+  readonly windowSteps?: number;
+  readonly metrics: ServingMetrics;
+}
+
+export function createEngine(setup: EngineSetup): CompletionEngine {
+  const { deployment, plan, pace, maxWaiting, lookaheadSteps, windowSteps, metrics } = setup;
+  return new Engine(deployment, plan, { pace, maxWaiting, lookaheadSteps, windowSteps, observer: metrics });
+}
+
+function checkFlags(flags: ServeFlags): void {
+  const fail = (message: string, path: string, expected: string, got: string) => {
+    throw new UsageError('RACKEMU_ERR_SERVE_OPTION', message, { details: { path, expected, got } });
+  };
+  if (flags.port > 65535)
+    fail(`--port: expected 0..65535, got ${flags.port}`, '--port', '0..65535', String(flags.port));
+  if (flags.isolation === 'process' && flags.transport === 'embedded') {
+    fail(
+      '--isolation process needs --transport nats: the embedded transport connects threads of one process only',
+      '--transport',
+      'nats',
+      'embedded',
+    );
+  }
+  if (flags.transport === 'nats' && !flags.natsUrl && flags.nats !== 'spawn') {
+    fail('--transport nats needs --nats-url nats://host:port or --nats spawn', '--nats-url', 'a NATS url', '');
+  }
+}
+
+function checkNumericMemory(plan: Plan, fidelity: ServeFlags['fidelity']): void {
+  if (fidelity !== 'numeric') return;
+  const bytes = paramCounts(plan.model).total * Math.max(4, bytesPerParam(plan.options.dtype));
+  if (bytes > totalmem() / 2) {
+    throw new UsageError(
+      'RACKEMU_ERR_SERVE_OPTION',
+      `numeric fidelity would hold ${(bytes / 1e9).toFixed(1)} GB of float32 weights on this ${(totalmem() / 2 ** 30).toFixed(0)} GiB machine; use --fidelity timing`,
+      { details: { expected: '--fidelity timing', got: '--fidelity numeric' } },
+    );
+  }
+}
+
+function addRuntimeFlags(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--fidelity <f>', 'numeric: real values; timing: sizes only (a filler token)')
+        .choices(['numeric', 'timing'])
+        .default('numeric'),
+    )
+    .addOption(
+      new Option('--transport <t>', 'how chips exchange tensor slices')
+        .choices(['embedded', 'nats'])
+        .default('embedded'),
+    )
+    .option('--nats-url <url>', 'NATS server for --transport nats')
+    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']))
+    .addOption(
+      new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
+        .choices(['thread', 'process'])
+        .default('thread'),
+    )
+    .option(
+      '--watchdog-ms <ms>',
+      'wall-clock limit on a chip waiting for one frame',
+      integerFlag('--watchdog-ms'),
+      30000,
+    )
+    .option(
+      '--lookahead <steps>',
+      'timing fidelity: steps a chip may send ahead of checking its received frames',
+      integerFlag('--lookahead', 0),
+      DEFAULT_LOOKAHEAD_STEPS,
+    );
+}
+
+export function serveCommand(program: Command, out: (s: string) => void): void {
+  const cmd = addPlanFlags(
+    program
+      .command('serve')
+      .description('serve the deployment over an OpenAI-compatible HTTP API (docs/serving.md); SIGTERM drains'),
+  )
+    .option('--host <addr>', 'address to listen on (127.0.0.1: this machine only)', '127.0.0.1')
+    .option('--port <n>', 'TCP port (0: any free port)', integerFlag('--port', 0), 8080)
+    .addOption(
+      new Option('--pace <p>', 'max: as fast as possible; realtime: hold the wall clock to the virtual clock')
+        .choices(['max', 'realtime'])
+        .default('max'),
+    )
+    .option(
+      '--window-steps <n>',
+      'steps the coordinator sends the chips at a time (default: 64 timing, 8 numeric; docs/serving.md)',
+      integerFlag('--window-steps', 1),
+    )
+    .option(
+      '--max-waiting <n>',
+      'requests that may wait for a batch slot (more get 429)',
+      integerFlag('--max-waiting', 0),
+      DEFAULT_MAX_WAITING,
+    );
+  addRuntimeFlags(cmd).action((flags: ServeFlags) => serve(flags, out));
+}
+
+async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void> {
+  if (process.env.RACKEMU_LOG === undefined) setLogLevel('info'); // a server logs its events by default
+  const log = logger().child({ component: 'serve' });
+  checkFlags(flags);
+  const { plan, fabric, weights } = planFromFlags(flags, { withWeights: flags.fidelity === 'numeric' });
+  checkNumericMemory(plan, flags.fidelity);
+  const codec = loadTextCodec(flags.model);
+  if (codec.source) log.info({ tokenizer: codec.source, chat: codec.chat !== null }, 'tokenizer loaded');
+  const metrics = new ServingMetrics({
+    modelName: plan.model.name,
+    topology: plan.topology.name,
+    fidelity: flags.fidelity,
+    context: plan.options.context,
+    processMetrics: true,
+  });
+  const engine = new LateEngine(plan.model.name, flags.fidelity, plan.model.vocab, plan.options.context);
+  const server = createServer({
+    engine,
+    codec,
+    metrics: metrics.registry,
+    adminToken: process.env.RACKEMU_ADMIN_TOKEN || undefined,
+    log,
+    rejected: (reason) => metrics.requestRejected(reason),
+  });
+  const signals = onSignals(server, log);
+  let nats: SpawnedNatsServer | null = null;
+  let deployment: Deployment | null = null;
+  try {
+    out(
+      `rackemu serve: ${plan.model.name} on ${await listen(server, flags)} (GET /ready says when the chips are loaded)\n`,
+    );
+    if (flags.transport === 'nats' && flags.nats === 'spawn') nats = await spawnNatsServer();
+    deployment = await Deployment.start(plan, fabric, {
+      fidelity: flags.fidelity,
+      transport: flags.transport,
+      natsUrl: nats?.url ?? flags.natsUrl,
+      isolation: flags.isolation,
+      model: { spec: flags.model, dtype: plan.options.dtype },
+      weights,
+      watchdogMs: flags.watchdogMs,
+      onProgress: (ready, total) => metrics.setStartup(ready, total),
+    });
+    if (server.draining) {
+      log.info('stopping: a drain began while the chips were loading');
+    } else {
+      const setup = { deployment, plan, pace: flags.pace, maxWaiting: flags.maxWaiting, metrics };
+      metrics.setPlan(plan, fabric);
+      engine.attach(createEngine({ ...setup, lookaheadSteps: flags.lookahead, windowSteps: flags.windowSteps }));
+      log.info({ model: plan.model.name, topology: plan.topology.name, fidelity: flags.fidelity }, 'ready');
+    }
+    await server.closed;
+  } finally {
+    signals.remove();
+    if (!server.draining) await server.close();
+    await deployment?.stop();
+    await nats?.stop();
+    log.info('stopped');
+  }
+}
+
+async function listen(server: RackemuServer, flags: ServeFlags): Promise<string> {
+  try {
+    return await server.listen(flags.host, flags.port);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new UsageError('RACKEMU_ERR_SERVE_OPTION', `cannot listen on ${flags.host}:${flags.port}: ${err.message}`, {
+      details: { path: '--port', got: `${flags.host}:${flags.port}` },
+      cause: e,
+    });
+  }
+}
+
+/**
+ * SIGTERM (and SIGINT) drains: new requests get 503, those in flight finish, then the server closes
+ * and the command returns (exit 0). A second signal exits at once.
+ */
+function onSignals(server: RackemuServer, log: ReturnType<typeof logger>): { remove(): void } {
+  let seen = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    if (++seen > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    void server.drain(signal).catch(() => {}); // a failed drain rejects server.closed, which serve() awaits
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  return {
+    remove() {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+    },
+  };
+}
