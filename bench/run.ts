@@ -12,6 +12,7 @@
  *   numeric        deploy-once.js      mixtral-tiny tokens per wall second on groq-72 and groq-576 (shrunk SRAM)
  *   scaling        deploy-once.js      mixtral-tiny numeric on 1, 2, 4, 8 racks of groq-576.yaml
  *   memory         (from the above)    peak RSS of the 576-chip run vs the bare spawn
+ *   serving        serve-once.js       rackemu serve under the load generator (serving.ts, load.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { CHIP_V8_FLAGS } from '../src/control/v8-flags.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../src/runtime/run-spec.js';
 import type { DeployCase } from './deploy-once.js';
 import { rawFrameBytesFor, type FrameSizes } from './frames.js';
+import { runServing, servingSection } from './serving.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const root = ((): string => {
@@ -357,6 +359,7 @@ const scalingRuns = scalingSpecs.map((s) => {
   const d = deploy(`scaling: mixtral-tiny numeric on ${s.racks * 72} chips`, tinyCase('groq-576', sets), 300);
   return { ...s, sets, d, f: failed(d) ? null : floors('embedded', d) };
 });
+const servingRuns = runServing(child, topo);
 const benchSeconds = (performance.now() - benchStart) / 1000;
 
 // ---------------------------------------------------------------------------------------------------
@@ -573,6 +576,7 @@ for (const d of [...decodeRuns, ...numericRuns, ...scalingRuns].map((r) => r.d))
       );
   });
 }
+lines.push(...servingSection(servingRuns));
 for (const [label, error] of Object.entries(retried))
   lines.push('', `Note: ${label} failed on its first attempt (${error.replace(/\|/g, '/')}) and was run again.`);
 
@@ -597,6 +601,7 @@ writeFileSync(
       decode: decodeRuns,
       numeric: numericRuns,
       scaling: scalingRuns,
+      serving: servingRuns,
       memory,
       retried,
     },

@@ -20,6 +20,8 @@ export interface ServeCase {
   readonly promptTokens?: number;
   readonly pace: 'max' | 'realtime';
   readonly windowSteps?: number;
+  /** --lookahead (timing fidelity). */
+  readonly lookahead?: number;
   readonly vocab: number;
   readonly loads: readonly Omit<LoadSpec, 'url' | 'model' | 'vocab'>[];
 }
@@ -39,6 +41,7 @@ for (const s of c.sets) args.push('--set', s);
 if (c.context !== undefined) args.push('--context', String(c.context));
 if (c.promptTokens !== undefined) args.push('--prompt-tokens', String(c.promptTokens));
 if (c.windowSteps !== undefined) args.push('--window-steps', String(c.windowSteps));
+if (c.lookahead !== undefined) args.push('--lookahead', String(c.lookahead));
 const t0 = performance.now();
 const child = spawn(process.execPath, [...CHIP_V8_FLAGS, bin, ...args], {
   stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,9 +8,10 @@ import { predict } from '../compiler/report.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
 import { RunError, UsageError } from '../util/errors.js';
+import { addNatsAuthFlags, natsAuthFromFlags, type NatsAuthFlags } from './nats-flags.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
-interface GenerateFlags extends PlanFlags {
+interface GenerateFlags extends PlanFlags, NatsAuthFlags {
   promptIds: string;
   maxNewTokens: number;
   fidelity: 'numeric' | 'timing';
@@ -57,7 +58,9 @@ function ids(v: string): number[] {
 }
 
 export function generateCommand(program: Command, out: (s: string) => void): void {
-  addPlanFlags(program.command('generate').description('run the compiled Plan on emulated chips and generate tokens'))
+  const cmd = addPlanFlags(
+    program.command('generate').description('run the compiled Plan on emulated chips and generate tokens'),
+  )
     .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
     .option('--max-new-tokens <n>', 'tokens to generate', integerFlag('--max-new-tokens', 1), 16)
     .addOption(
@@ -71,7 +74,8 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
         .default('embedded'),
     )
     .option('--nats-url <url>', 'NATS server for --transport nats')
-    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']))
+    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']));
+  addNatsAuthFlags(cmd)
     .addOption(
       new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
         .choices(['thread', 'process'])
@@ -94,6 +98,8 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
     .action(async (flags: GenerateFlags) => {
       const promptIds = ids(flags.promptIds);
       checkTransportFlags(flags);
+      // credentials every chip's connection presents (and a spawned server requires)
+      const natsAuth = flags.transport === 'nats' ? natsAuthFromFlags(flags, 'RACKEMU_ERR_GENERATE_OPTION') : undefined;
       const { plan, fabric, weights } = planFromFlags(flags, {
         promptTokens: promptIds.length,
         withWeights: flags.fidelity === 'numeric',
@@ -134,13 +140,14 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
       try {
         let natsUrl = flags.natsUrl;
         if (flags.transport === 'nats' && flags.nats === 'spawn') {
-          nats = await spawnNatsServer();
+          nats = await spawnNatsServer({ auth: natsAuth });
           natsUrl = nats.url;
         }
         deployment = await Deployment.start(plan, fabric, {
           fidelity: flags.fidelity,
           transport: flags.transport,
           natsUrl,
+          natsAuth,
           isolation: flags.isolation,
           model: { spec: flags.model, dtype: plan.options.dtype },
           weights,

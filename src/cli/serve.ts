@@ -8,14 +8,16 @@ import { ServingMetrics } from '../control/metrics.js';
 import { bytesPerParam, paramCounts } from '../model/config.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
 import { createServer, type RackemuServer } from '../serve/app.js';
+import { FileSdFile, fileSdGroups } from '../serve/file-sd.js';
 import { LateEngine } from '../serve/late-engine.js';
 import { loadTextCodec } from '../serve/text.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
 import { UsageError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
+import { addNatsAuthFlags, natsAuthFromFlags, type NatsAuthFlags } from './nats-flags.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
-interface ServeFlags extends PlanFlags {
+interface ServeFlags extends PlanFlags, NatsAuthFlags {
   host: string;
   port: number;
   pace: Pace;
@@ -28,6 +30,7 @@ interface ServeFlags extends PlanFlags {
   watchdogMs: number;
   lookahead: number;
   windowSteps?: number;
+  metricsFileSd?: string;
 }
 
 /** Requests that may wait for a batch slot before new ones get 429. */
@@ -82,7 +85,7 @@ function checkNumericMemory(plan: Plan, fidelity: ServeFlags['fidelity']): void 
 }
 
 function addRuntimeFlags(cmd: Command): Command {
-  return cmd
+  cmd
     .addOption(
       new Option('--fidelity <f>', 'numeric: real values; timing: sizes only (a filler token)')
         .choices(['numeric', 'timing'])
@@ -94,7 +97,8 @@ function addRuntimeFlags(cmd: Command): Command {
         .default('embedded'),
     )
     .option('--nats-url <url>', 'NATS server for --transport nats')
-    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']))
+    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']));
+  return addNatsAuthFlags(cmd)
     .addOption(
       new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
         .choices(['thread', 'process'])
@@ -137,6 +141,10 @@ export function serveCommand(program: Command, out: (s: string) => void): void {
       'requests that may wait for a batch slot (more get 429)',
       integerFlag('--max-waiting', 0),
       DEFAULT_MAX_WAITING,
+    )
+    .option(
+      '--metrics-file-sd <file>',
+      'write a Prometheus file_sd JSON file listing every /metrics target (coordinator, host agents); removed at exit',
     );
   addRuntimeFlags(cmd).action((flags: ServeFlags) => serve(flags, out));
 }
@@ -145,6 +153,7 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
   if (process.env.RACKEMU_LOG === undefined) setLogLevel('info'); // a server logs its events by default
   const log = logger().child({ component: 'serve' });
   checkFlags(flags);
+  const natsAuth = flags.transport === 'nats' ? natsAuthFromFlags(flags, 'RACKEMU_ERR_SERVE_OPTION') : undefined;
   const { plan, fabric, weights } = planFromFlags(flags, { withWeights: flags.fidelity === 'numeric' });
   checkNumericMemory(plan, flags.fidelity);
   const codec = loadTextCodec(flags.model);
@@ -166,23 +175,28 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     rejected: (reason) => metrics.requestRejected(reason),
   });
   const signals = onSignals(server, log);
+  const fileSd = flags.metricsFileSd ? new FileSdFile(flags.metricsFileSd) : null;
   let nats: SpawnedNatsServer | null = null;
   let deployment: Deployment | null = null;
   try {
-    out(
-      `rackemu serve: ${plan.model.name} on ${await listen(server, flags)} (GET /ready says when the chips are loaded)\n`,
-    );
-    if (flags.transport === 'nats' && flags.nats === 'spawn') nats = await spawnNatsServer();
+    const url = await listen(server, flags);
+    out(`rackemu serve: ${plan.model.name} on ${url} (GET /ready says when the chips are loaded)\n`);
+    const coordinator = { host: flags.host, port: new URL(url).port };
+    await writeTargets(fileSd, coordinator, [], log); // the coordinator's start-up progress is scrapable
+    if (flags.transport === 'nats' && flags.nats === 'spawn') nats = await spawnNatsServer({ auth: natsAuth });
     deployment = await Deployment.start(plan, fabric, {
       fidelity: flags.fidelity,
       transport: flags.transport,
       natsUrl: nats?.url ?? flags.natsUrl,
+      natsAuth,
       isolation: flags.isolation,
       model: { spec: flags.model, dtype: plan.options.dtype },
       weights,
       watchdogMs: flags.watchdogMs,
       onProgress: (ready, total) => metrics.setStartup(ready, total),
+      hostMetricsHost: flags.isolation === 'process' ? flags.host : undefined,
     });
+    await writeTargets(fileSd, coordinator, deployment.hostMetrics, log);
     if (server.draining) {
       log.info('stopping: a drain began while the chips were loading');
     } else {
@@ -194,11 +208,31 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     await server.closed;
   } finally {
     signals.remove();
+    await fileSd?.remove(); // first: Prometheus stops scraping targets that are about to go
     if (!server.draining) await server.close();
     await deployment?.stop();
     await nats?.stop();
     log.info('stopped');
   }
+}
+
+/** Writes the --metrics-file-sd file (if asked): the coordinator's /metrics and each host agent's. */
+async function writeTargets(
+  file: FileSdFile | null,
+  coordinator: { host: string; port: string },
+  hosts: readonly { hostId: string; url: string }[],
+  log: ReturnType<typeof logger>,
+): Promise<void> {
+  if (file === null) return;
+  try {
+    await file.write(fileSdGroups(coordinator, hosts));
+  } catch (e) {
+    throw new UsageError('RACKEMU_ERR_SERVE_OPTION', `--metrics-file-sd: cannot write ${file.path}: ${String(e)}`, {
+      details: { path: '--metrics-file-sd', got: file.path },
+      cause: e,
+    });
+  }
+  log.info({ file: file.path, targets: 1 + hosts.length }, 'metrics targets written');
 }
 
 async function listen(server: RackemuServer, flags: ServeFlags): Promise<string> {

@@ -11,7 +11,7 @@ import {
   type Violation,
 } from '../runtime/index.js';
 import type { Fabric } from '../topology/fabric.js';
-import { createEmbeddedFabric, type TransportConfig } from '../transport/index.js';
+import { createEmbeddedFabric, type NatsAuth, type TransportConfig } from '../transport/index.js';
 import { UsageError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { chipInit, deployedChips, schedulePairs } from './chip-inits.js';
@@ -34,6 +34,8 @@ export interface DeployOptions {
   readonly transport: 'embedded' | 'nats';
   /** NATS server URL (transport nats). */
   readonly natsUrl?: string;
+  /** Credentials every chip's NATS connection presents (a secret: it reaches the chips, never a log). */
+  readonly natsAuth?: NatsAuth;
   readonly isolation: 'thread' | 'process';
   /** Model source for host-agent processes, which load their own weights. */
   readonly model: { readonly spec: string; readonly dtype: Plan['options']['dtype'] };
@@ -42,6 +44,8 @@ export interface DeployOptions {
   /** Wall-clock limit on one chip waiting for one frame. */
   readonly watchdogMs: number;
   readonly onProgress?: (ready: number, total: number) => void;
+  /** Process isolation: each host-agent process serves its own GET /metrics on this address (a free port). */
+  readonly hostMetricsHost?: string;
 }
 
 /** One request run alone: Deployment.generate. */
@@ -125,6 +129,11 @@ export class Deployment {
     return this.hosts.map((h) => h.hostId);
   }
 
+  /** Host agents that serve their own GET /metrics (DeployOptions.hostMetricsHost), with its URL. */
+  get hostMetrics(): { hostId: string; url: string }[] {
+    return this.hosts.flatMap((h) => (h.metricsUrl === null ? [] : [{ hostId: h.hostId, url: h.metricsUrl }]));
+  }
+
   get fidelity(): Fidelity {
     return this.opts.fidelity;
   }
@@ -175,6 +184,7 @@ export class Deployment {
         // Hundreds of chips connect at once while their threads are still compiling the client:
         // on two cores that can take far longer than a lone client's default 5 s connect timeout.
         transport = { kind: 'nats', servers: opts.natsUrl!, runId, connectTimeoutMs: NATS_CONNECT_TIMEOUT_MS };
+        if (opts.natsAuth) transport = { ...transport, auth: opts.natsAuth };
       }
       const hostId = fabric.hostId(chip);
       const list = byHost.get(hostId) ?? [];
@@ -183,7 +193,7 @@ export class Deployment {
     }
     const hosts: Host[] = [...byHost.entries()].map(([hostId, list]) =>
       opts.isolation === 'process'
-        ? new RemoteHost(hostId, list, opts.model)
+        ? new RemoteHost(hostId, list, opts.model, opts.hostMetricsHost)
         : new LocalHost(hostId, list, opts.weights),
     );
     let ready = 0;

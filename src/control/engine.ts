@@ -23,7 +23,8 @@ export interface EngineOptions {
    * with hundreds of chip threads is tens of ms of wall time (mixtral-8x7b / groq-576, timing, this
    * machine: 8.8 ms per token with windows of 16 steps, 2.6 with 64, 1.6 with 256), while a request
    * that arrives mid-window waits for the next one. Default: 64 in timing fidelity, 8 in numeric
-   * (whose steps are slower than a window's overhead).
+   * (whose steps are slower than a window's overhead). The sampler reports tokens at the end of each
+   * look-ahead window (timing fidelity), so a look-ahead shorter than the window streams them sooner.
    */
   readonly windowSteps?: number;
   /** Windows in flight at once: the next is queued on the chips while one runs (default 2). */
@@ -225,7 +226,9 @@ export class Engine implements CompletionEngine {
     while (this.inFlight < this.windowsInFlight) {
       if (this.opts.pace === 'realtime') {
         const now = this.nowTick();
-        if (this.inFlight === 0 && this.frontierTick < now) this.frontierTick = now;
+        // the hardware would be idle until now: the next window starts no earlier (a request never arrives
+        // after the steps that serve it, even when the emulator is behind)
+        if (this.frontierTick < now) this.frontierTick = now;
         // release a window no earlier than one window before its virtual start
         const lead = this.windowSteps * this.stepTicks.decode;
         const wait = this.wallOf(this.frontierTick - lead) - performance.now();

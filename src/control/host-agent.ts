@@ -11,7 +11,7 @@ import type {
   RunSpec,
   StepSamples,
 } from '../runtime/index.js';
-import type { TransportConfig, TransportStats } from '../transport/index.js';
+import { withoutNatsSecrets, type TransportConfig, type TransportStats } from '../transport/index.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError, type ErrorCode, ERRORS } from '../util/errors.js';
 import { ChipMailbox } from './chip-mailbox.js';
@@ -48,19 +48,32 @@ export const CHIP_WORKER = new URL('../bundle/chip-worker.js', compiledUrl('../'
 /**
  * msgpackr would load its native extractor (a .node addon) in every chip's isolate: measured here,
  * that doubles the start-up of hundreds of workers, and frame headers are too small to gain from it.
+ * The NATS secrets the CLI reads from the environment stay out (chips get credentials in their config).
  */
-export const CHIP_ENV: NodeJS.ProcessEnv = { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' };
+export const CHIP_ENV: NodeJS.ProcessEnv = {
+  ...withoutNatsSecrets(process.env),
+  MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true',
+};
 
 export function fromWireError(e: WireError): RunError {
   const code = (e.code in ERRORS ? e.code : 'RACKEMU_ERR_WORKER') as ErrorCode;
   return new RunError(code, e.message, { details: e.details });
 }
 
+/** What a host agent tells its owner outside replies (host-main.ts counts it in the host's metrics). */
+export interface HostAgentEvents {
+  /** A chip's worker crashed or exited while the agent still owned it (not at stop()). */
+  readonly chipDown?: (chipId: string, why: string) => void;
+}
+
 export class HostAgent {
   private readonly workers = new Map<string, Worker>();
   private readonly mailboxes = new Map<string, ChipMailbox>();
 
-  constructor(readonly hostId: string) {}
+  constructor(
+    readonly hostId: string,
+    private readonly events: HostAgentEvents = {},
+  ) {}
 
   /** The next reply of `type` from one chip, or rejection if the chip fails or its worker dies first. */
   private expect<T extends 'ready' | 'done' | 'logits' | 'closed'>(
@@ -90,6 +103,7 @@ export class HostAgent {
         this.mailboxes.set(c.init.chipId, mailbox);
         w.on('message', (m: ChipToHost) => mailbox.deliver(m));
         const died = (why: string) => {
+          this.events.chipDown?.(c.init.chipId, why);
           mailbox.failAll(new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`));
         };
         w.on('error', (err) => died(`worker crashed: ${err.message}`));

@@ -22,7 +22,7 @@ export class HostLedger {
   private readonly cpus = new Map<string, HostCpus>();
   private readonly chipsPerHost = new Map<string, number>();
   private readonly samplerHost: string;
-  /** Per host: the program and weight bytes its chips load at start-up, and the virtual seconds that takes over PCIe. */
+  /** Per host: the program and weight bytes its chips load at start-up, and the virtual seconds that takes. */
   readonly loads: readonly { readonly hostId: string; readonly bytes: number; readonly seconds: number }[];
   private nextHost = 0;
   private polledUntil = 0;

@@ -22,6 +22,8 @@ import { missingChipV8Flags } from './v8-flags.js';
  */
 export interface Host {
   readonly hostId: string;
+  /** URL of the host agent's own GET /metrics once loaded (host-agent processes asked to serve one), else null. */
+  readonly metricsUrl: string | null;
   load(onReady: (chipId: string) => void): Promise<void>;
   /** Runs a window on the host's chips; `onSamples` sees the sampler's streamed samples (RunSpec.streamTokens). */
   run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]>;
@@ -44,6 +46,7 @@ export function weightsFor(init: ChipInit, store: WeightStore | null): ChipWeigh
 }
 
 export class LocalHost implements Host {
+  readonly metricsUrl = null;
   private readonly agent: HostAgent;
   constructor(
     readonly hostId: string,
@@ -74,6 +77,8 @@ export type CoordinatorToHost =
       hostId: string;
       chips: { init: ChipInit; transport: TransportConfig }[];
       model: { spec: string; dtype: WeightDtype };
+      /** Serve the host's own GET /metrics on this address (a free port), or not (null). */
+      metrics: { host: string } | null;
     }
   | { type: 'run'; spec: RunSpec }
   | { type: 'readback'; chipIds: string[] }
@@ -81,7 +86,8 @@ export type CoordinatorToHost =
 
 export type HostToCoordinator =
   | { type: 'chip-ready'; chipId: string }
-  | { type: 'loaded' }
+  /** `metricsUrl`: the host's GET /metrics (`http://address:port/metrics`) when the load asked for one. */
+  | { type: 'loaded'; metricsUrl: string | null }
   | { type: 'samples'; samples: StepSamples }
   | { type: 'ran'; outcomes: ChipOutcome[] }
   | { type: 'logits'; logits: { chipId: string; start: number; logits: Float32Array | null }[] }
@@ -104,11 +110,14 @@ export class RemoteHost implements Host {
   private child: ChildProcess | null = null;
   private readonly pending: Pending[] = [];
   private onReady: (chipId: string) => void = () => undefined;
+  metricsUrl: string | null = null;
 
   constructor(
     readonly hostId: string,
     private readonly chips: readonly HostChipSpec[],
     private readonly model: { spec: string; dtype: WeightDtype },
+    /** Address the host agent serves its own GET /metrics on (none when undefined). */
+    private readonly metricsHost?: string,
   ) {}
 
   private request<T extends HostToCoordinator['type']>(
@@ -157,9 +166,12 @@ export class RemoteHost implements Host {
         hostId: this.hostId,
         chips: this.chips.map((c) => ({ init: c.init, transport: c.transport })),
         model: this.model,
+        metrics: this.metricsHost === undefined ? null : { host: this.metricsHost },
       },
       'loaded',
-    ).then(() => undefined);
+    ).then((m) => {
+      this.metricsUrl = m.metricsUrl;
+    });
   }
 
   async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {

@@ -1,8 +1,9 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { Plan, StepKind } from '../compiler/plan.js';
 import type { ViolationKind } from '../runtime/index.js';
 import type { Fabric } from '../topology/fabric.js';
 import type { CompletionResult, TokenEvent } from './engine-types.js';
+import { addProcessMetrics, VIOLATION_KINDS } from './metrics-common.js';
 import { FleetMetrics, type HostCpuTotal } from './metrics-fleet.js';
 import {
   chipsOfPlan,
@@ -74,14 +75,7 @@ export interface WindowRan {
 
 export type ViolationCounts = Partial<Readonly<Record<ViolationKind, number>>>;
 
-const VIOLATION_KINDS: readonly ViolationKind[] = ['late', 'missing', 'duplicate', 'corrupt', 'unexpected'];
 const STEP_KINDS: readonly StepKind[] = ['prefill', 'decode'];
-/** prom-client default metrics that are gauges named `_total`. */
-const PROMTOOL_REJECTS = [
-  'nodejs_active_handles_total',
-  'nodejs_active_requests_total',
-  'nodejs_active_resources_total',
-];
 
 export class ServingMetrics {
   readonly registry = new Registry();
@@ -137,11 +131,7 @@ export class ServingMetrics {
     this.vllm = new VllmMetrics(this.registry, options.modelName, options.context ?? 4096);
     this.requests = new RequestMetrics(this.registry, this.vllm, options.vllmClock === 'wall');
     this.fleet = new FleetMetrics(this.registry, () => this.stepSeconds);
-    if (options.processMetrics) {
-      collectDefaultMetrics({ register: this.registry });
-      // gauges named like counters, which promtool rejects; nodejs_active_*{type} below carry the same
-      for (const name of PROMTOOL_REJECTS) this.registry.removeSingleMetric(name);
-    }
+    if (options.processMetrics) addProcessMetrics(this.registry);
   }
 
   /** A request arrived and waits for a batch slot. */

@@ -18,7 +18,7 @@ export interface Usage {
 /** The `rackemu` extension object of a response: the emulated hardware's timings, and this machine's. */
 export interface RackemuExtension {
   fidelity: 'numeric' | 'timing';
-  virtual: { ttft_ms: number; tpot_ms: number; e2e_ms: number; queue_ms: number };
+  virtual: { ttft_ms: number; tpot_ms: number; e2e_ms: number; queue_ms: number; arrival_ms: number };
   wall: { ttft_ms: number; e2e_ms: number };
 }
 
@@ -34,7 +34,7 @@ export function extensionOf(r: CompletionResult): RackemuExtension {
   const v = r.virtual;
   return {
     fidelity: r.fidelity,
-    virtual: { ttft_ms: v.ttftMs, tpot_ms: v.tpotMs, e2e_ms: v.e2eMs, queue_ms: v.queueMs },
+    virtual: { ttft_ms: v.ttftMs, tpot_ms: v.tpotMs, e2e_ms: v.e2eMs, queue_ms: v.queueMs, arrival_ms: v.arrivalMs },
     wall: { ttft_ms: r.wall.ttftMs, e2e_ms: r.wall.e2eMs },
   };
 }

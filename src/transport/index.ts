@@ -10,6 +10,7 @@ export type {
   ErrorHandler,
   BundleHandler,
   FrameHandler,
+  NatsAuth,
   NatsTransportConfig,
   OpenEndpointOptions,
   TransportConfig,
@@ -21,3 +22,4 @@ export { openEndpoint } from './open.js';
 export { createEmbeddedFabric, type EmbeddedFabric, type EmbeddedFabricOptions } from './embedded-fabric.js';
 export { DEFAULT_RING_BYTES, MIN_RING_BYTES, type PairTraffic, type RingSizeOptions } from './ring-size.js';
 export { spawnNatsServer, freePort, type SpawnedNatsServer, type SpawnNatsServerOptions } from './nats-server.js';
+export { checkNatsAuth, describeNatsAuth, redactUrl, withoutNatsSecrets, NATS_SECRET_ENV } from './nats-auth.js';

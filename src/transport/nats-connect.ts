@@ -4,14 +4,22 @@
  * openEndpoint, so embedded-only workers never load the NATS client.
  */
 
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  nkeyAuthenticator,
+  nkeys,
+  type NatsConnection,
+  type NodeConnectionOptions,
+} from '@nats-io/transport-node';
 import { TransportError } from '../util/errors.js';
 import { configError } from './errors.js';
 import { NatsEndpoint } from './nats.js';
+import { checkNatsAuth, describeNatsAuth, maskSecret, redactUrl } from './nats-auth.js';
 import { checkRunId, chipToken } from './nats-subjects.js';
 import {
   DEFAULT_WINDOW_BYTES,
   DEFAULT_WINDOW_FRAMES,
+  type NatsAuth,
   type NatsTransportConfig,
   type OpenEndpointOptions,
 } from './types.js';
@@ -20,19 +28,71 @@ function serverList(s: string | readonly string[]): string[] {
   return typeof s === 'string' ? [s] : [...s];
 }
 
-/** Map a nats.js connect failure to a coded error: unreachable servers vs. anything else. */
-function connectError(cause: unknown, servers: string[], timeoutMs: number): TransportError {
-  const text = `${(cause as Error)?.name ?? ''} ${(cause as Error)?.message ?? String(cause)} ${String((cause as { code?: unknown })?.code ?? '')}`;
+/** The connect() options that present `auth`, and how to name it in messages (an nkey by its public key). */
+function authOptions(auth: NatsAuth | undefined): { opts: Partial<NodeConnectionOptions>; described: string } {
+  switch (auth?.kind) {
+    case undefined:
+      return { opts: {}, described: describeNatsAuth(auth) };
+    case 'user':
+      return { opts: { user: auth.user, pass: auth.pass }, described: describeNatsAuth(auth) };
+    case 'token':
+      return { opts: { token: auth.token }, described: describeNatsAuth(auth) };
+    case 'nkey': {
+      const seed = new TextEncoder().encode(auth.seed);
+      let publicKey: string;
+      try {
+        publicKey = nkeys.fromSeed(seed).getPublicKey();
+      } catch {
+        // the seed's checksum or encoding is wrong; its text stays out of the message
+        throw configError('NATS credentials: the nkey seed is not a valid user seed (bad checksum or encoding)', {
+          path: 'auth',
+        });
+      }
+      return { opts: { authenticator: nkeyAuthenticator(seed) }, described: describeNatsAuth(auth, publicKey) };
+    }
+  }
+}
+
+interface ConnectFailure {
+  readonly servers: string[];
+  readonly timeoutMs: number;
+  readonly chipId: string;
+  readonly auth: NatsAuth | undefined;
+  /** describeNatsAuth of `auth`. */
+  readonly described: string;
+}
+
+/**
+ * Map a nats.js connect failure to a coded error: refused credentials, unreachable servers, or anything
+ * else. Servers print with their URL credentials masked; no message carries a secret.
+ */
+function connectError(cause: unknown, f: ConnectFailure): TransportError {
+  const name = (cause as Error)?.name ?? '';
+  const said = maskSecret((cause as Error)?.message ?? String(cause), f.auth);
+  const text = `${name} ${said} ${String((cause as { code?: unknown })?.code ?? '')}`;
+  const at = f.servers.map(redactUrl).join(', ');
+  const details = { servers: f.servers.map(redactUrl), chip: f.chipId };
+  if (
+    name === 'AuthorizationError' ||
+    name === 'UserAuthenticationExpiredError' ||
+    /authorization violation|authentication (?:timeout|expired)/i.test(text)
+  ) {
+    const message = `NATS server at ${at} refused the connection of ${f.chipId}: ${said.toLowerCase()} (it presented ${f.described})`;
+    return new TransportError('RACKEMU_ERR_NATS_AUTH', message, {
+      cause,
+      details: { ...details, auth: f.auth?.kind ?? 'none' },
+    });
+  }
   const refused = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|connection refused/i.test(text);
   const timedOut = !refused && /ETIMEDOUT|timeout|TimeoutError/i.test(text);
   const message = refused
-    ? `no NATS server reachable at ${servers.join(', ')} (start one, or use --nats spawn)`
+    ? `no NATS server reachable at ${at} (start one, or use --nats spawn)`
     : timedOut
-      ? `connecting to NATS at ${servers.join(', ')} timed out after ${timeoutMs} ms (server overloaded or unreachable)`
-      : `cannot connect to NATS at ${servers.join(', ')}: ${(cause as Error)?.message ?? String(cause)}`;
+      ? `connecting to NATS at ${at} timed out after ${f.timeoutMs} ms (server overloaded or unreachable)`
+      : `cannot connect to NATS at ${at}: ${said}`;
   return new TransportError(refused || timedOut ? 'RACKEMU_ERR_NATS_UNAVAILABLE' : 'RACKEMU_ERR_TRANSPORT', message, {
     cause,
-    details: { servers },
+    details,
   });
 }
 
@@ -56,6 +116,8 @@ export async function openNatsEndpoint(
   const servers = serverList(config.servers);
   if (servers.length === 0) throw configError('no NATS server given');
   const reconnect = config.reconnect ?? false;
+  const auth = checkNatsAuth(config.auth);
+  const credentials = authOptions(auth);
   let nc: NatsConnection;
   const timeoutMs = config.connectTimeoutMs ?? 5000;
   try {
@@ -65,9 +127,10 @@ export async function openNatsEndpoint(
       timeout: timeoutMs,
       reconnect,
       maxReconnectAttempts: reconnect ? -1 : 0,
+      ...credentials.opts,
     });
   } catch (cause) {
-    throw connectError(cause, servers, timeoutMs);
+    throw connectError(cause, { servers, timeoutMs, chipId, auth, described: credentials.described });
   }
   const serverMax = nc.info?.max_payload ?? 1024 * 1024;
   const maxMsg = Math.min(serverMax, config.maxPayload ?? serverMax);
@@ -79,7 +142,7 @@ export async function openNatsEndpoint(
     await nc.close().catch(() => undefined);
     throw new TransportError('RACKEMU_ERR_TRANSPORT', `NATS subscription of ${chipId} was not confirmed`, {
       cause,
-      details: { servers },
+      details: { servers: servers.map(redactUrl) },
     });
   }
   return ep;

@@ -10,6 +10,9 @@ import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { TransportError } from '../util/errors.js';
+import { configError } from './errors.js';
+import { checkNatsAuth, maskSecret, secretOf, withoutNatsSecrets } from './nats-auth.js';
+import type { NatsAuth } from './types.js';
 
 export interface SpawnNatsServerOptions {
   /** Client port; default: a free port chosen by the OS. */
@@ -20,6 +23,11 @@ export interface SpawnNatsServerOptions {
   bin?: string;
   /** How long to wait for the server to accept connections (default 10 s). */
   startTimeoutMs?: number;
+  /**
+   * Credentials the server requires of every client (default none): it is started with them in its
+   * config file (mode 0600 in a private temporary directory, removed on stop), never on its command line.
+   */
+  auth?: NatsAuth;
 }
 
 export interface SpawnedNatsServer {
@@ -102,10 +110,44 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promise<SpawnedNatsServer> {
-  const bin = findBinary(opts.bin);
-  let confDir: string | undefined;
-  const args: string[] = [];
+/** A string in nats-server's config syntax (JSON's escapes are its escapes). */
+const confString = (v: string): string => JSON.stringify(v);
+
+/**
+ * The config file's `authorization` block for `auth`. nats-server takes a password or token that starts
+ * like a bcrypt hash ($2a$...) as one, so such values are refused rather than silently never matching.
+ */
+async function authorizationBlock(auth: NatsAuth): Promise<string> {
+  if (/^\$2[abxy]?\$/.test(secretOf(auth))) {
+    const what = auth.kind === 'user' ? 'password' : 'token';
+    throw configError(`NATS credentials: a ${what} starting with $2 reads as a bcrypt hash to nats-server`, {
+      path: 'auth',
+    });
+  }
+  switch (auth.kind) {
+    case 'user':
+      return `authorization {\n  user: ${confString(auth.user)}\n  password: ${confString(auth.pass)}\n}\n`;
+    case 'token':
+      return `authorization {\n  token: ${confString(auth.token)}\n}\n`;
+    case 'nkey': {
+      // the server knows the user by its public key only; the NATS client is loaded just for this
+      const { nkeys } = await import('@nats-io/transport-node');
+      let publicKey: string;
+      try {
+        publicKey = nkeys.fromSeed(new TextEncoder().encode(auth.seed)).getPublicKey();
+      } catch {
+        throw configError('NATS credentials: the nkey seed is not a valid user seed (bad checksum or encoding)', {
+          path: 'auth',
+        });
+      }
+      return `authorization {\n  users: [{ nkey: ${confString(publicKey)} }]\n}\n`;
+    }
+  }
+}
+
+/** The server's config file text, or null when the defaults and the command line do. */
+async function configText(opts: SpawnNatsServerOptions): Promise<string | null> {
+  const lines: string[] = [];
   if (opts.maxPayload !== undefined) {
     if (!Number.isSafeInteger(opts.maxPayload) || opts.maxPayload < 64) {
       throw new TransportError(
@@ -114,9 +156,23 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promis
       );
     }
     // max_payload has no command-line flag, only a config-file key.
+    lines.push(`max_payload: ${opts.maxPayload}\n`);
+  }
+  const auth = checkNatsAuth(opts.auth);
+  if (auth) lines.push(await authorizationBlock(auth));
+  return lines.length > 0 ? lines.join('') : null;
+}
+
+export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promise<SpawnedNatsServer> {
+  const bin = findBinary(opts.bin);
+  let confDir: string | undefined;
+  const args: string[] = [];
+  const text = await configText(opts);
+  if (text !== null) {
+    // mkdtemp makes the directory 0700; the file may hold credentials, so 0600 as well
     confDir = await mkdtemp(join(tmpdir(), 'rackemu-nats-'));
     const conf = join(confDir, 'nats.conf');
-    await writeFile(conf, `max_payload: ${opts.maxPayload}\n`);
+    await writeFile(conf, text, { mode: 0o600 });
     args.push('-c', conf);
   }
   const cleanup = async (): Promise<void> => {
@@ -134,6 +190,7 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promis
         port,
         opts.startTimeoutMs ?? 10_000,
         cleanup,
+        (text) => maskSecret(text, opts.auth),
       );
     } catch (e) {
       lastErr = e;
@@ -150,8 +207,9 @@ async function start(
   port: number,
   timeoutMs: number,
   cleanup: () => Promise<void>,
+  mask: (text: string) => string,
 ): Promise<SpawnedNatsServer> {
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: withoutNatsSecrets(process.env) });
   let stderrTail = '';
   child.stderr!.on('data', (b: Buffer) => {
     stderrTail = (stderrTail + b.toString('utf8')).slice(-4096);
@@ -183,7 +241,7 @@ async function start(
     }
     if (exited) {
       throw unavailable(
-        `nats-server exited during start-up (code ${exited.code}, signal ${exited.signal}): ${stderrTail.trim().slice(-600)}`,
+        `nats-server exited during start-up (code ${exited.code}, signal ${exited.signal}): ${mask(stderrTail.trim().slice(-600))}`,
         undefined,
         {
           bin,

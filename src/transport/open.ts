@@ -12,7 +12,8 @@ import type { ChipEndpoint, OpenEndpointOptions, TransportConfig } from './types
  * a child process (NATS only: shared memory does not cross processes). Resolves once the endpoint can
  * receive; the caller must wait for every chip's endpoint before any chip sends.
  * Rejects with TransportError: RACKEMU_ERR_TRANSPORT_CONFIG (bad config), RACKEMU_ERR_NATS_UNAVAILABLE
- * (no server reachable), RACKEMU_ERR_TRANSPORT (other connection failures).
+ * (no server reachable), RACKEMU_ERR_NATS_AUTH (the server refused the credentials, or their absence),
+ * RACKEMU_ERR_TRANSPORT (other connection failures).
  */
 export async function openEndpoint(
   config: TransportConfig,

@@ -170,7 +170,22 @@ export interface EmbeddedTransportConfig {
   readonly sendTimeoutMs?: number;
 }
 
-/** NATS: plain JSON, shared by every chip of a run, in threads, processes or on other machines. */
+/**
+ * Credentials every NATS connection of a run presents (the server's `authorization` block): a user and
+ * password, a token, or an nkey user given by its seed (`SU...`; the connection signs the server's
+ * nonce with it, the seed itself is never sent). A server that requires credentials refuses a
+ * connection with missing or wrong ones: RACKEMU_ERR_NATS_AUTH. The secrets (pass, token, seed) never
+ * appear in rackemu's messages or logs (nats-auth.ts describes credentials without them).
+ */
+export type NatsAuth =
+  | { readonly kind: 'user'; readonly user: string; readonly pass: string }
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'nkey'; readonly seed: string };
+
+/**
+ * NATS: plain JSON, shared by every chip of a run, in threads, processes or on other machines. With
+ * `auth` it holds a secret: pass it to chips (workerData, IPC), never log or print it.
+ */
 export interface NatsTransportConfig {
   readonly kind: 'nats';
   /** Server URL(s), e.g. "nats://127.0.0.1:4222". */
@@ -193,6 +208,8 @@ export interface NatsTransportConfig {
    * reconnect, which would break the no-loss guarantee silently, so by default the loss is an error.
    */
   readonly reconnect?: boolean;
+  /** Credentials for a server that requires them (default none). */
+  readonly auth?: NatsAuth;
 }
 
 export type TransportConfig = EmbeddedTransportConfig | NatsTransportConfig;

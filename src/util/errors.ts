@@ -50,6 +50,11 @@ export const ERRORS = {
     summary: 'transport configuration is invalid (kind, chip id, run id, window, missing channel)',
   },
   RACKEMU_ERR_NATS_UNAVAILABLE: { exitCode: 69, summary: 'nats-server is not installed or not reachable' },
+  RACKEMU_ERR_NATS_AUTH: {
+    exitCode: 77,
+    summary:
+      'the NATS server refused the credentials (authorization violation: missing or wrong user/password, token or nkey)',
+  },
   RACKEMU_ERR_FRAME: { exitCode: 70, summary: 'a frame could not be decoded' },
   RACKEMU_ERR_SCHEDULE_VIOLATION: {
     exitCode: 3,

@@ -53,6 +53,11 @@ export interface PrometheusOptions {
   /** Job name (default `rackemu`). */
   readonly job?: string;
   readonly metricsPath?: string;
+  /**
+   * The job's `honor_labels`: on a clash between a scraped label and a target label, keep the scraped one
+   * (default false: Prometheus renames the scraped one `exported_<name>`).
+   */
+  readonly honorLabels?: boolean;
   /** Scrape interval in seconds (default 1). */
   readonly scrapeIntervalSeconds?: number;
   /** Milliseconds to wait for /-/ready (default 20 000). */
@@ -94,6 +99,7 @@ function configText(o: PrometheusOptions, job: string): string {
     scrape_interval: interval,
     scrape_timeout: interval,
   };
+  if (o.honorLabels) scrape.honor_labels = true;
   if (o.targets?.length) scrape.static_configs = [{ targets: [...o.targets] }];
   if (o.fileSd?.length) scrape.file_sd_configs = [{ files: [...o.fileSd], refresh_interval: '1s' }];
   return stringify({ global: { scrape_interval: interval, evaluation_interval: interval }, scrape_configs: [scrape] });
