@@ -1,48 +1,19 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { totalmem } from 'node:os';
-import { paramCounts, bytesPerParam } from '../model/config.js';
 import { Deployment } from '../control/deployment.js';
 import { generateJson, type GenerateJson } from './generate-report.js';
 import { predict } from '../compiler/report.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
-import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
 import { RunError, UsageError } from '../util/errors.js';
-import { addNatsAuthFlags, natsAuthFromFlags, type NatsAuthFlags } from './nats-flags.js';
+import { natsAuthFromFlags } from './nats-flags.js';
+import { addRuntimeFlags, checkNumericMemory, checkRuntimeFlags, type RuntimeFlags } from './runtime-flags.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
-interface GenerateFlags extends PlanFlags, NatsAuthFlags {
+interface GenerateFlags extends PlanFlags, RuntimeFlags {
   promptIds: string;
   maxNewTokens: number;
-  fidelity: 'numeric' | 'timing';
-  transport: 'embedded' | 'nats';
-  natsUrl?: string;
-  nats?: string;
-  isolation: 'thread' | 'process';
-  watchdogMs: number;
-  lookahead: number;
   json?: boolean;
   progress: boolean;
-}
-
-/** The transport flags' combinations, checked before anything is compiled or started. */
-function checkTransportFlags(flags: GenerateFlags): void {
-  if (flags.isolation === 'process' && flags.transport === 'embedded') {
-    throw new UsageError(
-      'RACKEMU_ERR_GENERATE_OPTION',
-      '--isolation process needs --transport nats: the embedded transport connects threads of one process only',
-      { details: { expected: '--transport nats', got: '--transport embedded' } },
-    );
-  }
-  if (flags.transport === 'nats' && !flags.natsUrl && flags.nats !== 'spawn') {
-    throw new UsageError(
-      'RACKEMU_ERR_GENERATE_OPTION',
-      '--transport nats needs --nats-url nats://host:port or --nats spawn',
-      {
-        details: { expected: 'a NATS url' },
-      },
-    );
-  }
 }
 
 function ids(v: string): number[] {
@@ -62,81 +33,30 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
     program.command('generate').description('run the compiled Plan on emulated chips and generate tokens'),
   )
     .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
-    .option('--max-new-tokens <n>', 'tokens to generate', integerFlag('--max-new-tokens', 1), 16)
-    .addOption(
-      new Option('--fidelity <f>', 'numeric: real values; timing: sizes only')
-        .choices(['numeric', 'timing'])
-        .default('numeric'),
-    )
-    .addOption(
-      new Option('--transport <t>', 'how chips exchange tensor slices')
-        .choices(['embedded', 'nats'])
-        .default('embedded'),
-    )
-    .option('--nats-url <url>', 'NATS server for --transport nats')
-    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']));
-  addNatsAuthFlags(cmd)
-    .addOption(
-      new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
-        .choices(['thread', 'process'])
-        .default('thread'),
-    )
-    .option(
-      '--watchdog-ms <ms>',
-      'wall-clock limit on a chip waiting for one frame',
-      integerFlag('--watchdog-ms', 1),
-      30000,
-    )
-    .option(
-      '--lookahead <steps>',
-      'timing fidelity: steps a chip may send ahead of checking its received frames (0: check every step before the next)',
-      integerFlag('--lookahead', 0),
-      DEFAULT_LOOKAHEAD_STEPS,
-    )
+    .option('--max-new-tokens <n>', 'tokens to generate', integerFlag('--max-new-tokens', 1), 16);
+  addRuntimeFlags(cmd)
     .option('--no-progress', 'no progress bar while chips start')
     .option('--json', 'print one JSON object')
     .action(async (flags: GenerateFlags) => {
       const promptIds = ids(flags.promptIds);
-      checkTransportFlags(flags);
+      checkRuntimeFlags(flags, 'RACKEMU_ERR_GENERATE_OPTION');
       // credentials every chip's connection presents (and a spawned server requires)
       const natsAuth = flags.transport === 'nats' ? natsAuthFromFlags(flags, 'RACKEMU_ERR_GENERATE_OPTION') : undefined;
       const { plan, fabric, weights } = planFromFlags(flags, {
         promptTokens: promptIds.length,
         withWeights: flags.fidelity === 'numeric',
       });
-      if (flags.fidelity === 'numeric') {
-        const bytes = paramCounts(plan.model).total * Math.max(4, bytesPerParam(plan.options.dtype));
-        if (bytes > totalmem() / 2) {
-          throw new UsageError(
-            'RACKEMU_ERR_GENERATE_OPTION',
-            `numeric fidelity would hold ${(bytes / 1e9).toFixed(1)} GB of float32 weights on this ${(totalmem() / 2 ** 30).toFixed(0)} GiB machine; use --fidelity timing`,
-            {
-              details: { expected: '--fidelity timing', got: '--fidelity numeric' },
-            },
-          );
-        }
-      }
+      checkNumericMemory(plan, flags.fidelity, 'RACKEMU_ERR_GENERATE_OPTION');
       if (plan.options.batch !== 1) {
         throw new UsageError(
           'RACKEMU_ERR_GENERATE_OPTION',
-          'generate runs one prompt: --batch must be 1 (batches are for compile predictions)',
+          'generate runs one prompt: --batch must be 1 (rackemu serve fills batch slots)',
           { details: { got: String(plan.options.batch) } },
         );
       }
       let nats: SpawnedNatsServer | null = null;
       let deployment: Deployment | null = null;
-      const bar = flags.progress
-        ? new cliProgress.SingleBar(
-            {
-              stream: process.stderr,
-              format: 'chips {bar} {value}/{total} up and loaded | {duration}s',
-              noTTYOutput: true,
-              notTTYSchedule: 2000,
-              hideCursor: true,
-            },
-            cliProgress.Presets.shades_classic,
-          )
-        : null;
+      const bar = flags.progress ? progressBar() : null;
       try {
         let natsUrl = flags.natsUrl;
         if (flags.transport === 'nats' && flags.nats === 'spawn') {
@@ -190,6 +110,20 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
         await nats?.stop();
       }
     });
+}
+
+/** Chips up and loaded, on stderr while the deployment starts. */
+function progressBar(): cliProgress.SingleBar {
+  return new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: 'chips {bar} {value}/{total} up and loaded | {duration}s',
+      noTTYOutput: true,
+      notTTYSchedule: 2000,
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
 }
 
 type Report = GenerateJson & {

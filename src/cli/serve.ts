@@ -1,12 +1,9 @@
 import { Option, type Command } from 'commander';
-import { totalmem } from 'node:os';
 import type { Plan } from '../compiler/plan.js';
 import { Deployment } from '../control/deployment.js';
 import type { CompletionEngine, Pace } from '../control/engine-types.js';
 import { Engine } from '../control/engine.js';
 import { ServingMetrics } from '../control/metrics.js';
-import { bytesPerParam, paramCounts } from '../model/config.js';
-import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/run-spec.js';
 import { createServer, type RackemuServer } from '../serve/app.js';
 import { FileSdFile, fileSdGroups } from '../serve/file-sd.js';
 import { LateEngine } from '../serve/late-engine.js';
@@ -14,21 +11,15 @@ import { loadTextCodec } from '../serve/text.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
 import { UsageError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
-import { addNatsAuthFlags, natsAuthFromFlags, type NatsAuthFlags } from './nats-flags.js';
+import { natsAuthFromFlags } from './nats-flags.js';
+import { addRuntimeFlags, checkNumericMemory, checkRuntimeFlags, type RuntimeFlags } from './runtime-flags.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
-interface ServeFlags extends PlanFlags, NatsAuthFlags {
+interface ServeFlags extends PlanFlags, RuntimeFlags {
   host: string;
   port: number;
   pace: Pace;
   maxWaiting: number;
-  fidelity: 'numeric' | 'timing';
-  transport: 'embedded' | 'nats';
-  natsUrl?: string;
-  nats?: string;
-  isolation: 'thread' | 'process';
-  watchdogMs: number;
-  lookahead: number;
   windowSteps?: number;
   metricsFileSd?: string;
 }
@@ -59,63 +50,7 @@ function checkFlags(flags: ServeFlags): void {
   };
   if (flags.port > 65535)
     fail(`--port: expected 0..65535, got ${flags.port}`, '--port', '0..65535', String(flags.port));
-  if (flags.isolation === 'process' && flags.transport === 'embedded') {
-    fail(
-      '--isolation process needs --transport nats: the embedded transport connects threads of one process only',
-      '--transport',
-      'nats',
-      'embedded',
-    );
-  }
-  if (flags.transport === 'nats' && !flags.natsUrl && flags.nats !== 'spawn') {
-    fail('--transport nats needs --nats-url nats://host:port or --nats spawn', '--nats-url', 'a NATS url', '');
-  }
-}
-
-function checkNumericMemory(plan: Plan, fidelity: ServeFlags['fidelity']): void {
-  if (fidelity !== 'numeric') return;
-  const bytes = paramCounts(plan.model).total * Math.max(4, bytesPerParam(plan.options.dtype));
-  if (bytes > totalmem() / 2) {
-    throw new UsageError(
-      'RACKEMU_ERR_SERVE_OPTION',
-      `numeric fidelity would hold ${(bytes / 1e9).toFixed(1)} GB of float32 weights on this ${(totalmem() / 2 ** 30).toFixed(0)} GiB machine; use --fidelity timing`,
-      { details: { expected: '--fidelity timing', got: '--fidelity numeric' } },
-    );
-  }
-}
-
-function addRuntimeFlags(cmd: Command): Command {
-  cmd
-    .addOption(
-      new Option('--fidelity <f>', 'numeric: real values; timing: sizes only (a filler token)')
-        .choices(['numeric', 'timing'])
-        .default('numeric'),
-    )
-    .addOption(
-      new Option('--transport <t>', 'how chips exchange tensor slices')
-        .choices(['embedded', 'nats'])
-        .default('embedded'),
-    )
-    .option('--nats-url <url>', 'NATS server for --transport nats')
-    .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']));
-  return addNatsAuthFlags(cmd)
-    .addOption(
-      new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
-        .choices(['thread', 'process'])
-        .default('thread'),
-    )
-    .option(
-      '--watchdog-ms <ms>',
-      'wall-clock limit on a chip waiting for one frame',
-      integerFlag('--watchdog-ms'),
-      30000,
-    )
-    .option(
-      '--lookahead <steps>',
-      'timing fidelity: steps a chip may send ahead of checking its received frames',
-      integerFlag('--lookahead', 0),
-      DEFAULT_LOOKAHEAD_STEPS,
-    );
+  checkRuntimeFlags(flags, 'RACKEMU_ERR_SERVE_OPTION');
 }
 
 export function serveCommand(program: Command, out: (s: string) => void): void {
@@ -155,7 +90,7 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
   checkFlags(flags);
   const natsAuth = flags.transport === 'nats' ? natsAuthFromFlags(flags, 'RACKEMU_ERR_SERVE_OPTION') : undefined;
   const { plan, fabric, weights } = planFromFlags(flags, { withWeights: flags.fidelity === 'numeric' });
-  checkNumericMemory(plan, flags.fidelity);
+  checkNumericMemory(plan, flags.fidelity, 'RACKEMU_ERR_SERVE_OPTION');
   const codec = loadTextCodec(flags.model);
   if (codec.source) log.info({ tokenizer: codec.source, chat: codec.chat !== null }, 'tokenizer loaded');
   const metrics = new ServingMetrics({
