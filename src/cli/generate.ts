@@ -69,6 +69,8 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
           natsUrl,
           natsAuth,
           isolation: flags.isolation,
+          deployment: flags.deployment,
+          joinTimeoutMs: flags.joinTimeoutS * 1000,
           model: { spec: flags.model, dtype: plan.options.dtype },
           weights,
           watchdogMs: flags.watchdogMs,

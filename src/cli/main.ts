@@ -3,6 +3,7 @@ import { ERRORS, isRackemuError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { compileCommand } from './compile.js';
 import { generateCommand } from './generate.js';
+import { hostCommand } from './host.js';
 import { serveCommand } from './serve.js';
 
 /**
@@ -24,6 +25,7 @@ export async function main(
   compileCommand(program, io.out);
   generateCommand(program, io.out);
   serveCommand(program, io.out);
+  hostCommand(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -13,7 +13,10 @@ export interface RuntimeFlags extends NatsAuthFlags {
   transport: 'embedded' | 'nats';
   natsUrl?: string;
   nats?: string;
-  isolation: 'thread' | 'process';
+  isolation: 'thread' | 'process' | 'remote';
+  /** Remote isolation: the deployment name host agents join. */
+  deployment?: string;
+  joinTimeoutS: number;
   watchdogMs: number;
   lookahead: number;
 }
@@ -34,9 +37,19 @@ export function addRuntimeFlags(cmd: Command): Command {
     .addOption(new Option('--nats <mode>', 'spawn: start a private nats-server on a free port').choices(['spawn']));
   return addNatsAuthFlags(cmd)
     .addOption(
-      new Option('--isolation <i>', 'thread: chips are threads of this process; process: one OS process per host agent')
-        .choices(['thread', 'process'])
+      new Option(
+        '--isolation <i>',
+        'thread: chips are threads of this process; process: a child process per host agent; remote: host agents join over NATS (rackemu host)',
+      )
+        .choices(['thread', 'process', 'remote'])
         .default('thread'),
+    )
+    .option('--deployment <name>', 'remote isolation: the name host agents join with rackemu host --deployment NAME')
+    .option(
+      '--join-timeout-s <s>',
+      'process and remote isolation: seconds to wait for every host agent to join',
+      integerFlag('--join-timeout-s', 1),
+      120,
     )
     .option(
       '--watchdog-ms <ms>',
@@ -54,11 +67,20 @@ export function addRuntimeFlags(cmd: Command): Command {
 
 /** The transport flags' combinations, checked before anything is compiled or started; errors carry `code`. */
 export function checkRuntimeFlags(flags: RuntimeFlags, code: ErrorCode): void {
-  if (flags.isolation === 'process' && flags.transport === 'embedded') {
+  if (flags.isolation !== 'thread' && flags.transport === 'embedded') {
     throw new UsageError(
       code,
-      '--isolation process needs --transport nats: the embedded transport connects threads of one process only',
+      `--isolation ${flags.isolation} needs --transport nats: the embedded transport connects threads of one process only`,
       { details: { path: '--transport', expected: '--transport nats', got: '--transport embedded' } },
+    );
+  }
+  if (flags.isolation === 'remote' && !/^[A-Za-z0-9-]+$/.test(flags.deployment ?? '')) {
+    throw new UsageError(
+      code,
+      '--isolation remote needs --deployment NAME (letters, digits and -): the name host agents join',
+      {
+        details: { path: '--deployment', expected: 'letters, digits and -', got: flags.deployment ?? '' },
+      },
     );
   }
   if (flags.transport === 'nats' && !flags.natsUrl && flags.nats !== 'spawn') {

@@ -125,6 +125,8 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
       natsUrl: nats?.url ?? flags.natsUrl,
       natsAuth,
       isolation: flags.isolation,
+      deployment: flags.deployment,
+      joinTimeoutMs: flags.joinTimeoutS * 1000,
       model: { spec: flags.model, dtype: plan.options.dtype },
       weights,
       watchdogMs: flags.watchdogMs,

@@ -15,7 +15,8 @@ import { createEmbeddedFabric, type NatsAuth, type TransportConfig } from '../tr
 import { UsageError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { chipInit, deployedChips, schedulePairs } from './chip-inits.js';
-import { LocalHost, RemoteHost, type Host, type HostChipSpec } from './host.js';
+import { LocalHost, type Host, type HostChipSpec } from './host.js';
+import { controlPlane, DEFAULT_JOIN_TIMEOUT_MS, type ControlPlane } from './nats-control.js';
 import type { ChipOutcome } from './host-agent.js';
 import { rootCause } from './root-cause.js';
 import { scheduleTraffic } from './schedule-traffic.js';
@@ -36,7 +37,15 @@ export interface DeployOptions {
   readonly natsUrl?: string;
   /** Credentials every chip's NATS connection presents (a secret: it reaches the chips, never a log). */
   readonly natsAuth?: NatsAuth;
-  readonly isolation: 'thread' | 'process';
+  /**
+   * thread: host agents in this process, chips as its worker threads. process: each host agent is a
+   * child process driven over NATS. remote: host agents join over NATS from anywhere (`rackemu host`).
+   */
+  readonly isolation: 'thread' | 'process' | 'remote';
+  /** Remote isolation: the deployment's name, which host agents join (`rackemu host --deployment NAME`). */
+  readonly deployment?: string;
+  /** Process and remote isolation: how long to wait for every host agent to join (default 120 s). */
+  readonly joinTimeoutMs?: number;
   /** Model source for host-agent processes, which load their own weights. */
   readonly model: { readonly spec: string; readonly dtype: Plan['options']['dtype'] };
   /** Weights for in-process host agents (numeric fidelity, thread isolation). */
@@ -119,6 +128,7 @@ export class Deployment {
     private readonly opts: DeployOptions,
     readonly startupSeconds: number,
     readonly workerCount: number,
+    private readonly control: ControlPlane | null,
   ) {}
 
   /** Steps run so far on this deployment: the next run continues the step numbering. */
@@ -144,10 +154,10 @@ export class Deployment {
   }
 
   static async start(plan: Plan, fabric: Fabric, opts: DeployOptions): Promise<Deployment> {
-    if (opts.isolation === 'process' && opts.transport === 'embedded') {
+    if (opts.isolation !== 'thread' && opts.transport === 'embedded') {
       throw new UsageError(
         'RACKEMU_ERR_GENERATE_OPTION',
-        'process isolation needs the nats transport: the embedded transport connects threads of one process only',
+        `${opts.isolation} isolation needs the nats transport: the embedded transport connects threads of one process only`,
         { details: { path: 'transport', expected: 'nats', got: 'embedded' } },
       );
     }
@@ -157,7 +167,7 @@ export class Deployment {
       });
     }
     const t0 = performance.now();
-    const missing = opts.isolation === 'process' ? [] : missingChipV8Flags();
+    const missing = opts.isolation !== 'thread' ? [] : missingChipV8Flags();
     if (missing.length > 0) {
       logger().warn(
         { missing },
@@ -165,7 +175,7 @@ export class Deployment {
       );
     }
     const chips = deployedChips(plan, fabric);
-    const runId = `run-${randomBytes(4).toString('hex')}`;
+    const runId = opts.deployment ?? `run-${randomBytes(4).toString('hex')}`;
     const embedded =
       opts.transport === 'embedded'
         ? createEmbeddedFabric(
@@ -191,17 +201,17 @@ export class Deployment {
       list.push({ init, transport });
       byHost.set(hostId, list);
     }
-    const hosts: Host[] = [...byHost.entries()].map(([hostId, list]) =>
-      opts.isolation === 'process'
-        ? new RemoteHost(hostId, list, opts.model, opts.hostMetricsHost)
-        : new LocalHost(hostId, list, opts.weights),
-    );
+    const control = opts.isolation === 'thread' ? null : await controlPlane(opts, runId, byHost);
+    const hosts: Host[] =
+      control?.hosts ?? [...byHost].map(([hostId, list]) => new LocalHost(hostId, list, opts.weights));
     let ready = 0;
     opts.onProgress?.(0, chips.length);
     try {
+      await control?.roster.waitAll(opts.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS);
       await Promise.all(hosts.map((h) => h.load(() => opts.onProgress?.(++ready, chips.length))));
     } catch (e) {
       await Promise.allSettled(hosts.map((h) => h.stop()));
+      await control?.close();
       throw e;
     }
     const startup = (performance.now() - t0) / 1000;
@@ -215,7 +225,7 @@ export class Deployment {
       },
       'deployment ready',
     );
-    return new Deployment(plan, fabric, hosts, opts, startup, chips.length);
+    return new Deployment(plan, fabric, hosts, opts, startup, chips.length, control);
   }
 
   /**
@@ -345,5 +355,6 @@ export class Deployment {
 
   async stop(): Promise<void> {
     await Promise.allSettled(this.hosts.map((h) => h.stop()));
+    await this.control?.close();
   }
 }

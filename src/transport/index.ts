@@ -11,6 +11,8 @@ export type {
   BundleHandler,
   FrameHandler,
   NatsAuth,
+  NatsBus,
+  NatsBusOptions,
   NatsTransportConfig,
   OpenEndpointOptions,
   TransportConfig,
@@ -18,7 +20,8 @@ export type {
   TransportStats,
 } from './types.js';
 export { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_FRAMES } from './types.js';
-export { openEndpoint } from './open.js';
+export { openEndpoint, openNatsBus } from './open.js';
+export { chipToken } from './nats-subjects.js';
 export { createEmbeddedFabric, type EmbeddedFabric, type EmbeddedFabricOptions } from './embedded-fabric.js';
 export { DEFAULT_RING_BYTES, MIN_RING_BYTES, type PairTraffic, type RingSizeOptions } from './ring-size.js';
 export { spawnNatsServer, freePort, type SpawnedNatsServer, type SpawnNatsServerOptions } from './nats-server.js';

@@ -20,6 +20,8 @@ import {
   DEFAULT_WINDOW_BYTES,
   DEFAULT_WINDOW_FRAMES,
   type NatsAuth,
+  type NatsBus,
+  type NatsBusOptions,
   type NatsTransportConfig,
   type OpenEndpointOptions,
 } from './types.js';
@@ -146,4 +148,41 @@ export async function openNatsEndpoint(
     });
   }
   return ep;
+}
+
+/**
+ * A plain NATS connection for the control plane (coordinator and host agents: control-channel.ts in
+ * control/), with the same credentials, checks and coded connect errors as a chip's endpoint.
+ */
+export async function openNatsBus(options: NatsBusOptions): Promise<NatsBus> {
+  const servers = serverList(options.servers);
+  if (servers.length === 0) throw configError('no NATS server given');
+  const auth = checkNatsAuth(options.auth);
+  const credentials = authOptions(auth);
+  const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  let nc: NatsConnection;
+  try {
+    // the control plane rides out a server's restart (a cluster's other servers take over)
+    nc = await connect({
+      servers,
+      name: options.name,
+      timeout: timeoutMs,
+      maxReconnectAttempts: -1,
+      ...credentials.opts,
+    });
+  } catch (cause) {
+    throw connectError(cause, { servers, timeoutMs, chipId: options.name, auth, described: credentials.described });
+  }
+  return {
+    maxPayload: nc.info?.max_payload ?? 1024 * 1024,
+    publish: (subject, data) => nc.publish(subject, data),
+    subscribe: (subject, onMessage) => {
+      const sub = nc.subscribe(subject, { callback: (err, msg) => (err ? undefined : onMessage(msg.data)) });
+      return () => sub.unsubscribe();
+    },
+    flush: () => nc.flush(),
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+    },
+  };
 }

@@ -5,7 +5,7 @@
 
 import { EmbeddedEndpoint } from './embedded.js';
 import { configError } from './errors.js';
-import type { ChipEndpoint, OpenEndpointOptions, TransportConfig } from './types.js';
+import type { ChipEndpoint, NatsBus, NatsBusOptions, OpenEndpointOptions, TransportConfig } from './types.js';
 
 /**
  * Open chip `chipId`'s endpoint. Works in the main thread, a worker thread (config from workerData) or
@@ -37,4 +37,10 @@ export async function openEndpoint(
       throw configError(`unknown transport kind ${kind}`, { expected: 'embedded | nats' });
     }
   }
+}
+
+/** A control-plane NATS connection (nats-connect.ts; the NATS client loads only when one is opened). */
+export async function openNatsBus(options: NatsBusOptions): Promise<NatsBus> {
+  const { openNatsBus: open } = await import('./nats-connect.js');
+  return open(options);
 }

@@ -229,3 +229,23 @@ export interface OpenEndpointOptions {
 
 export const DEFAULT_WINDOW_FRAMES = 128;
 export const DEFAULT_WINDOW_BYTES = 8 * 1024 * 1024;
+
+/** Options of a control-plane NATS connection (openNatsBus). */
+export interface NatsBusOptions {
+  readonly servers: string | readonly string[];
+  readonly auth?: NatsAuth;
+  /** Connection name shown by the server, and the party named in connect errors. */
+  readonly name: string;
+  readonly connectTimeoutMs?: number;
+}
+
+/** The little of NATS the control plane uses: publish, subscribe, flush, close. */
+export interface NatsBus {
+  /** Largest message the server takes (control messages are chunked below it). */
+  readonly maxPayload: number;
+  publish(subject: string, data: Uint8Array): void;
+  /** Returns the unsubscribe. */
+  subscribe(subject: string, onMessage: (data: Uint8Array) => void): () => void;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

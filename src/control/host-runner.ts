@@ -1,0 +1,121 @@
+import { openNatsBus, type NatsAuth, type NatsBus } from '../transport/index.js';
+import { RunError } from '../util/errors.js';
+import { logger } from '../util/log.js';
+import {
+  ControlReassembler,
+  coordSubject,
+  encodeControl,
+  hostSubject,
+  joinSubject,
+  ordinalSubject,
+  type JoinMessage,
+} from './control-channel.js';
+import type { CoordinatorToHost, HostToCoordinator } from './host.js';
+import { HostService } from './host-service.js';
+
+export interface HostRunOptions {
+  readonly servers: string | readonly string[];
+  readonly auth?: NatsAuth;
+  readonly deployment: string;
+  /** Which node server this agent is: its host id, or its ordinal among the deployment's hosts. */
+  readonly host: { readonly hostId: string } | { readonly ordinal: number };
+  /** Give up when no coordinator takes this host within this many ms (default: wait for ever). */
+  readonly joinTimeoutMs?: number;
+}
+
+/** How often a host agent announces itself until loaded, and beats while it serves. */
+const BEAT_MS = 1000;
+
+/**
+ * Runs one host agent over NATS until its coordinator stops it: announces itself on the deployment's
+ * join subject, takes the control messages of its host subject (HostService), and beats on its
+ * coordinator subject so that a coordinator sees a host that stopped answering. Used by `rackemu host`
+ * (a host agent on any machine) and by the coordinator's own children (--isolation process).
+ */
+export async function runHostAgent(o: HostRunOptions): Promise<void> {
+  const bus = await openNatsBus({ servers: o.servers, auth: o.auth, name: `rackemu host ${JSON.stringify(o.host)}` });
+  try {
+    const hostId = 'hostId' in o.host ? o.host.hostId : await resolveOrdinal(bus, o.deployment, o.host.ordinal, o);
+    const log = logger().child({ host: hostId, deployment: o.deployment });
+    let seq = 0;
+    const send = (m: HostToCoordinator) => {
+      for (const c of encodeControl(m, seq++, bus.maxPayload)) bus.publish(coordSubject(o.deployment, hostId), c);
+    };
+    const service = new HostService(send, o.servers);
+    const reassembler = new ControlReassembler();
+    let contacted = false;
+    let queue = Promise.resolve(false);
+    const stopped = new Promise<void>((resolve, reject) => {
+      bus.subscribe(hostSubject(o.deployment, hostId), (data) => {
+        let msg: CoordinatorToHost | undefined;
+        try {
+          msg = reassembler.push(data) as CoordinatorToHost | undefined;
+        } catch (e) {
+          reject(e as Error);
+          return;
+        }
+        if (msg === undefined) return;
+        contacted = true;
+        // runs queue on the chips in order; other messages are answered as they come
+        if (msg.type === 'run' || msg.type === 'stop' || msg.type === 'load') {
+          const m = msg;
+          queue = queue.then(() => service.handle(m));
+          void queue.then((stop) => stop && resolve());
+        } else void service.handle(msg);
+      });
+    });
+    await bus.flush();
+    log.info({}, 'host agent joining');
+    const join: JoinMessage = { hostId };
+    const started = Date.now();
+    const beat = setInterval(() => {
+      if (!contacted) {
+        bus.publish(joinSubject(o.deployment), encodeControl(join, 0, bus.maxPayload)[0]);
+        if (o.joinTimeoutMs !== undefined && Date.now() - started > o.joinTimeoutMs) {
+          clearInterval(beat);
+          void bus.close();
+        }
+      } else send({ type: 'heartbeat' });
+    }, BEAT_MS);
+    bus.publish(joinSubject(o.deployment), encodeControl(join, 0, bus.maxPayload)[0]);
+    try {
+      await stopped;
+    } finally {
+      clearInterval(beat);
+    }
+    await bus.flush();
+    log.info({}, 'host agent stopped');
+  } finally {
+    await bus.close();
+  }
+}
+
+/** With --ordinal: asks the coordinator which host id the ordinal stands for (the pod ordinal on Kubernetes). */
+async function resolveOrdinal(bus: NatsBus, deployment: string, ordinal: number, o: HostRunOptions): Promise<string> {
+  const reply = ordinalSubject(deployment, ordinal);
+  const reassembler = new ControlReassembler();
+  return new Promise<string>((resolve, reject) => {
+    const started = Date.now();
+    const ask = () => {
+      if (o.joinTimeoutMs !== undefined && Date.now() - started > o.joinTimeoutMs) {
+        clearInterval(timer);
+        reject(
+          new RunError(
+            'RACKEMU_ERR_HOSTS_MISSING',
+            `no coordinator of deployment ${deployment} answered ordinal ${ordinal}`,
+          ),
+        );
+        return;
+      }
+      bus.publish(joinSubject(deployment), encodeControl({ ordinal } satisfies JoinMessage, 0, bus.maxPayload)[0]);
+    };
+    const timer = setInterval(ask, BEAT_MS);
+    bus.subscribe(reply, (data) => {
+      const m = reassembler.push(data) as { hostId: string } | undefined;
+      if (m === undefined) return;
+      clearInterval(timer);
+      resolve(m.hostId);
+    });
+    void bus.flush().then(ask);
+  });
+}

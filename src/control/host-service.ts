@@ -1,0 +1,83 @@
+import { loadModel } from '../model/load.js';
+import { toWireError } from '../runtime/index.js';
+import { childLogger } from '../util/log.js';
+import { HostAgent } from './host-agent.js';
+import { HostMetrics, listenMetrics } from './host-metrics.js';
+import { weightsFor, type CoordinatorToHost, type HostToCoordinator } from './host.js';
+
+/**
+ * A host agent's side of the control protocol, whatever carries it (host-runner.ts: NATS): it loads
+ * its chips' Programs and the weight slices it reads itself from the model source, runs windows, reads
+ * back logits and stops. When the coordinator asks (serve), it also serves its own GET /metrics
+ * (host-metrics.ts) and says where in its `loaded` reply.
+ */
+export class HostService {
+  private agent: HostAgent | null = null;
+  private metrics: HostMetrics | null = null;
+
+  constructor(
+    private readonly send: (m: HostToCoordinator) => void,
+    /** The host's own view of the chips' NATS servers (a host on another machine reaches them by its own URL). */
+    private readonly natsServers?: string | readonly string[],
+  ) {}
+
+  /** Handles one message; failures go back to the coordinator as `error` replies. Resolves `true` after stop. */
+  async handle(msg: CoordinatorToHost): Promise<boolean> {
+    try {
+      switch (msg.type) {
+        case 'load':
+          await this.load(msg);
+          return false;
+        case 'run': {
+          const outcomes = await this.agent!.run(msg.spec, (samples) => this.send({ type: 'samples', samples }));
+          this.metrics?.runEnded(outcomes);
+          this.send({ type: 'ran', outcomes });
+          return false;
+        }
+        case 'readback':
+          this.send({ type: 'logits', logits: await this.agent!.readback(msg.chipIds) });
+          return false;
+        case 'stop':
+          await this.agent?.stop();
+          this.send({ type: 'stopped' });
+          return true;
+      }
+    } catch (e) {
+      this.send({ type: 'error', error: toWireError(e) });
+      return false;
+    }
+  }
+
+  private async load(msg: Extract<CoordinatorToHost, { type: 'load' }>): Promise<void> {
+    const log = childLogger({ host: msg.hostId });
+    const chipIds = msg.chips.map((c) => c.init.chipId);
+    const m = msg.metrics === null ? null : new HostMetrics(msg.hostId, chipIds);
+    this.metrics = m;
+    const numeric = msg.chips.some((c) => c.init.fidelity === 'numeric');
+    const { weights } = loadModel(msg.model.spec, { dtype: msg.model.dtype, withWeights: numeric });
+    this.agent = new HostAgent(msg.hostId, {
+      chipDown: (chip, why) => {
+        m?.chipFailed(chip);
+        log.warn({ chip, why }, 'chip down');
+      },
+    });
+    // listen while the chips load
+    const listening = m && msg.metrics ? listenMetrics(m.registry, msg.metrics.host) : null;
+    listening?.catch(() => undefined); // reported below, after the load
+    const servers = this.natsServers;
+    await this.agent.load(
+      msg.chips.map((c) => ({
+        init: c.init,
+        transport: servers !== undefined && c.transport.kind === 'nats' ? { ...c.transport, servers } : c.transport,
+        weights: weightsFor(c.init, weights),
+      })),
+      (chipId) => {
+        m?.chipUp(chipId);
+        this.send({ type: 'chip-ready', chipId });
+      },
+    );
+    const metricsUrl = listening === null ? null : (await listening).url;
+    if (metricsUrl !== null) log.info({ url: metricsUrl, chips: chipIds.length }, 'host metrics listening');
+    this.send({ type: 'loaded', metricsUrl });
+  }
+}
