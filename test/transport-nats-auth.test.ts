@@ -163,7 +163,8 @@ describe('transport nats auth', () => {
   it('transport - malformed NATS credentials are config errors that do not echo the secret', async () => {
     const url = servers.get('token')!.url;
     const seed = seedOf(NKEY);
-    const badChecksum = seed.slice(0, 57) + (seed[57] === 'A' ? 'B' : 'A');
+    // a character inside the key (the last one also holds 2 padding bits, which no checksum sees)
+    const badChecksum = seed.slice(0, 10) + (seed[10] === 'A' ? 'B' : 'A') + seed.slice(11);
     const cases: [unknown, string | null][] = [
       [{ kind: 'nkey', seed: badChecksum }, badChecksum],
       [{ kind: 'nkey', seed: 'SUnot-a-seed-at-all' }, 'SUnot-a-seed-at-all'],

@@ -10,6 +10,8 @@ interface HostFlags extends NatsAuthFlags {
   hostId?: string;
   ordinal?: number;
   joinTimeoutS?: number;
+  metricsHost?: string;
+  metricsPort?: number;
 }
 
 const HOST_ID = /^r\d+\.n\d+$/;
@@ -35,6 +37,8 @@ export function hostCommand(program: Command): void {
       "or its ordinal among the deployment's host agents (a StatefulSet pod's)",
       integerFlag('--ordinal', 0),
     )
+    .option('--metrics-host <addr>', "serve the host agent's own GET /metrics on this address (with --metrics-port)")
+    .option('--metrics-port <n>', 'port of that /metrics (0: any free port)', integerFlag('--metrics-port', 0))
     .option(
       '--join-timeout-s <s>',
       'give up when no coordinator takes this host within this many seconds',
@@ -74,6 +78,10 @@ export function hostCommand(program: Command): void {
       deployment: flags.deployment,
       host: flags.hostId !== undefined ? { hostId: flags.hostId } : { ordinal: flags.ordinal! },
       joinTimeoutMs: flags.joinTimeoutS === undefined ? undefined : flags.joinTimeoutS * 1000,
+      metrics:
+        flags.metricsHost === undefined && flags.metricsPort === undefined
+          ? undefined
+          : { host: flags.metricsHost ?? '127.0.0.1', port: flags.metricsPort ?? 0 },
     });
   });
 }

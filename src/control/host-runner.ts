@@ -21,10 +21,15 @@ export interface HostRunOptions {
   readonly host: { readonly hostId: string } | { readonly ordinal: number };
   /** Give up when no coordinator takes this host within this many ms (default: wait for ever). */
   readonly joinTimeoutMs?: number;
+  /** Serve the host's own GET /metrics at this address and port (a fixed one, for a scrape config). */
+  readonly metrics?: { readonly host: string; readonly port: number };
 }
 
 /** How often a host agent announces itself until loaded, and beats while it serves. */
 const BEAT_MS = 1000;
+
+/** A coordinator that has sent nothing (it beats every second) for this long is gone. */
+const COORDINATOR_SILENCE_MS = 15_000;
 
 /**
  * Runs one host agent over NATS until its coordinator stops it: announces itself on the deployment's
@@ -41,11 +46,14 @@ export async function runHostAgent(o: HostRunOptions): Promise<void> {
     const send = (m: HostToCoordinator) => {
       for (const c of encodeControl(m, seq++, bus.maxPayload)) bus.publish(coordSubject(o.deployment, hostId), c);
     };
-    const service = new HostService(send, o.servers);
+    const service = new HostService(send, o.servers, o.metrics);
     const reassembler = new ControlReassembler();
     let contacted = false;
+    let lastHeard = Date.now();
+    let silent: (e: Error) => void = () => undefined;
     let queue = Promise.resolve(false);
     const stopped = new Promise<void>((resolve, reject) => {
+      silent = reject;
       bus.subscribe(hostSubject(o.deployment, hostId), (data) => {
         let msg: CoordinatorToHost | undefined;
         try {
@@ -56,6 +64,8 @@ export async function runHostAgent(o: HostRunOptions): Promise<void> {
         }
         if (msg === undefined) return;
         contacted = true;
+        lastHeard = Date.now();
+        if (msg.type === 'heartbeat') return;
         // runs queue on the chips in order; other messages are answered as they come
         if (msg.type === 'run' || msg.type === 'stop' || msg.type === 'load') {
           const m = msg;
@@ -75,13 +85,25 @@ export async function runHostAgent(o: HostRunOptions): Promise<void> {
           clearInterval(beat);
           void bus.close();
         }
-      } else send({ type: 'heartbeat' });
+      } else {
+        send({ type: 'heartbeat' });
+        // a coordinator that died without stopping its hosts: leave, so a supervisor restarts this agent to rejoin
+        if (Date.now() - lastHeard > COORDINATOR_SILENCE_MS) {
+          silent(
+            new RunError(
+              'RACKEMU_ERR_HOSTS_MISSING',
+              `the coordinator of deployment ${o.deployment} fell silent: nothing heard for ${Math.round(COORDINATOR_SILENCE_MS / 1000)} s`,
+            ),
+          );
+        }
+      }
     }, BEAT_MS);
     bus.publish(joinSubject(o.deployment), encodeControl(join, 0, bus.maxPayload)[0]);
     try {
       await stopped;
     } finally {
       clearInterval(beat);
+      await service.shutdown();
     }
     await bus.flush();
     log.info({}, 'host agent stopped');

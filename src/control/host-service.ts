@@ -19,7 +19,15 @@ export class HostService {
     private readonly send: (m: HostToCoordinator) => void,
     /** The host's own view of the chips' NATS servers (a host on another machine reaches them by its own URL). */
     private readonly natsServers?: string | readonly string[],
+    /** Serve GET /metrics here whatever the coordinator asks (`rackemu host --metrics-host/--metrics-port`). */
+    private readonly metricsAt?: { readonly host: string; readonly port: number },
   ) {}
+
+  /** Stops the chips (the coordinator went away without stopping them). */
+  async shutdown(): Promise<void> {
+    await this.agent?.stop();
+    this.agent = null;
+  }
 
   /** Handles one message; failures go back to the coordinator as `error` replies. Resolves `true` after stop. */
   async handle(msg: CoordinatorToHost): Promise<boolean> {
@@ -41,6 +49,8 @@ export class HostService {
           await this.agent?.stop();
           this.send({ type: 'stopped' });
           return true;
+        case 'heartbeat':
+          return false;
       }
     } catch (e) {
       this.send({ type: 'error', error: toWireError(e) });
@@ -51,7 +61,8 @@ export class HostService {
   private async load(msg: Extract<CoordinatorToHost, { type: 'load' }>): Promise<void> {
     const log = childLogger({ host: msg.hostId });
     const chipIds = msg.chips.map((c) => c.init.chipId);
-    const m = msg.metrics === null ? null : new HostMetrics(msg.hostId, chipIds);
+    const at = this.metricsAt ?? (msg.metrics === null ? null : { host: msg.metrics.host, port: 0 });
+    const m = at === null ? null : new HostMetrics(msg.hostId, chipIds);
     this.metrics = m;
     const numeric = msg.chips.some((c) => c.init.fidelity === 'numeric');
     const { weights } = loadModel(msg.model.spec, { dtype: msg.model.dtype, withWeights: numeric });
@@ -62,7 +73,7 @@ export class HostService {
       },
     });
     // listen while the chips load
-    const listening = m && msg.metrics ? listenMetrics(m.registry, msg.metrics.host) : null;
+    const listening = m && at ? listenMetrics(m.registry, at.host, at.port) : null;
     listening?.catch(() => undefined); // reported below, after the load
     const servers = this.natsServers;
     await this.agent.load(

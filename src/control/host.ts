@@ -79,7 +79,9 @@ export type CoordinatorToHost =
     }
   | { type: 'run'; spec: RunSpec }
   | { type: 'readback'; chipIds: string[] }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** Every second once the host joined: a host agent that hears nothing for long knows its coordinator is gone. */
+  | { type: 'heartbeat' };
 
 export type HostToCoordinator =
   | { type: 'chip-ready'; chipId: string }

@@ -48,6 +48,7 @@ export class NatsHost implements Host {
   private seq = 0;
   private lastHeard = Date.now();
   private watchdog: ReturnType<typeof setInterval> | null = null;
+  private beat: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: (() => void) | null = null;
   private joinedResolve: () => void = () => undefined;
   /** Resolves when the host agent has announced itself. */
@@ -66,6 +67,15 @@ export class NatsHost implements Host {
   markJoined(): void {
     this.lastHeard = Date.now();
     this.joinedResolve();
+    if (this.beat !== null) return;
+    // the host agent watches for its coordinator's silence as the coordinator watches for the host's
+    this.beat = setInterval(() => this.post({ type: 'heartbeat' }), 1000);
+    this.beat.unref();
+  }
+
+  private post(msg: CoordinatorToHost): void {
+    const subject = hostSubject(this.o.deployment, this.hostId);
+    for (const c of encodeControl(msg, this.seq++, this.o.bus.maxPayload)) this.o.bus.publish(subject, c);
   }
 
   /** --isolation process: start the host agent as a child process that joins like any other. */
@@ -123,8 +133,7 @@ export class NatsHost implements Host {
       const r = resolve as (m: HostToCoordinator) => void;
       if (this.pending.length === 0) this.lastHeard = Date.now();
       this.pending.push({ type: reply, resolve: r, reject, onSamples: run?.onSamples, steps: run?.steps });
-      const subject = hostSubject(this.o.deployment, this.hostId);
-      for (const c of encodeControl(msg, this.seq++, this.o.bus.maxPayload)) this.o.bus.publish(subject, c);
+      this.post(msg);
     });
   }
 
@@ -167,6 +176,7 @@ export class NatsHost implements Host {
 
   async stop(): Promise<void> {
     if (this.watchdog !== null) clearInterval(this.watchdog);
+    if (this.beat !== null) clearInterval(this.beat);
     const child = this.child;
     const exited = child && child.exitCode === null ? new Promise((r) => child.once('exit', r)) : null;
     await Promise.race([

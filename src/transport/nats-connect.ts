@@ -175,7 +175,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   }
   return {
     maxPayload: nc.info?.max_payload ?? 1024 * 1024,
-    publish: (subject, data) => nc.publish(subject, data),
+    publish: (subject, data, reply) => nc.publish(subject, data, reply === undefined ? undefined : { reply }),
     subscribe: (subject, onMessage) => {
       const sub = nc.subscribe(subject, { callback: (err, msg) => (err ? undefined : onMessage(msg.data)) });
       return () => sub.unsubscribe();

@@ -28,6 +28,12 @@ export interface SpawnNatsServerOptions {
    * config file (mode 0600 in a private temporary directory, removed on stop), never on its command line.
    */
   auth?: NatsAuth;
+  /**
+   * Instead of `auth`: one user per deployment, each allowed to publish and subscribe only in its own
+   * deployment's subjects (`rackemu.<deployment>.>`), so that one deployment's clients cannot reach
+   * another's chips. docs/cluster.md shows the same permissions for a NATS cluster.
+   */
+  deploymentUsers?: readonly { readonly user: string; readonly pass: string; readonly deployment: string }[];
 }
 
 export interface SpawnedNatsServer {
@@ -145,6 +151,22 @@ async function authorizationBlock(auth: NatsAuth): Promise<string> {
   }
 }
 
+/** An `authorization` block of users confined to their deployment's subject tree. */
+function deploymentUsersBlock(users: NonNullable<SpawnNatsServerOptions['deploymentUsers']>): string {
+  const entries = users.map((u) => {
+    checkNatsAuth({ kind: 'user', user: u.user, pass: u.pass });
+    if (!/^[A-Za-z0-9-]+$/.test(u.deployment)) {
+      throw configError(`deployment ${JSON.stringify(u.deployment)} must be letters, digits and '-'`, {
+        path: 'deployment',
+      });
+    }
+    const tree = confString(`rackemu.${u.deployment}.>`);
+    const perms = `permissions: { publish: [${tree}], subscribe: [${tree}] }`;
+    return `    { user: ${confString(u.user)}, password: ${confString(u.pass)}, ${perms} }`;
+  });
+  return `authorization {\n  users: [\n${entries.join(',\n')}\n  ]\n}\n`;
+}
+
 /** The server's config file text, or null when the defaults and the command line do. */
 async function configText(opts: SpawnNatsServerOptions): Promise<string | null> {
   const lines: string[] = [];
@@ -159,7 +181,9 @@ async function configText(opts: SpawnNatsServerOptions): Promise<string | null> 
     lines.push(`max_payload: ${opts.maxPayload}\n`);
   }
   const auth = checkNatsAuth(opts.auth);
+  if (auth && opts.deploymentUsers) throw configError('give auth or deploymentUsers, not both', { path: 'auth' });
   if (auth) lines.push(await authorizationBlock(auth));
+  if (opts.deploymentUsers) lines.push(deploymentUsersBlock(opts.deploymentUsers));
   return lines.length > 0 ? lines.join('') : null;
 }
 

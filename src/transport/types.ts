@@ -243,7 +243,8 @@ export interface NatsBusOptions {
 export interface NatsBus {
   /** Largest message the server takes (control messages are chunked below it). */
   readonly maxPayload: number;
-  publish(subject: string, data: Uint8Array): void;
+  /** `reply`: the reply subject the message carries (what a chip's frame carries: its sender's credit subject). */
+  publish(subject: string, data: Uint8Array, reply?: string): void;
   /** Returns the unsubscribe. */
   subscribe(subject: string, onMessage: (data: Uint8Array) => void): () => void;
   flush(): Promise<void>;

@@ -61,7 +61,10 @@ export const ERRORS = {
     summary: 'a chip saw a late, missing, duplicate, corrupt or unexpected frame',
   },
   RACKEMU_ERR_WATCHDOG: { exitCode: 4, summary: 'the run made no progress within the wall-clock watchdog' },
-  RACKEMU_ERR_HOSTS_MISSING: { exitCode: 69, summary: 'host agents the Plan needs did not join, or one stopped answering' },
+  RACKEMU_ERR_HOSTS_MISSING: {
+    exitCode: 69,
+    summary: 'host agents the Plan needs did not join, or one stopped answering',
+  },
   RACKEMU_ERR_WORKER: { exitCode: 70, summary: 'a chip worker or host process failed' },
   RACKEMU_ERR_GENERATE_OPTION: { exitCode: 64, summary: 'a generate option is invalid' },
   RACKEMU_ERR_FILE_WRITE: { exitCode: 73, summary: 'an output file could not be written' },
