@@ -37,28 +37,20 @@ describe('remote host agents', () => {
   });
   afterAll(() => nats?.stop());
 
+  /** `rackemu generate` of mixtral-tiny on mini-2rack whose host agents join deployment `name`. */
+  const remoteGenerate = (name: string, ...more: string[]) =>
+    cli([
+      'generate',
+      ...['--topology', topo('mini-2rack'), '--model', 'mixtral-tiny', '--context', '64', '--set', SETS[0]],
+      ...['--transport', 'nats', '--nats-url', nats.url, '--isolation', 'remote', '--deployment', name],
+      ...more,
+    ]);
+
   it('cli - host agents started by hand join a generate --isolation remote and give the reference tokens', async () => {
     const s = setup('mini-2rack', 'mixtral-tiny', SETS, { context: 64, promptTokens: PROMPT.length });
     const hostIds = [...new Set(deployedChips(s.plan, s.fabric).map((c) => s.fabric.hostId(c)))];
     expect(hostIds.length).toBeGreaterThan(1);
-    const base = ['--topology', topo('mini-2rack'), '--model', 'mixtral-tiny', '--context', '64', '--set', SETS[0]];
-    const gen = cli([
-      'generate',
-      ...base,
-      '--prompt-ids',
-      PROMPT.join(','),
-      '--max-new-tokens',
-      '5',
-      '--transport',
-      'nats',
-      '--nats-url',
-      nats.url,
-      '--isolation',
-      'remote',
-      '--deployment',
-      'remote-test',
-      '--json',
-    ]);
+    const gen = remoteGenerate('remote-test', '--prompt-ids', PROMPT.join(','), '--max-new-tokens', '5', '--json');
     // half by host id, half by ordinal (as a StatefulSet's pods join)
     const hosts = hostIds.map((id, i) =>
       cli([
@@ -80,29 +72,7 @@ describe('remote host agents', () => {
   }, 120_000);
 
   it('cli - a coordinator whose host agents do not join names the missing ones', async () => {
-    const r = await cli([
-      'generate',
-      '--topology',
-      topo('mini-2rack'),
-      '--model',
-      'mixtral-tiny',
-      '--context',
-      '64',
-      '--set',
-      SETS[0],
-      '--prompt-ids',
-      '1,2',
-      '--transport',
-      'nats',
-      '--nats-url',
-      nats.url,
-      '--isolation',
-      'remote',
-      '--deployment',
-      'nobody-comes',
-      '--join-timeout-s',
-      '2',
-    ]).done;
+    const r = await remoteGenerate('nobody-comes', '--prompt-ids', '1,2', '--join-timeout-s', '2').done;
     expect(r.code).toBe(69);
     expect(r.err).toMatch(
       /RACKEMU_ERR_HOSTS_MISSING: \d+ of \d+ host agent\(s\) did not join deployment nobody-comes within 2 s: r0\.n0/,
