@@ -14,6 +14,7 @@ interface GenerateFlags extends PlanFlags, RuntimeFlags {
   maxNewTokens: number;
   json?: boolean;
   progress: boolean;
+  retries: number;
 }
 
 function ids(v: string): number[] {
@@ -35,6 +36,12 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
     .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
     .option('--max-new-tokens <n>', 'tokens to generate', integerFlag('--max-new-tokens', 1), 16);
   addRuntimeFlags(cmd)
+    .option(
+      '--retries <n>',
+      'replay the run from the prompt up to N times when the transport fails (a NATS server of a cluster went away)',
+      integerFlag('--retries', 0),
+      0,
+    )
     .option('--no-progress', 'no progress bar while chips start')
     .option('--json', 'print one JSON object')
     .action(async (flags: GenerateFlags) => {
@@ -85,6 +92,7 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
           promptIds,
           maxNewTokens: flags.maxNewTokens,
           lookaheadSteps: flags.lookahead,
+          retries: flags.retries,
         });
         const p = predict(plan);
         const report: Report = {

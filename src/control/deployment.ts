@@ -8,11 +8,12 @@ import {
   type FrameFault,
   type RunSpec,
   type StepSamples,
+  type StepWindow,
   type Violation,
 } from '../runtime/index.js';
 import type { Fabric } from '../topology/fabric.js';
 import { createEmbeddedFabric, type NatsAuth, type TransportConfig } from '../transport/index.js';
-import { UsageError } from '../util/errors.js';
+import { UsageError, type RunError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { chipInit, deployedChips, schedulePairs } from './chip-inits.js';
 import { LocalHost, type Host, type HostChipSpec } from './host.js';
@@ -64,6 +65,11 @@ export interface GenerateRequest {
   readonly faults?: readonly FrameFault[];
   /** RunSpec.lookaheadSteps. */
   readonly lookaheadSteps?: number;
+  /**
+   * Runs again from the prompt, up to this many times, when a run fails on the transport or a missing
+   * frame (a NATS server of a cluster went away mid-run): the replay's tokens are the same (default 0).
+   */
+  readonly retries?: number;
 }
 
 /** What the transports carried in a run, summed over its chips (GenerateResult.messages says what each is). */
@@ -193,7 +199,15 @@ export class Deployment {
       } else {
         // Hundreds of chips connect at once while their threads are still compiling the client:
         // on two cores that can take far longer than a lone client's default 5 s connect timeout.
-        transport = { kind: 'nats', servers: opts.natsUrl!, runId, connectTimeoutMs: NATS_CONNECT_TIMEOUT_MS };
+        // reconnect: a chip whose server goes away (one of a cluster) reports the loss, failing that run,
+        // and reconnects to another server for the next (GenerateRequest.retries)
+        transport = {
+          kind: 'nats',
+          servers: opts.natsUrl!,
+          runId,
+          connectTimeoutMs: NATS_CONNECT_TIMEOUT_MS,
+          reconnect: true,
+        };
         if (opts.natsAuth) transport = { ...transport, auth: opts.natsAuth };
       }
       const hostId = fabric.hostId(chip);
@@ -319,13 +333,24 @@ export class Deployment {
       );
     }
     const shape = { batch: this.plan.options.batch, prefillChunk: this.plan.options.prefillChunk };
-    const window = soloWindow(
-      request,
-      { firstStep: this.stepsRun, baseTick: 0 },
-      shape,
-      this.opts.fidelity === 'numeric',
-    );
-    const r = await this.run({ window, faults: request.faults, lookaheadSteps: request.lookaheadSteps });
+    let window: StepWindow;
+    let r: WindowResult;
+    for (let attempt = 0; ; attempt++) {
+      // a replay is a new window on the timeline (frames of the failed run are told apart by their steps)
+      window = soloWindow(request, { firstStep: this.stepsRun, baseTick: 0 }, shape, this.opts.fidelity === 'numeric');
+      try {
+        r = await this.run({ window, faults: request.faults, lookaheadSteps: request.lookaheadSteps });
+        break;
+      } catch (e) {
+        const code = (e as RunError).code;
+        const replayable = code === 'RACKEMU_ERR_TRANSPORT' || code === 'RACKEMU_ERR_WATCHDOG';
+        if (!replayable || attempt >= (request.retries ?? 0)) throw e;
+        logger().warn(
+          { code, attempt: attempt + 1 },
+          `run failed (${(e as Error).message}); replaying it from the prompt`,
+        );
+      }
+    }
     // the last prefill step yields the first new token; every decode step one more
     const first = window.kinds.lastIndexOf(KIND.prefill);
     const ticks = r.samples.ticks.slice(first);

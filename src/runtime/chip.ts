@@ -96,6 +96,8 @@ export class ChipRuntime {
     // After a run that succeeded nothing of it can be left, so such a frame stays a violation.
     const dropEarlier = this.fatal !== null;
     this.fatal = null;
+    // credit owed for the failed run's lost frames never comes back
+    if (dropEarlier) this.endpoint?.resetFlow?.();
     // Look-ahead windows of lookahead + 1 steps (timing fidelity): see runTiming.
     const windowSize = Math.max(0, spec.lookaheadSteps ?? DEFAULT_LOOKAHEAD_STEPS) + 1;
     const failed = new Promise<never>((_, reject) => (this.failRun = reject));

@@ -342,6 +342,19 @@ export class NatsEndpoint implements ChipEndpoint {
     if (d.inFlightMsgs > this.maxInFlight) this.maxInFlight = d.inFlightMsgs;
   }
 
+  resetFlow(): void {
+    for (const d of this.dests.values()) {
+      d.inFlightMsgs = 0;
+      d.inFlightBytes = 0;
+      const q = d.queue;
+      while (q.length > 0 && this.fits(d, q.peek()!.length)) {
+        this.queuedTotal--;
+        this.publish(d, q.shift()!);
+      }
+      if (q.length === 0) d.stalled = false;
+    }
+  }
+
   private onCredit(msg: Msg): void {
     const data = msg.data;
     if (data.length === 0) return this.onStatus(msg, 'credit');
@@ -497,6 +510,10 @@ export class NatsEndpoint implements ChipEndpoint {
         switch (s.type) {
           case 'disconnect':
             this.fail(`disconnected from ${s.server}`, undefined, { server: s.server });
+            break;
+          case 'reconnect':
+            // what was in flight across the gap is lost (the run that lost it failed): start the flow anew
+            this.resetFlow();
             break;
           case 'error':
             this.fail('NATS server error', s.error);

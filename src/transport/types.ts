@@ -144,6 +144,12 @@ export interface ChipEndpoint {
    */
   close(): Promise<void>;
   stats(): TransportStats;
+  /**
+   * Forget flow-control state after messages were lost (a failed run, a reconnect): credit owed for
+   * lost messages never comes back, so without this a destination could stay stalled. Messages waiting
+   * for credit are sent. NATS only; the embedded transport loses nothing and has no credit.
+   */
+  resetFlow?(): void;
 }
 
 /**
