@@ -8,14 +8,18 @@ import { canMakeNamespaces, createNetnsLab, type NetnsLab } from './helpers/netn
 
 /**
  * A real multi-host run on this machine: Linux network namespaces as hosts (veth pairs on a bridge,
- * each its own address), a 3-server NATS cluster (nats-server with cluster routes) spread over three
- * of them, the host agents (`rackemu host`) in those three and the coordinator (`rackemu generate
- * --isolation remote`) in a fourth. CI runs as root; elsewhere the test is skipped.
+ * each its own address), a 3-server NATS cluster (nats-server with cluster routes, requiring a user
+ * and password) spread over three of them, the host agents (`rackemu host`) in those three and the
+ * coordinator (`rackemu generate --isolation remote`) in a fourth. CI runs as root; elsewhere the
+ * test is skipped.
  */
 
 const SETS = ['chip.sram_mib=0.5'];
 const PROMPT = [9, 8, 7, 6];
 const NATS_NODES = 3;
+/** No anonymous access: the cluster requires this user (its password reaches rackemu in the environment). */
+const NATS_USER = 'multihost';
+const NATS_PASS = 'mh-pw-7f3a19';
 
 interface Proc {
   readonly child: ChildProcess;
@@ -25,7 +29,8 @@ interface Proc {
 }
 
 function start(argv: readonly string[]): Proc {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, RACKEMU_NATS_PASSWORD: NATS_PASS };
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -60,6 +65,7 @@ describe.skipIf(!canMakeNamespaces())('multi-host run in network namespaces', ()
           ...lab.exec(i),
           'nats-server',
           ...['-a', a, '-p', '4222', '--cluster_name', 'rackemu', '--cluster', `nats://${a}:6222`, '--routes', others],
+          ...['--user', NATS_USER, '--pass', NATS_PASS],
         ]),
       );
     }
@@ -86,7 +92,20 @@ describe.skipIf(!canMakeNamespaces())('multi-host run in network namespaces', ()
       const i = k % NATS_NODES;
       const url = `nats://${lab.hosts[i].address}:4222`;
       procs.push(
-        start([...lab.exec(i), node, rackemu, 'host', '--nats', url, '--deployment', 'multi', '--host-id', id]),
+        start([
+          ...lab.exec(i),
+          node,
+          rackemu,
+          'host',
+          '--nats',
+          url,
+          '--deployment',
+          'multi',
+          '--host-id',
+          id,
+          '--nats-user',
+          NATS_USER,
+        ]),
       );
     });
     // the coordinator in a namespace of its own, reaching the cluster through its first server
@@ -99,6 +118,7 @@ describe.skipIf(!canMakeNamespaces())('multi-host run in network namespaces', ()
       ...['--topology', topo('mini-2rack'), '--model', 'mixtral-tiny', '--context', '64', '--set', SETS[0]],
       ...['--prompt-ids', PROMPT.join(','), '--max-new-tokens', '5', '--transport', 'nats'],
       ...['--nats-url', `nats://${lab.hosts[0].address}:4222`, '--isolation', 'remote', '--deployment', 'multi'],
+      ...['--nats-user', NATS_USER],
       '--json',
     ]);
     procs.push(gen);
@@ -134,6 +154,8 @@ describe.skipIf(!canMakeNamespaces())('multi-host run in network namespaces', ()
         'multi2',
         '--host-id',
         id,
+        '--nats-user',
+        NATS_USER,
       ]),
     );
     procs.push(...hosts);
@@ -145,7 +167,7 @@ describe.skipIf(!canMakeNamespaces())('multi-host run in network namespaces', ()
       'generate',
       ...['--topology', topo('mini-2rack'), '--model', 'mixtral-tiny', '--context', String(CONTEXT), '--set', SETS[0]],
       ...['--prompt-ids', PROMPT.join(','), '--max-new-tokens', String(TOKENS), '--transport', 'nats'],
-      ...['--nats-url', cluster, '--isolation', 'remote', '--deployment', 'multi2'],
+      ...['--nats-url', cluster, '--isolation', 'remote', '--deployment', 'multi2', '--nats-user', NATS_USER],
       ...['--watchdog-ms', '5000', '--retries', '3', '--no-progress', '--json'],
     ]);
     procs.push(gen);
