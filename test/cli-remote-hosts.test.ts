@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployedChips } from '../src/control/chip-inits.js';
 import { referenceGenerate } from '../src/runtime/reference.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../src/transport/index.js';
 import { ROOT, topo } from './helpers/cli.js';
 import { setup } from './helpers/deploy.js';
+import { startProcess } from './helpers/process.js';
 
 /**
  * Host agents that join over NATS (`rackemu host`), the coordinator running `generate --isolation
@@ -15,20 +15,8 @@ import { setup } from './helpers/deploy.js';
 const SETS = ['chip.sram_mib=0.5'];
 const PROMPT = [5, 4, 3, 2, 1];
 
-function cli(args: readonly string[]): {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; out: string; err: string }>;
-} {
-  const child = spawn(process.execPath, [`${ROOT}bin/rackemu.js`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-    child.once('exit', (code) => resolve({ code, out, err })),
-  );
-  return { child, done };
-}
+/** `rackemu <args>` as its own process. */
+const cli = (args: readonly string[]) => startProcess([process.execPath, `${ROOT}bin/rackemu.js`, ...args]);
 
 describe('remote host agents', () => {
   let nats: SpawnedNatsServer;

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployedChips } from '../src/control/chip-inits.js';
 import { referenceGenerate } from '../src/runtime/reference.js';
 import { ROOT, topo } from './helpers/cli.js';
 import { setup } from './helpers/deploy.js';
 import { canMakeNamespaces, createNetnsLab, type NetnsLab } from './helpers/netns.js';
+import { startProcess, type Proc } from './helpers/process.js';
 
 /**
  * A real multi-host run on this machine: Linux network namespaces as hosts (veth pairs on a bridge,
@@ -21,25 +21,8 @@ const NATS_NODES = 3;
 const NATS_USER = 'multihost';
 const NATS_PASS = 'mh-pw-7f3a19';
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly done: Promise<{ code: number | null; out: string; err: string }>;
-  /** What it wrote on stderr so far. */
-  stderr(): string;
-}
-
-function start(argv: readonly string[]): Proc {
-  const env = { ...process.env, RACKEMU_NATS_PASSWORD: NATS_PASS };
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-    child.once('exit', (code) => resolve({ code, out, err })),
-  );
-  return { child, done, stderr: () => err };
-}
+/** A process of the run, with the cluster's password in its environment (never on a command line). */
+const start = (argv: readonly string[]): Proc => startProcess(argv, { RACKEMU_NATS_PASSWORD: NATS_PASS });
 
 async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
