@@ -13,6 +13,21 @@ import { loadTopology, parseSetArg } from '../src/topology/load.js';
 import { spawnNatsServer, type SpawnedNatsServer } from '../src/transport/nats-server.js';
 import { criticalHops, stepFrameSizes } from './frames.js';
 
+/** One warm run of a deployment case: its size, wall and CPU time, and what moved. */
+export interface WarmRun {
+  tokens: number;
+  per_token_ms: number;
+  run_s: number;
+  cpu_s: number;
+  system_s: number;
+  violations: number;
+  sleeps: number;
+  frames: number;
+  messages: number;
+  decoded: number;
+  window_us: [number, number];
+}
+
 export interface DeployCase {
   /** Topology file (absolute, or relative to the working directory). */
   topology: string;
@@ -95,20 +110,7 @@ try {
   const runToUs = Number(process.hrtime.bigint() / 1000n);
   const peakAfterRunMb = mb();
   const cpu2 = process.cpuUsage();
-  type RunFigures = {
-    tokens: number;
-    per_token_ms: number;
-    run_s: number;
-    cpu_s: number;
-    system_s: number;
-    violations: number;
-    sleeps: number;
-    frames: number;
-    messages: number;
-    decoded: number;
-    window_us: [number, number];
-  };
-  const warm: (RunFigures | { error: string })[] = [];
+  const warm: (WarmRun | { error: string })[] = [];
   const pairs = c.longTokens ? (c.pairs ?? 1) : 0;
   const warmPairs = c.longTokens ? (c.warmPairs ?? 0) : 0;
   // the warm-up: short runs, then (long, short) pairs; the measured pairs follow
@@ -149,9 +151,9 @@ try {
       break;
     }
   }
-  const ok = warm.filter((w): w is RunFigures => !('error' in w));
+  const ok = warm.filter((w): w is WarmRun => !('error' in w));
   // each long run against the short run just before it
-  const measured: { short: RunFigures; long: RunFigures }[] = [];
+  const measured: { short: WarmRun; long: WarmRun }[] = [];
   // the fit: the last warm-up run and the pairs (earlier warm-ups still carry code being optimised)
   const fitted = ok.slice(Math.max(0, warmUp.length - 1));
   for (let i = 1; i < fitted.length; i++)
@@ -161,7 +163,7 @@ try {
     ({ short, long }) => ((long.run_s - short.run_s) * 1000) / (long.tokens - short.tokens),
   );
   /** Least-squares fit of f(run) = intercept + slope x tokens over the runs; null without two lengths. */
-  const fit = (f: (r: RunFigures) => number): { slope: number; intercept: number } | null => {
+  const fit = (f: (r: WarmRun) => number): { slope: number; intercept: number } | null => {
     if (measured.length === 0) return null;
     const mx = fitted.reduce((a, r) => a + r.tokens, 0) / fitted.length;
     const my = fitted.reduce((a, r) => a + f(r), 0) / fitted.length;

@@ -20,7 +20,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CHIP_V8_FLAGS } from '../src/control/v8-flags.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../src/runtime/run-spec.js';
-import type { DeployCase } from './deploy-once.js';
+import type { DeployCase, WarmRun } from './deploy-once.js';
 import { rawFrameBytesFor, type FrameSizes } from './frames.js';
 import { runServing, servingSection } from './serving.js';
 
@@ -111,20 +111,7 @@ interface DeployResult {
   stop_s: number;
   generated: number;
   per_token_ms: number;
-  warm_runs: (
-    | {
-        tokens: number;
-        per_token_ms: number;
-        run_s: number;
-        cpu_s: number;
-        system_s: number;
-        violations: number;
-        sleeps: number;
-        frames: number;
-        messages: number;
-      }
-    | Failed
-  )[];
+  warm_runs: (WarmRun | Failed)[];
   warm_per_token_ms: number | null;
   marginal_ms_per_token: number | null;
   marginal_ms_per_token_all: number[];

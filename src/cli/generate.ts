@@ -3,10 +3,17 @@ import cliProgress from 'cli-progress';
 import { Deployment } from '../control/deployment.js';
 import { generateJson, type GenerateJson } from './generate-report.js';
 import { predict } from '../compiler/report.js';
-import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
+import type { SpawnedNatsServer } from '../transport/index.js';
 import { RunError, UsageError } from '../util/errors.js';
 import { natsAuthFromFlags } from './nats-flags.js';
-import { addRuntimeFlags, checkNumericMemory, checkRuntimeFlags, type RuntimeFlags } from './runtime-flags.js';
+import {
+  addRuntimeFlags,
+  checkNumericMemory,
+  checkRuntimeFlags,
+  deployOptions,
+  spawnNatsIfAsked,
+  type RuntimeFlags,
+} from './runtime-flags.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
 interface GenerateFlags extends PlanFlags, RuntimeFlags {
@@ -65,22 +72,9 @@ export function generateCommand(program: Command, out: (s: string) => void): voi
       let deployment: Deployment | null = null;
       const bar = flags.progress ? progressBar() : null;
       try {
-        let natsUrl = flags.natsUrl;
-        if (flags.transport === 'nats' && flags.nats === 'spawn') {
-          nats = await spawnNatsServer({ auth: natsAuth });
-          natsUrl = nats.url;
-        }
+        nats = await spawnNatsIfAsked(flags, natsAuth);
         deployment = await Deployment.start(plan, fabric, {
-          fidelity: flags.fidelity,
-          transport: flags.transport,
-          natsUrl,
-          natsAuth,
-          isolation: flags.isolation,
-          deployment: flags.deployment,
-          joinTimeoutMs: flags.joinTimeoutS * 1000,
-          model: { spec: flags.model, dtype: plan.options.dtype },
-          weights,
-          watchdogMs: flags.watchdogMs,
+          ...deployOptions(flags, plan, weights, { url: nats?.url ?? flags.natsUrl, auth: natsAuth }),
           onProgress: (ready, total) => {
             if (!bar) return;
             if (ready === 0) bar.start(total, 0);

@@ -1,6 +1,9 @@
 import { Option, type Command } from 'commander';
 import { totalmem } from 'node:os';
 import type { Plan } from '../compiler/plan.js';
+import type { DeployOptions } from '../control/deployment.js';
+import type { WeightStore } from '../model/weights.js';
+import { spawnNatsServer, type NatsAuth, type SpawnedNatsServer } from '../transport/index.js';
 import { bytesPerParam, paramCounts } from '../model/config.js';
 import { DEFAULT_LOOKAHEAD_STEPS } from '../runtime/index.js';
 import { UsageError, type ErrorCode } from '../util/errors.js';
@@ -101,4 +104,35 @@ export function checkNumericMemory(plan: Plan, fidelity: RuntimeFlags['fidelity'
       { details: { expected: '--fidelity timing', got: '--fidelity numeric' } },
     );
   }
+}
+
+/** `--nats spawn` with the nats transport: a private nats-server requiring `natsAuth`; else null. */
+export function spawnNatsIfAsked(
+  flags: RuntimeFlags,
+  natsAuth: NatsAuth | undefined,
+): Promise<SpawnedNatsServer | null> {
+  return flags.transport === 'nats' && flags.nats === 'spawn'
+    ? spawnNatsServer({ auth: natsAuth })
+    : Promise.resolve(null);
+}
+
+/** The Deployment options the runtime flags give (the command adds its own progress and metrics). */
+export function deployOptions(
+  flags: RuntimeFlags & { readonly model: string },
+  plan: Plan,
+  weights: WeightStore | null,
+  nats: { readonly url: string | undefined; readonly auth: NatsAuth | undefined },
+): DeployOptions {
+  return {
+    fidelity: flags.fidelity,
+    transport: flags.transport,
+    natsUrl: nats.url,
+    natsAuth: nats.auth,
+    isolation: flags.isolation,
+    deployment: flags.deployment,
+    joinTimeoutMs: flags.joinTimeoutS * 1000,
+    model: { spec: flags.model, dtype: plan.options.dtype },
+    weights,
+    watchdogMs: flags.watchdogMs,
+  };
 }

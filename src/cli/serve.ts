@@ -8,11 +8,18 @@ import { createServer, type RackemuServer } from '../serve/app.js';
 import { FileSdFile, fileSdGroups } from '../serve/file-sd.js';
 import { LateEngine } from '../serve/late-engine.js';
 import { loadTextCodec } from '../serve/text.js';
-import { spawnNatsServer, type SpawnedNatsServer } from '../transport/index.js';
+import type { SpawnedNatsServer } from '../transport/index.js';
 import { UsageError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { natsAuthFromFlags } from './nats-flags.js';
-import { addRuntimeFlags, checkNumericMemory, checkRuntimeFlags, type RuntimeFlags } from './runtime-flags.js';
+import {
+  addRuntimeFlags,
+  checkNumericMemory,
+  checkRuntimeFlags,
+  deployOptions,
+  spawnNatsIfAsked,
+  type RuntimeFlags,
+} from './runtime-flags.js';
 import { addPlanFlags, integerFlag, planFromFlags, type PlanFlags } from './plan-flags.js';
 
 interface ServeFlags extends PlanFlags, RuntimeFlags {
@@ -118,18 +125,9 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     out(`rackemu serve: ${plan.model.name} on ${url} (GET /ready says when the chips are loaded)\n`);
     const coordinator = { host: flags.host, port: new URL(url).port };
     await writeTargets(fileSd, coordinator, [], log); // the coordinator's start-up progress is scrapable
-    if (flags.transport === 'nats' && flags.nats === 'spawn') nats = await spawnNatsServer({ auth: natsAuth });
+    nats = await spawnNatsIfAsked(flags, natsAuth);
     deployment = await Deployment.start(plan, fabric, {
-      fidelity: flags.fidelity,
-      transport: flags.transport,
-      natsUrl: nats?.url ?? flags.natsUrl,
-      natsAuth,
-      isolation: flags.isolation,
-      deployment: flags.deployment,
-      joinTimeoutMs: flags.joinTimeoutS * 1000,
-      model: { spec: flags.model, dtype: plan.options.dtype },
-      weights,
-      watchdogMs: flags.watchdogMs,
+      ...deployOptions(flags, plan, weights, { url: nats?.url ?? flags.natsUrl, auth: natsAuth }),
       onProgress: (ready, total) => metrics.setStartup(ready, total),
       hostMetricsHost: flags.isolation === 'process' ? flags.host : undefined,
     });

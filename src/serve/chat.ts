@@ -3,9 +3,8 @@ import type { CompletionRequest, CompletionResult } from '../control/engine-type
 import { badRequest } from './api-error.js';
 import { checkAccepting, checkCommon, checkIds, checkModel, maxTokensFor, stopIdsFor } from './checks.js';
 import { responseId, unixNow, type ServeContext } from './context.js';
-import { extensionOf, generateWhole, openStream, pumpStream, usageOf, type Chunker } from './generation.js';
+import { extensionOf, generateWhole, streamCompletion, usageOf, type Chunker } from './generation.js';
 import { chatBodySchema, type ChatBody, type ChatMessage } from './schemas.js';
-import { SseWriter } from './sse.js';
 
 /**
  * POST /v1/chat/completions: only with a tokenizer that has a chat template (a model folder's
@@ -52,18 +51,9 @@ export function registerChat(app: FastifyInstance, ctx: ServeContext): void {
       const choice = { index: 0, message, logprobs: null, finish_reason: r.finishReason, token_ids: r.tokenIds };
       return { ...head, choices: [choice], usage: usageOf(r), rackemu: extensionOf(r) };
     }
-    const opened = await openStream(engine, request, ctx.log);
     const includeUsage = body.stream_options?.include_usage === true;
     const chunker = chatChunker({ ...head, object: 'chat.completion.chunk' }, includeUsage);
-    void pumpStream(opened, new SseWriter(reply), {
-      chunker,
-      codec,
-      includeUsage,
-      log: ctx.log,
-      id: request.id,
-      cancel: (id) => engine.cancel(id),
-    });
-    return reply;
+    return streamCompletion(ctx, request, reply, { chunker, includeUsage });
   });
 }
 

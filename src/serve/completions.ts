@@ -3,9 +3,8 @@ import type { CompletionRequest, CompletionResult } from '../control/engine-type
 import { badRequest } from './api-error.js';
 import { checkAccepting, checkCommon, checkIds, checkModel, maxTokensFor, stopIdsFor } from './checks.js';
 import { responseId, unixNow, type ServeContext } from './context.js';
-import { extensionOf, generateWhole, openStream, pumpStream, usageOf, type Chunker } from './generation.js';
+import { extensionOf, generateWhole, streamCompletion, usageOf, type Chunker } from './generation.js';
 import { completionBodySchema, type CompletionBody } from './schemas.js';
-import { SseWriter } from './sse.js';
 
 /** OpenAI's default max_tokens for /v1/completions. */
 export const DEFAULT_MAX_TOKENS = 16;
@@ -35,18 +34,9 @@ export function registerCompletions(app: FastifyInstance, ctx: ServeContext): vo
         const choice = { index: 0, text: codec.decode(r.tokenIds), logprobs: null, finish_reason: r.finishReason };
         return { ...head, choices: [{ ...choice, token_ids: r.tokenIds }], usage: usageOf(r), rackemu: extensionOf(r) };
       }
-      const opened = await openStream(engine, request, ctx.log);
       const includeUsage = body.stream_options?.include_usage === true;
       const chunker = completionChunker(head, includeUsage);
-      void pumpStream(opened, new SseWriter(reply), {
-        chunker,
-        codec,
-        includeUsage,
-        log: ctx.log,
-        id: request.id,
-        cancel: (id) => engine.cancel(id),
-      });
-      return reply;
+      return streamCompletion(ctx, request, reply, { chunker, includeUsage });
     },
   );
 }

@@ -1,7 +1,8 @@
+import type { FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { CompletionEngine, CompletionRequest, CompletionResult, TokenEvent } from '../control/engine-types.js';
 import { toApiError } from './api-error.js';
-import type { SseWriter } from './sse.js';
+import { SseWriter } from './sse.js';
 import { TextStream, type TextCodec } from './text.js';
 
 /**
@@ -128,7 +129,7 @@ export type OpenedStream = AsyncGenerator<TokenEvent, CompletionResult>;
  * Submits a streaming request and waits for its first token (or its end), so that a request the
  * engine refuses (queue full, draining, ...) still gets its HTTP status: rejects in that case.
  */
-export async function openStream(
+async function openStream(
   engine: CompletionEngine,
   request: CompletionRequest,
   log: Logger,
@@ -146,10 +147,10 @@ export async function openStream(
 /**
  * Sends the events of an opened stream: a chunk per token, then the finish chunk, the usage chunk
  * if asked for, and [DONE]. A failure after the first token cannot change the status any more: it is
- * sent as an `{"error": ...}` event (as vLLM does) before [DONE]. A client that goes away does not
- * cancels its request (CompletionEngine.cancel), which frees its batch slot.
+ * sent as an `{"error": ...}` event (as vLLM does) before [DONE]. A client that goes away cancels its
+ * request (CompletionEngine.cancel), which frees its batch slot.
  */
-export async function pumpStream(
+async function pumpStream(
   opened: { first: IteratorResult<TokenEvent, CompletionResult>; rest: OpenedStream },
   sse: SseWriter,
   io: {
@@ -158,7 +159,7 @@ export async function pumpStream(
     includeUsage: boolean;
     log: Logger;
     id: string;
-    cancel: (id: string) => void;
+    engine: CompletionEngine;
   },
 ): Promise<void> {
   const text = new TextStream(io.codec);
@@ -166,7 +167,7 @@ export async function pumpStream(
   sse.onClose(() => {
     if (ended) return;
     io.log.info({ id: io.id }, 'client disconnected: request cancelled');
-    io.cancel(io.id);
+    io.engine.cancel(io.id);
   });
   try {
     let next = opened.first;
@@ -184,4 +185,25 @@ export async function pumpStream(
   }
   ended = true;
   sse.done();
+}
+
+/**
+ * A streamed completion, for both endpoints: opened first (so that a request the engine refuses still
+ * gets its HTTP status), then its events sent on `reply` as server-sent events.
+ */
+export async function streamCompletion(
+  ctx: { readonly engine: CompletionEngine; readonly codec: TextCodec; readonly log: Logger },
+  request: CompletionRequest,
+  reply: FastifyReply,
+  stream: { readonly chunker: Chunker; readonly includeUsage: boolean },
+): Promise<FastifyReply> {
+  const opened = await openStream(ctx.engine, request, ctx.log);
+  void pumpStream(opened, new SseWriter(reply), {
+    ...stream,
+    codec: ctx.codec,
+    log: ctx.log,
+    id: request.id,
+    engine: ctx.engine,
+  });
+  return reply;
 }

@@ -20,12 +20,9 @@ export interface NetnsLab {
 
 function ip(...args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-}
-
-/** Whether this process may make network namespaces (root, with iproute2). */
-export function canMakeNamespaces(): boolean {
-  return process.getuid?.() === 0 && spawnSync('ip', ['netns', 'list']).status === 0;
+  if (r.status !== 0) {
+    throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()} (network namespaces need root and iproute2)`);
+  }
 }
 
 export function createNetnsLab(count: number): NetnsLab {
