@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { missingChipV8Flags } from '../dist/src/control/v8-flags.js';
 
 const argv = process.argv.slice(2);
-const RUNS_CHIPS = new Set(['generate', 'serve', 'host']);
+const RUNS_CHIPS = new Set(['generate', 'serve', 'host', 'experiment']);
 const missing = RUNS_CHIPS.has(argv[0]) ? missingChipV8Flags() : [];
 if (missing.length === 0) {
   // loaded only here: a launcher that starts node again has no use for the CLI itself

@@ -139,6 +139,7 @@ describe('host agent metrics', () => {
       bytesSent: frames * 100,
       framesDecoded: frames,
       samples: null,
+      ecc: [],
     },
     transport: {
       framesSent: frames,

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ERRORS, isRackemuError } from '../util/errors.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { compileCommand } from './compile.js';
+import { experimentCommand } from './experiment.js';
 import { generateCommand } from './generate.js';
 import { hostCommand } from './host.js';
 import { serveCommand } from './serve.js';
@@ -26,6 +27,7 @@ export async function main(
   generateCommand(program, io.out);
   serveCommand(program, io.out);
   hostCommand(program);
+  experimentCommand(program, io.out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

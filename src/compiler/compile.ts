@@ -24,11 +24,11 @@ export function compile(
   model: ModelConfig,
   options: CompileOptions = {},
   fabric = new Fabric(topology),
+  /** Internal (re-planning): the chips to lay groups onto, in order; default every non-spare chip. */
+  active: readonly number[] = defaultActive(fabric),
 ): Plan {
   const opts = resolveOptions(model, options);
   const hw = new HardwareModel(topology, model, opts.dtype);
-  const active: number[] = [];
-  for (let c = 0; c < fabric.chipCount; c++) if (!fabric.isSpare(c)) active.push(c);
 
   // Per-chip headroom for activations: first try room for a useful prefill chunk, then the bare decode minimum.
   const reserveRows = [...new Set([opts.batch * Math.min(opts.prefillChunk, PREFILL_RESERVE_ROWS), opts.batch])];
@@ -43,6 +43,13 @@ export function compile(
     }
   }
   throw doesNotFit(topology, model, opts, hw, active.length, fabric.chipCount);
+}
+
+/** Every non-spare chip in service, in rack/node/chip order. */
+export function defaultActive(fabric: Fabric): number[] {
+  const active: number[] = [];
+  for (let c = 0; c < fabric.chipCount; c++) if (!fabric.isSpare(c) && !fabric.failedChips.has(c)) active.push(c);
+  return active;
 }
 
 /** Schedules both steps, halving the prefill chunk until every chip's peak fits; null if decode itself cannot fit. */
@@ -104,7 +111,7 @@ function layOut(
   hw: HardwareModel,
   fabric: Fabric,
   cand: Candidate,
-  active: number[],
+  active: readonly number[],
   reserve: number,
   opts: ResolvedCompileOptions,
 ): LaidOut | null {
@@ -217,15 +224,18 @@ function placementOf(
   const embedChips = new Set(l.layout.embed.map((s) => s.chip));
   const lmChips = new Set(l.layout.lmHead.map((s) => s.chip));
   for (let c = 0; c < fabric.chipCount; c++) {
-    const role: ChipPlacement['role'] = fabric.isSpare(c)
-      ? 'spare'
+    // a spare standing in for a retired node has work; a failed chip is out of service, never a spare
+    const role: ChipPlacement['role'] = fabric.failedChips.has(c)
+      ? 'idle'
       : l.layersOf[c].length > 0
         ? 'layers'
         : embedChips.has(c)
           ? 'embed'
           : lmChips.has(c)
             ? 'lm_head'
-            : 'idle';
+            : fabric.isSpare(c)
+              ? 'spare'
+              : 'idle';
     out.push({
       chip: c,
       role,

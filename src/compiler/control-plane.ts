@@ -80,6 +80,21 @@ export function loadBytesPerChip(plan: Plan, fabric: Fabric): number[] {
   return bytes;
 }
 
+/**
+ * Seconds to load the given bytes per chip (by chip index) from host RAM: each host over its cards'
+ * own PCIe links and its shared root, all hosts at once, so the slowest host's time.
+ */
+export function loadSeconds(bytesPerChip: readonly number[], fabric: Fabric): number {
+  const share = pcieShareOf(fabric.topology);
+  const cpn = fabric.chipsPerNode;
+  let seconds = 0;
+  for (let base = 0; base < bytesPerChip.length; base += cpn) {
+    const bytes = bytesPerChip.slice(base, base + cpn);
+    if (bytes.some((b) => b > 0)) seconds = Math.max(seconds, pcieLoadSeconds(bytes, share));
+  }
+  return seconds;
+}
+
 /** Busy CPU seconds per second of the request path, by kind, at the Plan's batch and predicted decode rate. */
 function requestPathLoad(plan: Plan, predicted: Prediction) {
   const o = plan.options;
@@ -105,7 +120,6 @@ function requestPathLoad(plan: Plan, predicted: Prediction) {
 export function controlPlane(plan: Plan, fabric: Fabric, predicted: Prediction): ControlPlaneReport {
   const t = plan.topology;
   const c = hostCpuCostsOf(t);
-  const share = pcieShareOf(t);
   const nodes = occupiedNodes(plan, fabric);
   const perChip = loadBytesPerChip(plan, fabric);
   const cpn = fabric.chipsPerNode;
@@ -120,7 +134,6 @@ export function controlPlane(plan: Plan, fabric: Fabric, predicted: Prediction):
   // tokenisation follows the requests, which the coordinator deals round-robin to the host agents
   const tokenPerHost = (load.tokenise + load.detokenise) / nodes.length;
 
-  let loadTime = 0;
   let loadMax = 0;
   let ramTotal = 0;
   let busyTotal = 0;
@@ -128,7 +141,6 @@ export function controlPlane(plan: Plan, fabric: Fabric, predicted: Prediction):
   for (const node of nodes) {
     const bytes = perChip.slice(node * cpn, (node + 1) * cpn);
     const held = bytes.reduce((a, b) => a + b, 0);
-    loadTime = Math.max(loadTime, pcieLoadSeconds(bytes, share));
     loadMax = Math.max(loadMax, held);
     ramTotal += held;
     const busy =
@@ -152,7 +164,8 @@ export function controlPlane(plan: Plan, fabric: Fabric, predicted: Prediction):
     cpu_seconds_per_second: { ...load, health_poll: healthPerHost * nodes.length },
     stage_host: hostId(stageNode),
     readback_host: hostId(readbackNode),
-    load_time_s: loadTime,
+    // chips of nodes the plan does not occupy load nothing
+    load_time_s: loadSeconds(perChip, fabric),
     load_bytes_per_host_max: loadMax,
     program_bytes_total: programTotal,
     host_ram_bytes_per_host_max: loadMax,

@@ -224,6 +224,19 @@ export interface Plan {
   readonly programs: ReadonlyMap<number, Program>;
   readonly capacityBytes: number;
   readonly memoryKind: 'sram' | 'hbm';
+  // Set by re-planning (replan.ts) so that a re-plan can be re-planned in turn; absent means none.
+  /** Global node indices retired so far, in the order they were retired. */
+  readonly retired?: readonly number[];
+  /** The spare node standing in for each retired node whose work it took over. */
+  readonly substitutions?: readonly Substitution[];
+  /** Chip pairs whose links have failed so far. */
+  readonly failedLinks?: readonly (readonly [number, number])[];
+}
+
+/** Global node indices (Fabric.globalNodeOf). */
+export interface Substitution {
+  readonly retired: number;
+  readonly spare: number;
 }
 
 export interface ResolvedCompileOptions {

@@ -84,8 +84,16 @@ export class BatchScheduler {
     return n;
   }
 
-  enqueue(request: ScheduledRequest): void {
-    if (this.queue.length >= this.maxWaiting) {
+  /** Forgets every planned step (recovery replays the requests from what they have); returns nothing. */
+  reset(): void {
+    this.queue.length = 0;
+    this.slots.fill(null);
+    this.lastKind = KIND.prefill;
+  }
+
+  /** `force`: a request replayed after a recovery, which takes its place ahead of the waiting limit. */
+  enqueue(request: ScheduledRequest, force = false): void {
+    if (!force && this.queue.length >= this.maxWaiting) {
       throw new UsageError(
         'RACKEMU_ERR_QUEUE_FULL',
         `the queue holds ${this.maxWaiting} waiting request(s) and is full`,

@@ -1,7 +1,7 @@
 import type { ChipToHost, StepSamples } from '../runtime/index.js';
 import type { RunError } from '../util/errors.js';
 
-type Reply = Exclude<ChipToHost, { type: 'failed' } | { type: 'samples' }>;
+type Reply = Exclude<ChipToHost, { type: 'failed' } | { type: 'samples' } | { type: 'alive' }>;
 
 interface Waiter {
   readonly type: Reply['type'];
@@ -20,6 +20,8 @@ export class ChipMailbox {
   private readonly waiters: Waiter[] = [];
   /** Set once the worker is gone: every later wait fails with it at once. */
   private gone: RunError | null = null;
+  /** Date.now() of the worker's last message of any kind (hang detection). */
+  lastHeard = Date.now();
 
   constructor(private readonly toError: (m: Extract<ChipToHost, { type: 'failed' }>) => RunError) {}
 
@@ -31,7 +33,13 @@ export class ChipMailbox {
     });
   }
 
+  /** A run's reply is awaited: the chip should be beating. */
+  get running(): boolean {
+    return this.gone === null && this.waiters.some((w) => w.type === 'done');
+  }
+
   deliver(m: ChipToHost): void {
+    this.lastHeard = Date.now();
     const head = this.waiters[0];
     if (head === undefined) return;
     if (m.type === 'samples') {

@@ -10,6 +10,7 @@ import {
   type StepSamples,
   type StepWindow,
   type Violation,
+  type EccEvent,
 } from '../runtime/index.js';
 import type { Fabric } from '../topology/fabric.js';
 import { createEmbeddedFabric, type NatsAuth, type TransportConfig } from '../transport/index.js';
@@ -89,6 +90,8 @@ export interface WindowResult {
   readonly wallSeconds: number;
   readonly messages: MessageStats;
   readonly violations: Violation[];
+  /** Bit flips injected into chips' SRAM in this window, as their ECC saw them (fault campaigns). */
+  readonly ecc: EccEvent[];
 }
 
 export interface GenerateResult {
@@ -148,6 +151,26 @@ export class Deployment {
   /** Host agents that serve their own GET /metrics (DeployOptions.hostMetricsHost), with its URL. */
   get hostMetrics(): { hostId: string; url: string }[] {
     return this.hosts.flatMap((h) => (h.metricsUrl === null ? [] : [{ hostId: h.hostId, url: h.metricsUrl }]));
+  }
+
+  /** The Plan this deployment runs. */
+  get running(): Plan {
+    return this.plan;
+  }
+
+  get options(): DeployOptions {
+    return this.opts;
+  }
+
+  /** Fault campaigns: host agent `hostId` dies with its chips (a thread host's workers end; a process is killed). */
+  async crashHost(hostId: string): Promise<void> {
+    const host = this.hosts.find((h) => h.hostId === hostId);
+    if (host === undefined) {
+      throw new UsageError('RACKEMU_ERR_FAULT_TARGET', `host-crash: no host agent ${hostId} in this deployment`, {
+        details: { got: hostId, expected: this.hostIds.join(', ') },
+      });
+    }
+    await host.crash();
   }
 
   get fidelity(): Fidelity {
@@ -270,7 +293,7 @@ export class Deployment {
     }
     this.stepsRun += window.kinds.length;
     const t0 = performance.now();
-    const outcomes = (await Promise.all(this.hosts.map((h) => h.run(spec, onSamples)))).flat();
+    const outcomes = (await this.runOnHosts(spec, onSamples)).flat();
     const failures = outcomes.filter((o) => o.error !== null);
     if (failures.length > 0) throw rootCause(failures, outcomes);
     const done = outcomes.filter((o): o is DoneOutcome => o.error === null);
@@ -288,7 +311,57 @@ export class Deployment {
         sleeps: sum((o) => o.transport.sleeps),
       },
       violations: done.flatMap((o) => o.result.violations),
+      ecc: done.flatMap((o) => o.result.ecc ?? []),
     };
+  }
+
+  /**
+   * Every host's outcomes of one run. Once one host has reported a failure (or failed), the others get two
+   * watchdogs to answer: a host whose control messages were lost in a NATS server's failover would
+   * otherwise keep the run waiting for good; it is reported as missing (its chips' outcomes are errors).
+   */
+  private runOnHosts(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[][]> {
+    const graceMs = 2 * this.opts.watchdogMs;
+    return new Promise((resolve, reject) => {
+      const results: (ChipOutcome[] | undefined)[] = this.hosts.map(() => undefined);
+      let pending = this.hosts.length;
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const finish = () => {
+        if (timer !== null) clearTimeout(timer);
+        resolve(results.map((r, i) => r ?? this.missingHost(i)));
+      };
+      const failing = () => {
+        timer ??= setTimeout(finish, graceMs);
+      };
+      this.hosts.forEach((h, i) => {
+        h.run(spec, onSamples).then(
+          (r) => {
+            results[i] = r;
+            if (r.some((o) => o.error !== null)) failing();
+            if (--pending === 0) finish();
+          },
+          (e: unknown) => {
+            if (timer !== null) clearTimeout(timer);
+            reject(e);
+          },
+        );
+      });
+    });
+  }
+
+  /** A host that did not answer a run in time: each of its chips failed. */
+  private missingHost(i: number): ChipOutcome[] {
+    const h = this.hosts[i];
+    const chips = this.fabric
+      ? deployedChips(this.plan, this.fabric).filter((c) => this.fabric.hostId(c) === h.hostId)
+      : [];
+    const message = `host agent ${h.hostId} did not answer the run within ${2 * this.opts.watchdogMs} ms of another host's failure`;
+    return chips.map((c) => ({
+      chipId: this.fabric.chipId(c),
+      result: null,
+      transport: null,
+      error: { code: 'RACKEMU_ERR_HOSTS_MISSING', message, details: { host: h.hostId } },
+    }));
   }
 
   /** Numeric fidelity: the logits of batch slot `slot` in the last step, gathered from the lm_head chips. */

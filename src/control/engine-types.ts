@@ -1,3 +1,6 @@
+import type { FaultHooks } from './engine-faults.js';
+import type { HostCpuBusy } from './host-ledger.js';
+import type { WindowResult } from './deployment.js';
 /**
  * What the serving engine (engine.ts: continuous batching over a running Deployment) offers the HTTP
  * layer (src/serve/) and the metrics. Virtual times are the emulated hardware's (ticks of the chip
@@ -85,4 +88,50 @@ export interface CompletionEngine {
   cancel(requestId: string): void;
   /** Stop admitting (new submits reject with RACKEMU_ERR_DRAINING); resolves when every request is done. */
   drain(): Promise<void>;
+}
+
+/** What the engine reports as it serves; every method optional. */
+export interface EngineObserver {
+  requestQueued?(): void;
+  requestAdmitted?(queueVirtualSeconds: number): void;
+  requestFinished?(result: CompletionResult): void;
+  requestFailed?(): void;
+  setRequests?(running: number, waiting: number): void;
+  /** A step ran: its kind, the batch slots that carried a request (of `rows` slots), its virtual length. */
+  stepRan?(step: {
+    readonly kind: 'prefill' | 'decode';
+    readonly activeRows: number;
+    readonly rows: number;
+    readonly virtualSeconds: number;
+  }): void;
+  setKvCache?(tokensHeld: number, tokensReserved: number): void;
+  setPacingLag?(seconds: number): void;
+  windowRan?(result: WindowResult): void;
+  /** A host agent's chips loaded their programs and weights at start-up: bytes over PCIe, in virtual seconds. */
+  addHostLoad?(hostId: string, bytes: number, virtualSeconds: number): void;
+  /** Busy virtual seconds of every host CPU so far, and this process's real CPU seconds beside them. */
+  hostCpu?(busy: readonly HostCpuBusy[], realCpuSeconds: number): void;
+}
+
+export interface EngineOptions {
+  readonly pace: Pace;
+  /** Requests that may wait for a batch slot (default 4 x the batch). */
+  readonly maxWaiting?: number;
+  /**
+   * Steps per window sent to the chips. Each window costs every chip a run's start and end, which
+   * with hundreds of chip threads is tens of ms of wall time (mixtral-8x7b / groq-576, timing, this
+   * machine: 8.8 ms per token with windows of 16 steps, 2.6 with 64, 1.6 with 256), while a request
+   * that arrives mid-window waits for the next one. Default: 64 in timing fidelity, 8 in numeric
+   * (whose steps are slower than a window's overhead). The sampler reports tokens at the end of each
+   * look-ahead window (timing fidelity), so a look-ahead shorter than the window streams them sooner.
+   */
+  readonly windowSteps?: number;
+  /** Windows in flight at once: the next is queued on the chips while one runs (default 2). */
+  readonly windowsInFlight?: number;
+  /** Timing fidelity: RunSpec.lookaheadSteps of every window. */
+  readonly lookaheadSteps?: number;
+  /** Sees what the engine does, for metrics (ServingMetrics implements it). */
+  readonly observer?: EngineObserver;
+  /** Fault injection and recovery (src/faults/); without it a failed window fails its requests. */
+  readonly faults?: FaultHooks;
 }

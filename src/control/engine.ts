@@ -2,77 +2,21 @@ import type { Plan } from '../compiler/plan.js';
 import { RunError, UsageError, type RackemuError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { BatchScheduler, type PlannedWindow, type SlotOutput } from './batch-scheduler.js';
-import { HostLedger, type HostCpuBusy } from './host-ledger.js';
+import { HostLedger } from './host-ledger.js';
 import type { Deployment, WindowResult } from './deployment.js';
 import {
   FILLER_TOKEN_ID,
   type CompletionEngine,
   type CompletionRequest,
   type CompletionResult,
-  type Pace,
+  type EngineObserver,
+  type EngineOptions,
   type TokenEvent,
 } from './engine-types.js';
 import { KIND, type StepSamples } from '../runtime/index.js';
-
-export interface EngineOptions {
-  readonly pace: Pace;
-  /** Requests that may wait for a batch slot (default 4 x the batch). */
-  readonly maxWaiting?: number;
-  /**
-   * Steps per window sent to the chips. Each window costs every chip a run's start and end, which
-   * with hundreds of chip threads is tens of ms of wall time (mixtral-8x7b / groq-576, timing, this
-   * machine: 8.8 ms per token with windows of 16 steps, 2.6 with 64, 1.6 with 256), while a request
-   * that arrives mid-window waits for the next one. Default: 64 in timing fidelity, 8 in numeric
-   * (whose steps are slower than a window's overhead). The sampler reports tokens at the end of each
-   * look-ahead window (timing fidelity), so a look-ahead shorter than the window streams them sooner.
-   */
-  readonly windowSteps?: number;
-  /** Windows in flight at once: the next is queued on the chips while one runs (default 2). */
-  readonly windowsInFlight?: number;
-  /** Timing fidelity: RunSpec.lookaheadSteps of every window. */
-  readonly lookaheadSteps?: number;
-  /** Sees what the engine does, for metrics (ServingMetrics implements it). */
-  readonly observer?: EngineObserver;
-}
-
-/** What the engine reports as it serves; every method optional. */
-export interface EngineObserver {
-  requestQueued?(): void;
-  requestAdmitted?(queueVirtualSeconds: number): void;
-  requestFinished?(result: CompletionResult): void;
-  requestFailed?(): void;
-  setRequests?(running: number, waiting: number): void;
-  /** A step ran: its kind, the batch slots that carried a request (of `rows` slots), its virtual length. */
-  stepRan?(step: {
-    readonly kind: 'prefill' | 'decode';
-    readonly activeRows: number;
-    readonly rows: number;
-    readonly virtualSeconds: number;
-  }): void;
-  setKvCache?(tokensHeld: number, tokensReserved: number): void;
-  setPacingLag?(seconds: number): void;
-  windowRan?(result: WindowResult): void;
-  /** A host agent's chips loaded their programs and weights at start-up: bytes over PCIe, in virtual seconds. */
-  addHostLoad?(hostId: string, bytes: number, virtualSeconds: number): void;
-  /** Busy virtual seconds of every host CPU so far, and this process's real CPU seconds beside them. */
-  hostCpu?(busy: readonly HostCpuBusy[], realCpuSeconds: number): void;
-}
-
-/** A request from submit to its last token. */
-interface Live {
-  readonly request: CompletionRequest;
-  readonly resolve: (r: CompletionResult) => void;
-  readonly reject: (e: RackemuError) => void;
-  readonly onToken?: (e: TokenEvent) => void;
-  /** Virtual tick of its arrival, and of its admission into a slot (-1 before). */
-  readonly arrivalTick: number;
-  admitTick: number;
-  readonly wallStart: number;
-  wallFirst: number;
-  readonly tokens: number[];
-  readonly ticks: number[];
-  done: boolean;
-}
+import type { WindowFailure } from './engine-faults.js';
+import { WindowFlights, type Flight } from './window-flights.js';
+import { replayLive, windowView, type Live } from './engine-live.js';
 
 /**
  * The serving engine: continuous batching over a running Deployment. Requests are queued in a
@@ -86,6 +30,8 @@ interface Live {
  * latencies. When the emulator cannot keep up, tokens come late: the lag is measured and reported
  * (EngineObserver.setPacingLag, and a warning), never hidden.
  */
+export type { EngineObserver, EngineOptions };
+
 export class Engine implements CompletionEngine {
   readonly modelName: string;
   readonly fidelity: 'numeric' | 'timing';
@@ -96,7 +42,7 @@ export class Engine implements CompletionEngine {
   private readonly hz: number;
   private readonly windowSteps: number;
   private readonly windowsInFlight: number;
-  private readonly stepTicks: { readonly prefill: number; readonly decode: number };
+  private stepTicks: { readonly prefill: number; readonly decode: number };
   /** Virtual tick at which the next planned window starts. */
   private frontierTick = 0;
   private inFlight = 0;
@@ -106,10 +52,15 @@ export class Engine implements CompletionEngine {
   private readonly wallT0 = performance.now();
   private lastLagWarning = 0;
   private readonly ledger: HostLedger;
+  private readonly flights = new WindowFlights((planned, s) => this.onSamples(planned, s));
+  /** The first failure since the last recovery; windows after it are void. */
+  private failure: WindowFailure | null = null;
+  /** Set when recovery failed: the engine takes no more requests. */
+  private broken: RackemuError | null = null;
 
   constructor(
-    private readonly deployment: Deployment,
-    private readonly plan: Plan,
+    private deployment: Deployment,
+    private plan: Plan,
     private readonly opts: EngineOptions,
   ) {
     this.modelName = plan.model.name;
@@ -127,7 +78,12 @@ export class Engine implements CompletionEngine {
   }
 
   get ready(): boolean {
-    return !this.draining;
+    return !this.draining && this.broken === null;
+  }
+
+  /** The deployment serving now (recovery may replace it). */
+  get current(): Deployment {
+    return this.deployment;
   }
 
   get running(): number {
@@ -158,6 +114,7 @@ export class Engine implements CompletionEngine {
         tokens: [],
         ticks: [],
         done: false,
+        offset: 0,
       });
       this.opts.observer?.requestQueued?.();
       this.report();
@@ -184,6 +141,7 @@ export class Engine implements CompletionEngine {
   }
 
   private check(r: CompletionRequest): void {
+    if (this.broken !== null) throw this.broken;
     if (this.draining) throw new UsageError('RACKEMU_ERR_DRAINING', 'the server is draining: it takes no new requests');
     if (this.live.has(r.id)) throw new UsageError('RACKEMU_ERR_REQUEST', `request id ${r.id} is already in use`);
     const P = r.promptIds.length;
@@ -222,7 +180,7 @@ export class Engine implements CompletionEngine {
 
   /** Plans and starts windows while fewer than windowsInFlight run and there is work. */
   private pump(): void {
-    if (this.pumpTimer !== null) return;
+    if (this.pumpTimer !== null || this.failure !== null || this.broken !== null) return;
     while (this.inFlight < this.windowsInFlight) {
       if (this.opts.pace === 'realtime') {
         const now = this.nowTick();
@@ -266,20 +224,97 @@ export class Engine implements CompletionEngine {
     this.inFlight++;
     this.report();
     const window = { firstStep: planned.firstStep, baseTick, kinds: planned.kinds, rows: planned.rows };
-    const spec = { window, lookaheadSteps: this.opts.lookaheadSteps, streamTokens: true };
-    this.deployment
-      .run(spec, (s) => this.onSamples(planned, s))
+    const armed = this.opts.faults?.arm?.(windowView(planned, baseTick, this.stepTicks, this.live)) ?? null;
+    const spec = {
+      window,
+      lookaheadSteps: this.opts.lookaheadSteps,
+      streamTokens: true,
+      faults: armed?.frameFaults,
+      chipFaults: armed?.chipFaults,
+    };
+    const flight = this.flights.add(planned, baseTick);
+    const deployment = this.deployment;
+    deployment
+      .run(spec, (s) => this.flights.samples(flight, s))
       .then((result) => {
         this.opts.observer?.windowRan?.(result);
         // samples the run returned but did not stream (none, normally): the result holds them all
-        this.onSamples(planned, result.samples);
+        this.flights.samples(flight, result.samples);
+        if (this.opts.faults?.needsRecovery?.(result)) this.failed(flight, null, result);
+        else flight.state = 'ok';
         this.stepsRan(planned);
       })
-      .catch((e: unknown) => this.windowFailed(planned, e))
+      .catch((e: unknown) => {
+        const err = e instanceof RunError ? e : new RunError('RACKEMU_ERR_WORKER', String((e as Error)?.message ?? e));
+        if (this.opts.faults === undefined) {
+          this.flights.fail(flight);
+          return this.windowFailed(planned, err);
+        }
+        this.failed(flight, err, null);
+      })
       .finally(() => {
         this.inFlight--;
-        this.pump();
+        this.flights.settle();
+        if (this.failure !== null && this.inFlight === 0) void this.recover();
+        else this.pump();
       });
+    armed?.onStart?.();
+  }
+
+  /** A window failed (error) or needs recovery (result): the first such since the last recovery is the failure. */
+  private failed(flight: Flight, error: RunError | null, result: WindowResult | null): void {
+    // a completed window's samples stand (every frame arrived and checked); a failed one's later steps never came
+    if (error === null) flight.state = 'ok';
+    else this.flights.fail(flight);
+    if (this.failure !== null) return;
+    const p = flight.planned;
+    this.failure = {
+      error,
+      result,
+      firstStep: p.firstStep,
+      baseTick: flight.baseTick,
+      steps: p.kinds.length,
+      wallMs: performance.now(),
+    };
+    logger().warn(
+      { code: error?.code, step: p.firstStep },
+      `fault detected: ${error?.message ?? 'schedule violations'}`,
+    );
+  }
+
+  /**
+   * Every window in flight has settled after a failure: the fault hooks recover (a new deployment or
+   * the same, resynchronised), the virtual timeline pauses for as long as that takes, and every request
+   * in flight replays from its prompt and the tokens it has, in the order it arrived.
+   */
+  private async recover(): Promise<void> {
+    const failure = this.failure!;
+    this.flights.clear();
+    try {
+      const r = await this.opts.faults!.recover(failure, this.frontierTick);
+      this.deployment = r.deployment;
+      this.plan = r.plan;
+      this.stepTicks = { prefill: r.plan.steps.prefill.lengthTicks, decode: r.plan.steps.decode.lengthTicks };
+      this.frontierTick += r.pauseTicks;
+    } catch (e) {
+      this.broken =
+        e instanceof RunError || e instanceof UsageError ? e : new RunError('RACKEMU_ERR_RECOVERY', String(e));
+      logger().error({ code: this.broken.code }, `recovery failed, requests fail closed: ${this.broken.message}`);
+      for (const r of [...this.live.values()]) {
+        this.live.delete(r.request.id);
+        this.opts.observer?.requestFailed?.();
+        r.reject(this.broken);
+      }
+      this.failure = null;
+      this.report();
+      this.settleDrain();
+      return;
+    }
+    const { requests, tokens } = replayLive(this.live.values(), this.scheduler);
+    this.opts.faults!.replayed?.(requests, tokens);
+    this.failure = null;
+    this.report();
+    this.pump();
   }
 
   private stepsRan(planned: PlannedWindow): void {
@@ -311,7 +346,7 @@ export class Engine implements CompletionEngine {
   private token(o: SlotOutput, tokenId: number, tick: number): void {
     const r = this.live.get(o.requestId);
     // a request that stopped early: the rows planned for it before that are ignored
-    if (r === undefined || r.done || o.index !== r.tokens.length) return;
+    if (r === undefined || r.done || o.index + r.offset !== r.tokens.length) return;
     r.tokens.push(tokenId);
     r.ticks.push(tick);
     const stop = this.fidelity === 'numeric' && (r.request.stopIds?.includes(tokenId) ?? false);
@@ -321,7 +356,7 @@ export class Engine implements CompletionEngine {
       if (r.wallFirst < 0) r.wallFirst = performance.now();
       r.onToken?.({
         requestId: r.request.id,
-        index: o.index,
+        index: o.index + r.offset,
         tokenId,
         virtualMs: ((tick - r.arrivalTick) / this.hz) * 1000,
       });
@@ -377,9 +412,8 @@ export class Engine implements CompletionEngine {
     this.settleDrain();
   }
 
-  /** A window failed: its requests fail (the chips start the next window clean). */
-  private windowFailed(planned: PlannedWindow, e: unknown): void {
-    const err = e instanceof RunError ? e : new RunError('RACKEMU_ERR_WORKER', String((e as Error)?.message ?? e));
+  /** Without fault hooks a failed window fails its requests (the chips start the next window clean). */
+  private windowFailed(planned: PlannedWindow, err: RunError): void {
     const ids = new Set(planned.outputs.flat().map((o) => o.requestId));
     for (const list of planned.admitted) for (const id of list) ids.add(id);
     logger().error({ code: err.code, requests: [...ids] }, `a window of steps failed: ${err.message}`);

@@ -66,9 +66,20 @@ export interface HostAgentEvents {
   readonly chipDown?: (chipId: string, why: string) => void;
 }
 
+/**
+ * A chip in a run that has sent nothing (samples, replies, beats every second) for this long is hung: 1.5
+ * watchdogs and at least 3 s. Longer than a watchdog, because a chip blocked sending into a full ring is
+ * silent until the watchdog ends the wait, and the hung chip is the one its peers stall behind.
+ */
+export function chipSilenceMs(watchdogMs: number): number {
+  return Math.max(3000, 1.5 * watchdogMs);
+}
+
 export class HostAgent {
   private readonly workers = new Map<string, Worker>();
   private readonly mailboxes = new Map<string, ChipMailbox>();
+  private hangTimer: ReturnType<typeof setInterval> | null = null;
+  private silenceMs = chipSilenceMs(30_000);
 
   constructor(
     readonly hostId: string,
@@ -95,6 +106,7 @@ export class HostAgent {
         },
       );
     }
+    if (chips.length > 0) this.silenceMs = chipSilenceMs(chips[0].init.watchdogMs);
     await Promise.all(
       chips.map(async (c) => {
         const w = new Worker(CHIP_WORKER, { name: c.init.chipId, env: CHIP_ENV });
@@ -127,6 +139,7 @@ export class HostAgent {
    * samples of this run.
    */
   async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {
+    this.hangTimer ??= setInterval(() => this.findHung(), 500);
     return Promise.all(
       [...this.workers.entries()].map(async ([chipId, w]): Promise<ChipOutcome> => {
         const p = this.expect(chipId, 'done', onSamples);
@@ -147,6 +160,37 @@ export class HostAgent {
     );
   }
 
+  /** A running chip that has been silent for silenceMs is hung: its run fails and its worker is ended. */
+  private findHung(): void {
+    let running = false;
+    for (const [chipId, box] of this.mailboxes) {
+      if (!box.running) continue;
+      running = true;
+      const silent = Date.now() - box.lastHeard;
+      if (silent < this.silenceMs) continue;
+      const w = this.workers.get(chipId);
+      this.workers.delete(chipId);
+      this.events.chipDown?.(chipId, `no heartbeat for ${silent} ms`);
+      box.failAll(
+        new RunError(
+          'RACKEMU_ERR_CHIP_HANG',
+          `chip ${chipId} on host ${this.hostId} stopped answering: no heartbeat for ${silent} ms during a run`,
+          { details: { chip: chipId, host: this.hostId, silent_ms: silent } },
+        ),
+      );
+      void w?.terminate();
+    }
+    if (!running && this.hangTimer !== null) {
+      clearInterval(this.hangTimer);
+      this.hangTimer = null;
+    }
+  }
+
+  /** Ends every chip worker at once, as a host that loses power: nothing is closed (fault campaigns). */
+  async crash(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.terminate()));
+  }
+
   async readback(
     chipIds: readonly string[],
   ): Promise<{ chipId: string; start: number; logits: Float32Array | null }[]> {
@@ -162,6 +206,8 @@ export class HostAgent {
 
   /** Closes every chip's endpoint, then ends the workers. */
   async stop(): Promise<void> {
+    if (this.hangTimer !== null) clearInterval(this.hangTimer);
+    this.hangTimer = null;
     const workers = [...this.workers.entries()];
     this.workers.clear();
     await Promise.all(

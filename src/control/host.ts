@@ -25,6 +25,8 @@ export interface Host {
   /** Runs a window on the host's chips; `onSamples` sees the sampler's streamed samples (RunSpec.streamTokens). */
   run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]>;
   readback(chipIds: readonly string[]): Promise<{ chipId: string; start: number; logits: Float32Array | null }[]>;
+  /** Fault campaigns: the host agent dies with its chips, at once and uncleanly. */
+  crash(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -61,6 +63,9 @@ export class LocalHost implements Host {
   }
   readback(chipIds: readonly string[]) {
     return this.agent.readback(chipIds);
+  }
+  crash(): Promise<void> {
+    return this.agent.crash();
   }
   stop(): Promise<void> {
     return this.agent.stop();

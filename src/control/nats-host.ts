@@ -3,7 +3,7 @@ import type { WeightDtype } from '../model/config.js';
 import type { RunSpec, StepSamples } from '../runtime/index.js';
 import type { NatsAuth, NatsBus } from '../transport/index.js';
 import { compiledUrl } from '../util/compiled-url.js';
-import { RunError } from '../util/errors.js';
+import { RunError, UsageError } from '../util/errors.js';
 import { ControlReassembler, coordSubject, encodeControl, hostSubject } from './control-channel.js';
 import { CHIP_ENV, fromWireError, type ChipOutcome } from './host-agent.js';
 import type { CoordinatorToHost, Host, HostChipSpec, HostToCoordinator } from './host.js';
@@ -172,6 +172,21 @@ export class NatsHost implements Host {
 
   async readback(chipIds: readonly string[]) {
     return (await this.request({ type: 'readback', chipIds: [...chipIds] }, 'logits')).logits;
+  }
+
+  /** Process isolation: SIGKILL to the host agent's process (one that joined from elsewhere cannot be killed). */
+  async crash(): Promise<void> {
+    if (this.child === null) {
+      throw new UsageError(
+        'RACKEMU_ERR_FAULT',
+        `host-crash: host agent ${this.hostId} joined from elsewhere (--isolation remote); this process cannot kill it`,
+        { details: { host: this.hostId, expected: 'isolation thread or process' } },
+      );
+    }
+    const child = this.child;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
   }
 
   async stop(): Promise<void> {

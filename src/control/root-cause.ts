@@ -10,7 +10,9 @@ import { fromWireError, type ChipOutcome } from './host-agent.js';
 export function rootCause(failures: ChipOutcome[], all: ChipOutcome[]): RunError {
   const dueTick = (o: ChipOutcome) => (o.error?.details.violation as Violation | undefined)?.tick ?? -1;
   const notStall = failures.filter((o) => o.error?.code !== 'RACKEMU_ERR_WATCHDOG');
-  const root = notStall[0] ?? failures.reduce((a, b) => (dueTick(b) < dueTick(a) ? b : a));
+  // a host that did not answer in time is a consequence when a chip failed for a reason of its own
+  const own = notStall.filter((o) => o.error?.code !== 'RACKEMU_ERR_HOSTS_MISSING');
+  const root = own[0] ?? notStall[0] ?? failures.reduce((a, b) => (dueTick(b) < dueTick(a) ? b : a));
   const others = failures.length - 1;
   const e = root.error!;
   const suffix = others > 0 ? ` (${others} other chip(s) stalled behind it)` : '';
@@ -20,7 +22,9 @@ export function rootCause(failures: ChipOutcome[], all: ChipOutcome[]): RunError
       .filter((v): v is Violation => v !== undefined),
     ...all.flatMap((o) => o.result?.violations ?? []),
   ];
+  // chips that failed on their own (not stalled behind another): a host's worth means the host went down
+  const failedChips = own.map((o) => o.chipId);
   return new RunError(fromWireError(e).code, `${e.message}${suffix}`, {
-    details: { ...e.details, chip: root.chipId, violations },
+    details: { ...e.details, chip: root.chipId, violations, failedChips },
   });
 }

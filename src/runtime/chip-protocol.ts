@@ -26,6 +26,8 @@ export type ChipToHost =
   /** Sampler, runs with RunSpec.streamTokens: what steps sampled, as they complete (before done). */
   | { type: 'samples'; chipId: string; samples: StepSamples }
   | { type: 'failed'; chipId: string; error: WireError }
+  /** The chip is alive in a run (at most every BEAT_MS): its host's hang detection. */
+  | { type: 'alive' }
   | { type: 'logits'; chipId: string; start: number; logits: Float32Array | null }
   | { type: 'closed'; chipId: string };
 

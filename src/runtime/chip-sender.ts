@@ -75,7 +75,7 @@ export class ChipSender {
     const me = this.init.chipId;
     const first = steps[from].index;
     const last = steps[to - 1].index;
-    if (faults.some((f) => f.src === me && f.step >= first && f.step <= last)) {
+    if (faults.some((f) => f.src === me && f.step <= last && (f.lastStep ?? f.step) >= first)) {
       for (let i = from; i < to; i++) this.sendTimingStep(steps[i], faults);
       return;
     }
@@ -187,7 +187,19 @@ function faultOn(
   src: string,
   dst: string,
 ): FrameFault | undefined {
-  return faults.find(
-    (f) => f.step === step && f.tensor === tensor && f.src === src && (f.dst === undefined || f.dst === dst),
-  );
+  for (const f of faults) {
+    if (f.src !== src || step < f.step || step > (f.lastStep ?? f.step)) continue;
+    if ((f.tensor !== undefined && f.tensor !== tensor) || (f.dst !== undefined && f.dst !== dst)) continue;
+    if (f.rate !== undefined && f.rate < 1 && frameDraw(step, tensor, dst) >= f.rate) continue;
+    return f;
+  }
+  return undefined;
+}
+
+/** A frame's draw in [0, 1) for `rate` faults: a hash of what names it, so the same frames are hit every time. */
+function frameDraw(step: number, tensor: string, dst: string): number {
+  let h = Math.imul(step ^ 0x9e3779b9, 0x85ebca6b);
+  for (const s of [tensor, dst]) for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  return (h >>> 0) / 4294967296;
 }

@@ -36,7 +36,20 @@ export interface ChipInit {
   readonly watchdogMs: number;
 }
 
-export type ViolationKind = 'late' | 'missing' | 'duplicate' | 'corrupt' | 'unexpected';
+export type ViolationKind = 'late' | 'missing' | 'duplicate' | 'corrupt' | 'unexpected' | 'skew';
+
+/** A bit flip in a chip's SRAM as its ECC saw it (corrected: single bit with ECC on). */
+export interface EccEvent {
+  readonly chip: string;
+  readonly step: number;
+  readonly tick: number;
+  /** Local weight name on the chip. */
+  readonly tensor: string;
+  readonly word: number;
+  readonly bits: readonly number[];
+  readonly ecc: boolean;
+  readonly corrected: boolean;
+}
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -71,6 +84,8 @@ export interface ChipRunResult {
   readonly framesDecoded: number;
   /** Sampler only: what each step of the window sampled. */
   readonly samples: StepSamples | null;
+  /** Bit flips this run injected into the chip's SRAM (fault campaigns). */
+  readonly ecc: readonly EccEvent[];
 }
 
 /**

@@ -16,11 +16,26 @@ let chip: ChipRuntime | null = null;
 let endpoint: ChipEndpoint | null = null;
 let chipId = '?';
 const post = (m: ChipToHost) => port.postMessage(m);
+/**
+ * Beats at most this often, from a timer whenever the event loop is free (between runs, awaiting the
+ * transport) and from inside blocking waits: enough for a host to tell a hung chip within seconds,
+ * cheap on hundreds of chips.
+ */
+const BEAT_MS = 1000;
+let lastBeat = 0;
+function beat(): void {
+  const now = Date.now();
+  if (now - lastBeat < BEAT_MS) return;
+  lastBeat = now;
+  post({ type: 'alive' });
+}
 
 /**
  * Messages are handled one after another: a host agent may queue the next run (the next window of a
  * serving stream) while this one is still running, and a chip runs its windows in order.
  */
+setInterval(beat, BEAT_MS).unref();
+
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (msg: HostToChip) => {
   queue = queue.then(() => handle(msg)).catch((e: unknown) => post({ type: 'failed', chipId, error: toWireError(e) }));
@@ -44,7 +59,7 @@ async function handle(msg: HostToChip): Promise<void> {
   switch (msg.type) {
     case 'init':
       chipId = msg.init.chipId;
-      chip = new ChipRuntime(msg.init, msg.weights);
+      chip = new ChipRuntime(msg.init, msg.weights, beat);
       // A chip always polls its endpoint while it runs (ChipRuntime.waitSync): no event-loop delivery.
       endpoint = await openEndpoint(msg.transport, chipId, { delivery: 'poll' });
       chip.attach(endpoint);

@@ -2,6 +2,7 @@ import type { RecvInstruction, SendInstruction } from '../compiler/plan.js';
 import { tensorView, type DecodedFrame } from '../transport/frame.js';
 import type { ChipEndpoint } from '../transport/index.js';
 import { RunError } from '../util/errors.js';
+import { ChipFaults } from './chip-faults.js';
 import { ChipKernels } from './chip-kernels.js';
 import { ChipReceiver } from './chip-receiver.js';
 import { ChipSender, type TensorValue } from './chip-sender.js';
@@ -43,10 +44,16 @@ export class ChipRuntime {
   private readonly lastIds: Int32Array;
   private fatal: RunError | null = null;
   private failRun: ((e: RunError) => void) | null = null;
+  /** A failure between runs (a lost transport connection): the next run reports it, since frames may be lost. */
+  private unreported: RunError | null = null;
+  /** This run's chip faults (fault campaigns). */
+  private faults: ChipFaults;
 
   constructor(
     readonly init: ChipInit,
-    weights: ChipWeights,
+    private readonly weights: ChipWeights,
+    /** Called while the chip is alive in a run (at least every second), for its host's hang detection. */
+    private readonly beat: () => void = () => undefined,
   ) {
     this.log = new ViolationLog(init.chipId);
     this.receiver = new ChipReceiver(init, this.log, (e) => this.abort(e));
@@ -58,6 +65,7 @@ export class ChipRuntime {
     };
     this.tokenEnd = { prefill: tokenEnd('prefill'), decode: tokenEnd('decode') };
     this.lastIds = new Int32Array(init.batch);
+    this.faults = new ChipFaults(init.chipId, [], null, this.log);
   }
 
   /** lm_head chips: the logits slice of the most recent step (host readback for the final logits). */
@@ -80,6 +88,7 @@ export class ChipRuntime {
   private abort(e: RunError): void {
     if (this.fatal) return;
     this.fatal = e;
+    if (this.failRun === null) this.unreported = e;
     this.failRun?.(e);
   }
 
@@ -88,6 +97,11 @@ export class ChipRuntime {
    * `onSamples`, as steps complete (numeric: after each step; timing: after each look-ahead window).
    */
   async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipRunResult> {
+    if (this.unreported !== null) {
+      const e = this.unreported;
+      this.unreported = null;
+      throw e;
+    }
     const steps = windowSteps(spec.window, this.init, this.init.stepLengths);
     this.log.reset();
     this.sender!.resetCounts();
@@ -103,6 +117,12 @@ export class ChipRuntime {
     const failed = new Promise<never>((_, reject) => (this.failRun = reject));
     failed.catch(() => undefined);
     const timer = setInterval(() => this.checkWatchdog(), watchdogIntervalMs(this.init.watchdogMs));
+    this.faults = new ChipFaults(
+      this.init.chipId,
+      spec.chipFaults,
+      this.init.fidelity === 'numeric' ? this.weights : null,
+      this.log,
+    );
     const isSampler = this.init.sampler !== null;
     const batch = this.init.batch;
     const ticks: number[] = [];
@@ -116,7 +136,7 @@ export class ChipRuntime {
     let ok = false;
     try {
       this.receiver.beginRun(steps, windowSize, dropEarlier);
-      const faults = spec.faults ?? [];
+      const faults = this.faults.none ? (spec.faults ?? []) : [...this.faults.frameFaults(), ...(spec.faults ?? [])];
       if (this.init.fidelity === 'timing') await this.runTiming(steps, windowSize, faults, failed, report);
       else await this.runNumeric(steps, faults, failed, report);
       ok = true;
@@ -133,6 +153,7 @@ export class ChipRuntime {
       bytesSent: this.sender!.bytesSent,
       framesDecoded: this.receiver.takeDecoded(),
       samples: isSampler ? { firstStep: steps[0].index, ticks, ids } : null,
+      ecc: this.faults.ecc,
     };
   }
 
@@ -153,6 +174,7 @@ export class ChipRuntime {
     for (let from = 0; from < steps.length;) {
       if (this.fatal) throw this.fatal;
       const to = Math.min(steps.length, from + windowSize);
+      if (!this.faults.none) for (let i = from; i < to; i++) this.faults.atStep(steps[i].index, steps[i].base);
       // the window's frames leave together at uncork, before the chip waits for its own
       ep.cork();
       this.sender!.sendWindow(run, from, to, faults);
@@ -161,7 +183,7 @@ export class ChipRuntime {
         pollUntil(
           ep,
           this.init.watchdogMs,
-          () => this.fatal,
+          () => this.alive(),
           () => this.receiver.missingInWindow(from, to),
           () => this.missing(this.receiver.firstMissing(from, to)),
         );
@@ -186,6 +208,7 @@ export class ChipRuntime {
     report: SampleSink,
   ): Promise<void> {
     for (const [i, step] of steps.entries()) {
+      if (!this.faults.none) this.faults.atStep(step.index, step.base);
       const out = await Promise.race([this.runStep(step, faults), failed]);
       report(i, [out.tick], out.ids);
     }
@@ -253,7 +276,7 @@ export class ChipRuntime {
       pollUntil(
         ep,
         this.init.watchdogMs,
-        () => this.fatal,
+        () => this.alive(),
         () => inbox.absent(group),
         () => this.missing(group.filter((e) => !inbox.has(e.key)).reduce((a, e) => (e.tick < a.tick ? e : a))),
       );
@@ -268,8 +291,15 @@ export class ChipRuntime {
 
   /** Wall-clock watchdog of the event-loop waits: one that lasted watchdogMs ends the run with its missing frame. */
   private checkWatchdog(): void {
+    this.beat();
     const due = this.receiver.overdue(Date.now(), this.init.watchdogMs);
     if (due !== null) this.missing(due);
+  }
+
+  /** The run's fatal error so far, if any; polled in blocking waits, which also tell the host the chip is alive. */
+  private alive(): RunError | null {
+    this.beat();
+    return this.fatal;
   }
 
   /**

@@ -7,6 +7,7 @@ export type {
   ChipInit,
   ChipRunResult,
   DueFrame,
+  EccEvent,
   PerStepKind,
   StepSamples,
   TensorMeta,
@@ -22,9 +23,11 @@ export {
   type BatchShape,
   type Fidelity,
   type FrameFault,
+  type ChipFault,
   type RunSpec,
   type StepLengths,
   type StepWindow,
 } from './run-spec.js';
 export { KIND } from './step-kind.js';
+export { CRASH_EXIT_CODE } from './chip-faults.js';
 export { frameTemplate } from './timing-receiver.js';

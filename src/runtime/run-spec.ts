@@ -14,20 +14,48 @@ import { KIND } from './step-kind.js';
 
 export type Fidelity = 'numeric' | 'timing';
 
-/** A fault applied by the sending chip to one frame (tests and, later, fault campaigns). */
+/**
+ * A fault applied by the sending chip to its frames (fault campaigns, src/faults/): every frame from
+ * `src` (to `dst`, of `tensor`, when given) in steps [step, lastStep], or a `rate` share of them.
+ */
 export interface FrameFault {
   readonly kind: 'delay' | 'drop' | 'duplicate' | 'corrupt';
-  /** Step index on the deployment's timeline (StepWindow.firstStep + index in the window). */
+  /** First step index on the deployment's timeline (StepWindow.firstStep + index in the window). */
   readonly step: number;
-  /** Tensor name as in the Plan (e.g. `o.L3.r0.n0.c1`). */
-  readonly tensor: string;
+  /** Last step it applies to (default: `step` only). */
+  readonly lastStep?: number;
+  /** Tensor name as in the Plan (e.g. `o.L3.r0.n0.c1`); every tensor when absent. */
+  readonly tensor?: string;
   /** Sending chip id. */
   readonly src: string;
   /** Receiving chip id (all receivers of the tensor when absent). */
   readonly dst?: string;
   /** Virtual ticks added to the frame's arrival (delay). */
   readonly ticks?: number;
+  /** Share of the matching frames hit, drawn per frame by a hash of (step, tensor, dst): 1 when absent. */
+  readonly rate?: number;
 }
+
+/**
+ * A fault of a chip itself, at the start of step `step` (fault campaigns). crash: the worker dies;
+ * hang: the chip stops (its thread blocks for good and answers nothing); skew: its clock drifts `ticks`
+ * off the global epoch (its frames arrive that much late, and its epoch check reports it); bitflip: bits
+ * of one word of a weight slice in its SRAM flip (with ECC on, one bit is corrected and counted, two are
+ * detected and halt the chip; with ECC off nothing notices).
+ */
+export type ChipFault =
+  | { readonly kind: 'crash' | 'hang'; readonly chip: string; readonly step: number }
+  | { readonly kind: 'skew'; readonly chip: string; readonly step: number; readonly ticks: number }
+  | {
+      readonly kind: 'bitflip';
+      readonly chip: string;
+      readonly step: number;
+      /** Local weight name on the chip (ChipWeights key, e.g. `L3.e5.w1`); drawn by `seed` when absent. */
+      readonly tensor?: string;
+      readonly bits: 1 | 2;
+      readonly ecc: boolean;
+      readonly seed: number;
+    };
 
 /**
  * A window of consecutive schedule steps. Steps run back to back from `baseTick`.
@@ -49,6 +77,7 @@ export interface StepWindow {
 export interface RunSpec {
   readonly window: StepWindow;
   readonly faults?: readonly FrameFault[];
+  readonly chipFaults?: readonly ChipFault[];
   /**
    * Timing fidelity: how many steps a chip may issue (send) ahead of the oldest step whose received
    * frames it has not yet checked. 0 checks each step's frames before the next step's sends. Larger

@@ -42,6 +42,21 @@ export class ViolationLog {
     );
   }
 
+  /** This chip's epoch counter is `ticks` off the global epoch: its neighbours' counter exchange shows it. */
+  skew(step: number, tick: number, ticks: number): Violation {
+    const full: Violation = {
+      kind: 'skew',
+      step,
+      tensor: '-',
+      src: this.chipId,
+      dst: this.chipId,
+      tick,
+      message: `clock skew: ${this.chipId}'s epoch counter is ${ticks} ticks off the global epoch at tick ${tick} (step ${step})`,
+    };
+    this.list.push(full);
+    return full;
+  }
+
   /** A frame whose header cannot be decoded: nothing in it can be trusted, so the run ends. */
   undecodable(src: string, cause: unknown): RunError {
     const v = this.record(

@@ -47,6 +47,15 @@ export interface Route {
   readonly bytesPerTick: number;
 }
 
+/** Hardware taken out of service: routes never use a failed link nor pass through a failed chip. */
+export interface FabricFailures {
+  readonly failedChips?: readonly number[];
+  /** Chip pairs; [a, b] fails both directions (every a->b and b->a traversal). */
+  readonly failedLinks?: readonly (readonly [number, number])[];
+}
+
+const NO_FAILED_CHIPS: ReadonlySet<number> = new Set();
+
 export function chipIdOf(rack: number, node: number, chip: number): string {
   return `r${rack}.n${node}.c${chip}`;
 }
@@ -63,8 +72,13 @@ export class Fabric {
   private readonly bfsCache = new Map<number, { dist: Int32Array; parent: Int32Array; edge: Int32Array }>();
   /** Ticks per ns, from the chip clock. */
   readonly ticksPerNs: number;
+  readonly failedChips: ReadonlySet<number> = NO_FAILED_CHIPS;
+  /** Per directed link id, 1 if failed; null when nothing failed (the common case costs nothing). */
+  private readonly failedLinkIds: Uint8Array | null = null;
+  /** Failed chip pairs as given, for error messages. */
+  private readonly failedPairs: readonly (readonly [number, number])[] = [];
 
-  constructor(topology: Topology) {
+  constructor(topology: Topology, failures: FabricFailures = {}) {
     this.topology = topology;
     this.nodesPerRack = topology.nodes_per_rack;
     this.chipsPerNode = topology.chips_per_node;
@@ -73,6 +87,59 @@ export class Fabric {
     this.adjacency = Array.from({ length: this.chipCount }, () => []);
     this.wireLocal();
     this.wireGlobal();
+    const chips = failures.failedChips ?? [];
+    const pairs = failures.failedLinks ?? [];
+    if (chips.length === 0 && pairs.length === 0) return;
+    this.failedChips = new Set(chips);
+    this.failedPairs = pairs;
+    this.failedLinkIds = this.removeFailed(chips, pairs);
+  }
+
+  /** True if the directed link is out of service (its pair failed, or a chip it touches did). */
+  isLinkFailed(id: number): boolean {
+    return this.failedLinkIds !== null && this.failedLinkIds[id] === 1;
+  }
+
+  /**
+   * Drops every traversal that starts or ends at a failed chip or joins a failed pair. Link ids stay
+   * as wired so plans before and after a failure name links alike. Through a node switch a failed
+   * pair drops only that pair's traversals: the ports still serve the chips' other peers.
+   */
+  private removeFailed(chips: readonly number[], pairs: readonly (readonly [number, number])[]): Uint8Array {
+    const check = (c: number) => {
+      if (!Number.isInteger(c) || c < 0 || c >= this.chipCount) {
+        throw new CompileError('RACKEMU_ERR_COMPILE_OPTION', `failed chip ${c}: not a chip of ${this.topology.name}`, {
+          details: { expected: `0..${this.chipCount - 1}`, got: String(c) },
+        });
+      }
+    };
+    const failedLinks = new Uint8Array(this.links.length);
+    for (const c of chips) check(c);
+    for (const l of this.links) if (this.failedChips.has(l.from) || this.failedChips.has(l.to)) failedLinks[l.id] = 1;
+    const cut = new Set<number>(); // a * chipCount + b, both directions
+    for (const [a, b] of pairs) {
+      check(a);
+      check(b);
+      if (!this.adjacency[a].some((e) => e.to === b)) {
+        throw new CompileError(
+          'RACKEMU_ERR_COMPILE_OPTION',
+          `failed link ${this.chipId(a)}-${this.chipId(b)}: no link joins these chips`,
+          { details: { got: `${this.chipId(a)}-${this.chipId(b)}` } },
+        );
+      }
+      cut.add(a * this.chipCount + b);
+      cut.add(b * this.chipCount + a);
+    }
+    for (let u = 0; u < this.chipCount; u++) {
+      this.adjacency[u] = this.adjacency[u].filter((e) => {
+        if (this.failedChips.has(u) || this.failedChips.has(e.to)) return false;
+        if (!cut.has(u * this.chipCount + e.to)) return true;
+        // a direct link carries only this pair's traffic: it is failed too
+        if (e.links.length === 1) failedLinks[e.links[0]] = 1;
+        return false;
+      });
+    }
+    return failedLinks;
   }
 
   rackOf(chip: number): number {
@@ -289,11 +356,7 @@ export class Fabric {
   route(src: number, dst: number): Route {
     if (src === dst) return { src, dst, links: [], traversals: 0, hops: 0, latencyTicks: 0, bytesPerTick: Infinity };
     const { dist, parent, edge } = this.bfs(src, this.rackOf(dst));
-    if (dist[dst] < 0) {
-      throw new CompileError('RACKEMU_ERR_NO_ROUTE', `no route from ${this.chipId(src)} to ${this.chipId(dst)}`, {
-        details: { src: this.chipId(src), dst: this.chipId(dst) },
-      });
-    }
+    if (dist[dst] < 0) throw this.noRoute(src, dst);
     const edges: Edge[] = [];
     for (let v = dst; v !== src;) {
       const u = parent[v];
@@ -313,6 +376,23 @@ export class Fabric {
       bytesPerTick = Math.min(bytesPerTick, this.links[id].bytesPerTick);
     }
     return { src, dst, links, traversals: edges.length, hops, latencyTicks, bytesPerTick };
+  }
+
+  private noRoute(src: number, dst: number): CompileError {
+    const ids = (cs: Iterable<number>) => [...cs].map((c) => this.chipId(c));
+    const chips = ids(this.failedChips);
+    const links = this.failedPairs.map(([a, b]) => `${this.chipId(a)}-${this.chipId(b)}`);
+    const failed = [chips.length ? `chips ${chips.join(', ')}` : '', links.length ? `links ${links.join(', ')}` : ''];
+    const deadEnds = ids([src, dst].filter((c) => this.failedChips.has(c)));
+    // only Dragonfly-minimal routes are tried, so a failure can cut off chips a detour would still join
+    const why = deadEnds.length
+      ? `: ${deadEnds.join(' and ')} failed`
+      : chips.length + links.length
+        ? `: the failed ${failed.filter(Boolean).join(' and ')} cut them off (no minimal route avoids them)`
+        : '';
+    return new CompileError('RACKEMU_ERR_NO_ROUTE', `no route from ${this.chipId(src)} to ${this.chipId(dst)}${why}`, {
+      details: { src: this.chipId(src), dst: this.chipId(dst), failed_chips: chips, failed_links: links },
+    });
   }
 
   /** Neighbouring chips of a chip with the links to each (for tests and the rack view). */

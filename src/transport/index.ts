@@ -24,5 +24,12 @@ export { openEndpoint, openNatsBus } from './open.js';
 export { chipToken } from './nats-subjects.js';
 export { createEmbeddedFabric, type EmbeddedFabric, type EmbeddedFabricOptions } from './embedded-fabric.js';
 export { DEFAULT_RING_BYTES, MIN_RING_BYTES, type PairTraffic, type RingSizeOptions } from './ring-size.js';
-export { spawnNatsServer, freePort, type SpawnedNatsServer, type SpawnNatsServerOptions } from './nats-server.js';
+export {
+  spawnNatsServer,
+  spawnNatsCluster,
+  freePort,
+  type SpawnedNatsServer,
+  type SpawnedNatsCluster,
+  type SpawnNatsServerOptions,
+} from './nats-server.js';
 export { checkNatsAuth, describeNatsAuth, redactUrl, withoutNatsSecrets, NATS_SECRET_ENV } from './nats-auth.js';

@@ -26,8 +26,10 @@ import {
   type OpenEndpointOptions,
 } from './types.js';
 
+/** Servers as given: a list, or one string of comma-separated URLs (a cluster, as on the command line). */
 function serverList(s: string | readonly string[]): string[] {
-  return typeof s === 'string' ? [s] : [...s];
+  const list = typeof s === 'string' ? s.split(',') : [...s];
+  return list.map((u) => u.trim()).filter((u) => u.length > 0);
 }
 
 /** The connect() options that present `auth`, and how to name it in messages (an nkey by its public key). */

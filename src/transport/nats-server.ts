@@ -34,6 +34,8 @@ export interface SpawnNatsServerOptions {
    * another's chips. docs/cluster.md shows the same permissions for a NATS cluster.
    */
   deploymentUsers?: readonly { readonly user: string; readonly pass: string; readonly deployment: string }[];
+  /** Join a cluster: this server's route port and the other servers' route URLs. */
+  cluster?: { readonly port: number; readonly routes: readonly string[] };
 }
 
 export interface SpawnedNatsServer {
@@ -210,7 +212,7 @@ export async function spawnNatsServer(opts: SpawnNatsServerOptions = {}): Promis
     try {
       return await start(
         bin,
-        [...args, '-a', '127.0.0.1', '-p', String(port)],
+        [...args, '-a', '127.0.0.1', '-p', String(port), ...clusterArgs(opts.cluster)],
         port,
         opts.startTimeoutMs ?? 10_000,
         cleanup,
@@ -300,6 +302,44 @@ async function start(
         await cleanup();
       })();
       return stopping;
+    },
+  };
+}
+
+function clusterArgs(c: SpawnNatsServerOptions['cluster']): string[] {
+  if (c === undefined) return [];
+  return ['--cluster_name', 'rackemu', '--cluster', `nats://127.0.0.1:${c.port}`, '--routes', c.routes.join(',')];
+}
+
+export interface SpawnedNatsCluster {
+  readonly servers: readonly SpawnedNatsServer[];
+  /** Every server's client URL, comma-separated: clients fail over between them. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** `size` nats-servers on this machine routed into one cluster (fault campaigns stop one of them). */
+export async function spawnNatsCluster(
+  size: number,
+  opts: Omit<SpawnNatsServerOptions, 'cluster' | 'port'> = {},
+): Promise<SpawnedNatsCluster> {
+  const routePorts: number[] = [];
+  for (let i = 0; i < size; i++) routePorts.push(await freePort());
+  const servers: SpawnedNatsServer[] = [];
+  try {
+    for (let i = 0; i < size; i++) {
+      const routes = routePorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`);
+      servers.push(await spawnNatsServer({ ...opts, cluster: { port: routePorts[i], routes } }));
+    }
+  } catch (e) {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+    throw e;
+  }
+  return {
+    servers,
+    url: servers.map((s) => s.url).join(','),
+    stop: async () => {
+      await Promise.allSettled(servers.map((s) => s.stop()));
     },
   };
 }

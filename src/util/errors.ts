@@ -23,6 +23,13 @@ export const ERRORS = {
   RACKEMU_ERR_TOPOLOGY_RANGE: { exitCode: 65, summary: 'topology value is out of range (e.g. zero or negative count)' },
   RACKEMU_ERR_TOPOLOGY_INCONSISTENT: { exitCode: 65, summary: 'topology values contradict each other' },
   RACKEMU_ERR_SET_SYNTAX: { exitCode: 64, summary: '--set is not of the form key.path=value' },
+  // experiments
+  RACKEMU_ERR_EXPERIMENT_FILE: { exitCode: 66, summary: 'experiment file cannot be read' },
+  RACKEMU_ERR_EXPERIMENT_YAML: { exitCode: 65, summary: 'experiment file is not valid YAML' },
+  RACKEMU_ERR_EXPERIMENT_KEY: {
+    exitCode: 65,
+    summary: 'experiment file has an unknown or missing key, a value of the wrong type or out of range',
+  },
   // model
   RACKEMU_ERR_MODEL_UNKNOWN: { exitCode: 66, summary: 'model is neither a built-in name nor a folder' },
   RACKEMU_ERR_MODEL_NO_CONFIG: { exitCode: 66, summary: 'model folder has no config.json' },
@@ -43,6 +50,10 @@ export const ERRORS = {
   RACKEMU_ERR_COMPILE_OPTION: { exitCode: 64, summary: 'a compile option is out of range' },
   RACKEMU_ERR_SCHEDULE_INVARIANT: { exitCode: 70, summary: 'internal: the compiled schedule broke an invariant' },
   RACKEMU_ERR_NO_ROUTE: { exitCode: 70, summary: 'internal: no route between two chips' },
+  RACKEMU_ERR_NO_SPARE: {
+    exitCode: 69,
+    summary: 'a failed node has no spare node left in its rack to take its place (the system fails closed)',
+  },
   // runtime and transport
   RACKEMU_ERR_TRANSPORT: { exitCode: 69, summary: 'transport failure (connection, publish, subscribe)' },
   RACKEMU_ERR_TRANSPORT_CONFIG: {
@@ -66,6 +77,24 @@ export const ERRORS = {
     summary: 'host agents the Plan needs did not join, or one stopped answering',
   },
   RACKEMU_ERR_WORKER: { exitCode: 70, summary: 'a chip worker or host process failed' },
+  RACKEMU_ERR_CHIP_HANG: {
+    exitCode: 70,
+    summary: 'a chip stopped answering its host agent during a run (no heartbeat): it is declared hung',
+  },
+  RACKEMU_ERR_ECC_UNCORRECTABLE: {
+    exitCode: 70,
+    summary: "a chip's ECC found more flipped bits in one SRAM word than it can correct; the chip halts",
+  },
+  RACKEMU_ERR_FAULT_TARGET: {
+    exitCode: 65,
+    summary: 'a fault names a chip, host, link, tensor or server that does not exist or carries no traffic',
+  },
+  RACKEMU_ERR_FAULT: {
+    exitCode: 64,
+    summary: 'a fault cannot be injected in this set-up (kind, transport, isolation)',
+  },
+  RACKEMU_ERR_EXPECT: { exitCode: 1, summary: "an experiment's expect block failed (the report names each failure)" },
+  RACKEMU_ERR_RECOVERY: { exitCode: 70, summary: 'recovery from a fault failed; requests in flight failed closed' },
   RACKEMU_ERR_GENERATE_OPTION: { exitCode: 64, summary: 'a generate option is invalid' },
   RACKEMU_ERR_FILE_WRITE: { exitCode: 73, summary: 'an output file could not be written' },
   // serving
@@ -103,6 +132,9 @@ export class RackemuError extends Error {
 
 export class TopologyError extends RackemuError {
   override name = 'TopologyError';
+}
+export class ExperimentError extends RackemuError {
+  override name = 'ExperimentError';
 }
 export class ModelError extends RackemuError {
   override name = 'ModelError';
