@@ -8,7 +8,8 @@ import { missingChipV8Flags } from '../dist/src/control/v8-flags.js';
 
 const argv = process.argv.slice(2);
 const RUNS_CHIPS = new Set(['generate', 'serve', 'host', 'experiment']);
-const missing = RUNS_CHIPS.has(argv[0]) ? missingChipV8Flags() : [];
+// the command is the first word that is not an option (`rackemu --verbose serve ...`)
+const missing = RUNS_CHIPS.has(argv.find((a) => !a.startsWith('-'))) ? missingChipV8Flags() : [];
 if (missing.length === 0) {
   // loaded only here: a launcher that starts node again has no use for the CLI itself
   const { main } = await import('../dist/src/cli/main.js');

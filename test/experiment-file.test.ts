@@ -65,7 +65,7 @@ describe('experiment file', () => {
 
     const big = loadExperiment(`${ROOT}experiments/mixtral-8x7b-timing.yaml`);
     expect(big).toMatchObject({ model: 'mixtral-8x7b', fidelity: 'timing', expect: { lostRequests: 0 } });
-    expect(big.workload).toMatchObject({ requests: 4, promptTokens: 64, maxNewTokens: 32, concurrency: 4 });
+    expect(big.workload).toMatchObject({ requests: 6, promptTokens: 64, maxNewTokens: 64, concurrency: 4 });
     expect(big.faults.map((f) => (f as FaultSpec).target)).toEqual(['r2.n3.c5', 'r4.n1.c0-r4.n1.c1']);
     // The example's `set` strings are what --set takes.
     for (const s of each.set) expect(parseSetArg(s)).toMatchObject({ path: ['chip', 'sram_mib'], value: 0.05 });

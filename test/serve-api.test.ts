@@ -147,6 +147,40 @@ describe('serve', () => {
     await expectGoodRequest();
   });
 
+  it('serve - POST /admin/faults: a bad fault is a 400 naming what is wrong; a crashed chip fails over to the spare node and the tokens stay the same', async () => {
+    const faults = `${server.url}/admin/faults`;
+    const auth = { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` };
+    const bad = async (body: unknown, code: string, says: RegExp) => {
+      const r = await post(faults, body, auth);
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error).toMatchObject({ type: 'invalid_request_error', code });
+      expect((r.json.error as { message: string }).message).toMatch(says);
+    };
+    await bad({ kind: 'chip-crash' }, 'RACKEMU_ERR_EXPERIMENT_KEY', /target/);
+    await bad({ kind: 'chip-melt', target: 'r0.n1.c2' }, 'RACKEMU_ERR_EXPERIMENT_KEY', /kind/);
+    await bad({ kind: 'chip-crash', target: 'r0.n1.c2', loss: 0.5 }, 'RACKEMU_ERR_EXPERIMENT_KEY', /loss/);
+    await bad({ kind: 'chip-crash', target: 'r9.n0.c0' }, 'RACKEMU_ERR_FAULT_TARGET', /r9\.n0\.c0/);
+    await bad({ kind: 'chip-crash', target: 'r1.n1.c0' }, 'RACKEMU_ERR_FAULT_TARGET', /no traffic/);
+    await bad({ kind: 'chip-crash', target: 'r0.n1.c2', at: { request: 1, token: 1 } }, 'RACKEMU_ERR_FAULT', /tick/);
+    await bad({ kind: 'nats-server-kill', target: 'nats-0' }, 'RACKEMU_ERR_FAULT_TARGET', /NATS cluster/);
+    await expectGoodRequest();
+    const armed = await post(faults, { kind: 'chip-crash', target: 'r0.n1.c2' }, auth);
+    expect(armed.status).toBe(202);
+    expect(armed.json).toMatchObject({ status: 'armed', fault: 0, kind: 'chip-crash', target: 'r0.n1.c2' });
+    // the next request's window carries the fault: the request is replayed on the re-planned system
+    const r = await post(completions(), { model: 'mixtral-tiny', prompt: PROMPT, max_tokens: 8 });
+    expect(r.status).toBe(200);
+    expect((r.json.choices as { token_ids: number[] }[])[0].token_ids).toEqual(generated);
+    const list = await fetch(faults, { headers: auth }).then((x) => x.json() as Promise<{ faults: unknown[] }>);
+    expect(list.faults[0]).toMatchObject({
+      kind: 'chip-crash',
+      target: 'r0.n1.c2',
+      detected: { mechanism: 'worker-exit', part: { kind: 'chip', id: 'r0.n1.c2' } },
+      recovered: { action: 'replan', spare: 'r0.n2' },
+    });
+    await expectGoodRequest();
+  });
+
   // Each bad request: its status and OpenAI-style error object; then a good request still works.
   const TOO_LONG = Array.from({ length: 65 }, (_, i) => i % 256);
   const cases: {

@@ -3,7 +3,10 @@ import type { Plan } from '../compiler/plan.js';
 import { Deployment } from '../control/deployment.js';
 import type { CompletionEngine, Pace } from '../control/engine-types.js';
 import { Engine } from '../control/engine.js';
+import { FaultCampaign } from '../control/fault-campaign.js';
 import { ServingMetrics } from '../control/metrics.js';
+import type { FaultControl } from '../serve/admin.js';
+import { faultControl } from './serve-faults.js';
 import { createServer, type RackemuServer } from '../serve/app.js';
 import { FileSdFile, fileSdGroups } from '../serve/file-sd.js';
 import { LateEngine } from '../serve/late-engine.js';
@@ -44,11 +47,13 @@ export interface EngineSetup {
   /** Steps per window sent to the chips (EngineOptions.windowSteps; default by fidelity). */
   readonly windowSteps?: number;
   readonly metrics: ServingMetrics;
+  /** Fault injection and recovery (POST /admin/faults); without it a failed window fails its requests. */
+  readonly faults?: FaultCampaign;
 }
 
 export function createEngine(setup: EngineSetup): CompletionEngine {
-  const { deployment, plan, pace, maxWaiting, lookaheadSteps, windowSteps, metrics } = setup;
-  return new Engine(deployment, plan, { pace, maxWaiting, lookaheadSteps, windowSteps, observer: metrics });
+  const { deployment, plan, pace, maxWaiting, lookaheadSteps, windowSteps, metrics, faults } = setup;
+  return new Engine(deployment, plan, { pace, maxWaiting, lookaheadSteps, windowSteps, observer: metrics, faults });
 }
 
 function checkFlags(flags: ServeFlags): void {
@@ -108,7 +113,10 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     processMetrics: true,
   });
   const engine = new LateEngine(plan.model.name, flags.fidelity, plan.model.vocab, plan.options.context);
+  let faults: FaultControl | null = null;
+  let campaign: FaultCampaign | null = null;
   const server = createServer({
+    faults: () => faults,
     engine,
     codec,
     metrics: metrics.registry,
@@ -126,16 +134,33 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     const coordinator = { host: flags.host, port: new URL(url).port };
     await writeTargets(fileSd, coordinator, [], log); // the coordinator's start-up progress is scrapable
     nats = await spawnNatsIfAsked(flags, natsAuth);
-    deployment = await Deployment.start(plan, fabric, {
+    const options = {
       ...deployOptions(flags, plan, weights, { url: nats?.url ?? flags.natsUrl, auth: natsAuth }),
-      onProgress: (ready, total) => metrics.setStartup(ready, total),
+      onProgress: (ready: number, total: number) => metrics.setStartup(ready, total),
       hostMetricsHost: flags.isolation === 'process' ? flags.host : undefined,
-    });
+    };
+    deployment = await Deployment.start(plan, fabric, options);
     await writeTargets(fileSd, coordinator, deployment.hostMetrics, log);
     if (server.draining) {
       log.info('stopping: a drain began while the chips were loading');
     } else {
-      const setup = { deployment, plan, pace: flags.pace, maxWaiting: flags.maxWaiting, metrics };
+      const wallT0 = performance.now();
+      // faults come from POST /admin/faults; recovery re-plans onto spares and starts the new Plan the same way
+      campaign = new FaultCampaign(deployment, plan, {
+        faults: [],
+        start: async (p, f) => {
+          const next = await Deployment.start(p, f, options);
+          metrics.setPlan(p, f);
+          await writeTargets(fileSd, coordinator, next.hostMetrics, log);
+          return next;
+        },
+        observer: metrics.faults,
+        wallT0,
+        requestId: String,
+        tokensOf: () => 0,
+      });
+      faults = faultControl(campaign, wallT0);
+      const setup = { deployment, plan, pace: flags.pace, maxWaiting: flags.maxWaiting, metrics, faults: campaign };
       metrics.setPlan(plan, fabric);
       engine.attach(createEngine({ ...setup, lookaheadSteps: flags.lookahead, windowSteps: flags.windowSteps }));
       log.info({ model: plan.model.name, topology: plan.topology.name, fidelity: flags.fidelity }, 'ready');
@@ -145,7 +170,7 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     signals.remove();
     await fileSd?.remove(); // first: Prometheus stops scraping targets that are about to go
     if (!server.draining) await server.close();
-    await deployment?.stop();
+    await (campaign?.current ?? deployment)?.stop();
     await nats?.stop();
     log.info('stopped');
   }

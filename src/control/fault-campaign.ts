@@ -2,13 +2,14 @@ import type { Plan } from '../compiler/plan.js';
 import { replan, type Retirement } from '../compiler/replan.js';
 import { arm } from '../faults/arm.js';
 import { detectEcc, detectError, detectViolations, pairName, type Detection } from '../faults/detect.js';
-import type { Target } from '../faults/targets.js';
+import { resolveTarget, type Target } from '../faults/targets.js';
 import type { FaultSpec } from '../faults/types.js';
 import type { Fabric } from '../topology/fabric.js';
 import { RunError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import type { Deployment, WindowResult } from './deployment.js';
 import type { ArmedFaults, FaultHooks, Recovered, WindowFailure, WindowView } from './engine-faults.js';
+import type { FaultObserver } from './metrics-faults.js';
 
 /**
  * A fault campaign on a serving engine (FaultHooks): injects each fault when its trigger comes up, one
@@ -42,6 +43,8 @@ export interface FaultRecord {
     virtualMs: number;
     spare: string | null;
     reloadBytes: number;
+    /** Wall ms the compiler took to re-plan (this machine's time: not in virtualMs). */
+    replanMs: number;
   } | null;
   /** Why it did not fire or was not detected, when it did not. */
   note: string | null;
@@ -57,6 +60,8 @@ export interface CampaignOptions {
   readonly natsServers?: readonly string[];
   /** performance.now() at which the workload started (wall_ms triggers). */
   readonly wallT0: number;
+  /** Sees faults injected, detected and recovered (metrics). */
+  readonly observer?: FaultObserver;
   /** Request ids by workload index (request triggers). */
   readonly requestId: (index: number) => string;
   /** Tokens a request has so far (a trigger whose token has passed fires at once). */
@@ -65,6 +70,7 @@ export interface CampaignOptions {
 
 export class FaultCampaign implements FaultHooks {
   readonly records: FaultRecord[];
+  private readonly faults: CampaignFault[];
   private next = 0;
   /** The fault whose window has not yet shown its effect. */
   private awaiting: {
@@ -91,15 +97,8 @@ export class FaultCampaign implements FaultHooks {
     private readonly o: CampaignOptions,
   ) {
     this.fabric = deployment.fabric;
-    this.records = o.faults.map((f) => ({
-      kind: f.spec.kind,
-      target: f.target.id,
-      where: f.where,
-      injected: null,
-      detected: null,
-      recovered: null,
-      note: null,
-    }));
+    this.faults = [...o.faults];
+    this.records = this.faults.map(recordOf);
   }
 
   get current(): Deployment {
@@ -117,8 +116,8 @@ export class FaultCampaign implements FaultHooks {
     const aw = this.awaiting;
     if (aw !== null && aw.killed === true && aw.after === undefined) aw.after = view.firstStep;
     let onStart: (() => void) | undefined;
-    if (this.awaiting === null && !this.probation && this.next < this.o.faults.length) {
-      const fault = this.o.faults[this.next];
+    if (this.awaiting === null && !this.probation && this.next < this.faults.length) {
+      const fault = this.faults[this.next];
       const i = this.dueStep(fault.spec, view);
       if (i >= 0) {
         this.next++;
@@ -135,6 +134,7 @@ export class FaultCampaign implements FaultHooks {
           if (fault.spec.kind === 'link-down' || fault.spec.kind === 'link-degraded') this.standing.push({ fault });
           onStart = this.outside(fault, this.awaiting);
           logger().info({ fault: fault.spec.kind, target: fault.target.id, step }, 'fault injected');
+          this.o.observer?.faultInjected(fault.spec.kind);
         }
       }
     }
@@ -193,7 +193,9 @@ export class FaultCampaign implements FaultHooks {
     const ecc = detectEcc(result.ecc);
     if (ecc !== null) {
       aw.record.detected = { ...ecc, wallMs: this.wallNow(), attributed: this.matches(aw.fault, ecc) };
-      aw.record.recovered = { action: 'corrected', wallMs: 0, virtualMs: 0, spare: null, reloadBytes: 0 };
+      aw.record.recovered = { action: 'corrected', wallMs: 0, virtualMs: 0, spare: null, reloadBytes: 0, replanMs: 0 };
+      this.o.observer?.faultDetected(aw.fault.spec.kind);
+      this.o.observer?.faultRecovered(aw.fault.spec.kind, 0);
     } else if (result.ecc.some((e) => !e.ecc)) {
       aw.record.note = 'ECC off: the flipped bits went unnoticed (their effect on tokens is in the report)';
     } else {
@@ -227,13 +229,14 @@ export class FaultCampaign implements FaultHooks {
     const detection: Detection = down === null ? seen : { ...seen, mechanism: 'link-status', part: down };
     let aw = this.awaiting;
     this.awaiting = null;
-    let accumulate: { wallMs: number; virtualMs: number } | null = null;
+    let accumulate: { wallMs: number; virtualMs: number; replanMs: number } | null = null;
     if (aw !== null) {
       aw.record.detected = {
         ...detection,
         wallMs: failure.wallMs - this.o.wallT0,
         attributed: this.matches(aw.fault, detection),
       };
+      this.o.observer?.faultDetected(aw.fault.spec.kind);
       this.last = aw;
     } else if (this.last !== null && this.matches(this.last.fault, detection)) {
       // the same fault again: it is persistent, and this recovery is the rest of its recovery
@@ -254,12 +257,41 @@ export class FaultCampaign implements FaultHooks {
     const detectTick = detection.tick >= 0 ? detection.tick : injectedTick;
     // a host notices a dead or silent chip at its next health poll (the SDK's interval)
     const pollSeconds = dead ? this.plan.topology.host.health_poll_interval_s : 0;
+    const { action, spare, reloadBytes, reloadSeconds, replanSeconds } = await this.act(
+      detection,
+      part,
+      dead || (again && detection.part.kind !== 'nats'),
+    );
+    const resyncTicks = this.plan.topology.sync.step_overhead_ticks;
+    // the compiler's time is this machine's, not the hardware's: measured (replanMs), not charged
+    const pauseSeconds = pollSeconds + reloadSeconds + resyncTicks / hz;
+    // virtual recovery: from the fault to the system running again (detection, then the pause); the replayed
+    // work shows in the requests' latencies
+    const virtualMs = (Math.max(0, detectTick - injectedTick) / hz + pauseSeconds) * 1000;
+    if (aw !== null) {
+      aw.record.recovered = {
+        action,
+        wallMs: performance.now() - failure.wallMs + (accumulate?.wallMs ?? 0),
+        virtualMs: virtualMs + (accumulate?.virtualMs ?? 0),
+        spare,
+        reloadBytes,
+        replanMs: replanSeconds * 1000 + (accumulate?.replanMs ?? 0),
+      };
+      if (accumulate === null) this.o.observer?.faultRecovered(aw.fault.spec.kind, aw.record.recovered.wallMs / 1000);
+    }
+    this.probation = true;
+    logger().info({ action, part: detection.part, spare, virtual_ms: virtualMs }, 'recovered');
+    return { deployment: this.deployment, plan: this.plan, pauseTicks: Math.round(pauseSeconds * hz) };
+  }
+
+  /** The recovery itself: re-plan onto a spare (`replanNow`), restart, reload, or resynchronise in place. */
+  private async act(detection: Detection, part: Detection['part'], replanNow: boolean): Promise<Action> {
     let action: 'replan' | 'resync' | 'reload' = 'resync';
     let spare: string | null = null;
     let reloadBytes = 0;
     let reloadSeconds = 0;
     let replanSeconds = 0;
-    if (dead || (again && detection.part.kind !== 'nats')) {
+    if (replanNow) {
       action = 'replan';
       const r0 = performance.now();
       const r = replan(this.plan, this.retirement(part));
@@ -289,23 +321,7 @@ export class FaultCampaign implements FaultHooks {
       await this.deployment.stop();
       this.deployment = await this.o.start(this.plan, this.fabric);
     }
-    const resyncTicks = this.plan.topology.sync.step_overhead_ticks;
-    const pauseSeconds = pollSeconds + replanSeconds + reloadSeconds + resyncTicks / hz;
-    // virtual recovery: from the fault to the system running again (detection, then the pause); the replayed
-    // work shows in the requests' latencies
-    const virtualMs = (Math.max(0, detectTick - injectedTick) / hz + pauseSeconds) * 1000;
-    if (aw !== null) {
-      aw.record.recovered = {
-        action,
-        wallMs: performance.now() - failure.wallMs + (accumulate?.wallMs ?? 0),
-        virtualMs: virtualMs + (accumulate?.virtualMs ?? 0),
-        spare,
-        reloadBytes,
-      };
-    }
-    this.probation = true;
-    logger().info({ action, part: detection.part, spare, virtual_ms: virtualMs }, 'recovered');
-    return { deployment: this.deployment, plan: this.plan, pauseTicks: Math.round(pauseSeconds * hz) };
+    return { action, spare, reloadBytes, reloadSeconds, replanSeconds };
   }
 
   /**
@@ -362,10 +378,43 @@ export class FaultCampaign implements FaultHooks {
     return false;
   }
 
+  /**
+   * A fault injected into a live deployment (POST /admin/faults): checked against the Plan now running,
+   * then fired like a campaign's; returns its index in `records`.
+   */
+  inject(spec: FaultSpec, where: string, natsServers = 0): number {
+    const target = resolveTarget(spec, this.plan, this.fabric, natsServers, where);
+    const fault: CampaignFault = { spec, target, where };
+    this.faults.push(fault);
+    this.records.push(recordOf(fault));
+    return this.records.length - 1;
+  }
+
   /** Faults still to fire when the workload ended. */
   finish(): void {
     for (let i = this.next; i < this.records.length; i++)
       this.records[i].note ??= 'the workload ended before it was due';
     if (this.awaiting !== null) this.awaiting.record.note ??= 'no effect seen before the workload ended';
   }
+}
+
+function recordOf(f: CampaignFault): FaultRecord {
+  return {
+    kind: f.spec.kind,
+    target: f.target.id,
+    where: f.where,
+    injected: null,
+    detected: null,
+    recovered: null,
+    note: null,
+  };
+}
+
+interface Action {
+  readonly action: 'replan' | 'resync' | 'reload';
+  /** The spare node that took over (`r<rack>.n<node>`), if one did. */
+  readonly spare: string | null;
+  readonly reloadBytes: number;
+  readonly reloadSeconds: number;
+  readonly replanSeconds: number;
 }

@@ -14,6 +14,7 @@ import {
 } from './metrics-plan.js';
 import { RequestMetrics, type RejectReason } from './metrics-requests.js';
 import { VllmMetrics } from './metrics-vllm.js';
+import { FaultMetrics } from './metrics-faults.js';
 
 export {
   CHIP_STATES,
@@ -79,6 +80,8 @@ const STEP_KINDS: readonly StepKind[] = ['prefill', 'decode'];
 
 export class ServingMetrics {
   readonly registry = new Registry();
+  /** Fault families: the serving deployment's fault campaign reports here (FaultCampaign's observer). */
+  readonly faults: FaultMetrics;
   private readonly requests: RequestMetrics;
   private readonly vllm: VllmMetrics;
   private readonly fleet: FleetMetrics;
@@ -131,6 +134,7 @@ export class ServingMetrics {
     this.vllm = new VllmMetrics(this.registry, options.modelName, options.context ?? 4096);
     this.requests = new RequestMetrics(this.registry, this.vllm, options.vllmClock === 'wall');
     this.fleet = new FleetMetrics(this.registry, () => this.stepSeconds);
+    this.faults = new FaultMetrics(this.registry);
     if (options.processMetrics) addProcessMetrics(this.registry);
   }
 

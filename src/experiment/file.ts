@@ -186,6 +186,26 @@ export function parseExperiment(text: string, file: string): ExperimentSpec {
   return build(raw, resolve(file), model, set);
 }
 
+/**
+ * One fault given as JSON (POST /admin/faults), checked by the rules of an experiment file's `faults`
+ * entries; `where` names it in messages. A random block is not one fault.
+ */
+export function parseFault(json: string, where: string): FaultSpec {
+  const lines = new LineCounter();
+  const doc = parseDocument(json, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const value = doc.toJS() as unknown;
+  const problems = new Problems(where, doc, lines);
+  if (doc.errors.length > 0 || !isMap(doc.contents)) {
+    problems.add([], 'a JSON object { kind, target, at, ...params }', describe(value));
+  } else if ('random' in (value as Record<string, unknown>)) {
+    problems.add(['random'], 'one fault { kind, target, at, ...params }', 'a random block');
+  } else {
+    checkFault(value as Record<string, unknown>, [], problems);
+  }
+  problems.throwIfAny();
+  return toFault(value as Record<string, unknown>) as FaultSpec;
+}
+
 /** Runs a compiled schema over `data` (found at `base` in the file) and records its errors. */
 function check(validate: ValidateFunction, data: unknown, base: Segment[], problems: Problems): boolean {
   if (validate(data)) return true;

@@ -54,6 +54,8 @@ export interface FaultReport {
   readonly recovery_wall_ms: number | null;
   readonly recovery_virtual_ms: number | null;
   readonly reload_bytes: number;
+  /** Wall ms the compiler took to re-plan (this machine's time, not counted in recovery_virtual_ms). */
+  readonly replan_wall_ms: number | null;
   readonly note: string | null;
 }
 
@@ -132,6 +134,7 @@ export function buildReport(r: ReportInput): ExperimentReport {
     recovery_wall_ms: f.recovered ? round(f.recovered.wallMs, 1) : null,
     recovery_virtual_ms: f.recovered ? round(f.recovered.virtualMs) : null,
     reload_bytes: f.recovered?.reloadBytes ?? 0,
+    replan_wall_ms: f.recovered ? round(f.recovered.replanMs, 1) : null,
     note: f.note,
   }));
   const report: Omit<ExperimentReport, 'expect'> = {

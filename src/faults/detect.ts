@@ -86,10 +86,12 @@ export function detectError(e: RunError, plan: Plan, fabric: Fabric): Detection 
     case 'RACKEMU_ERR_WORKER': {
       if (d.host !== undefined) return { mechanism: 'host-exit', part: { kind: 'host', id: d.host }, tick, message };
       const chips = d.failedChips ?? (d.chip ? [d.chip] : []);
-      const hosts = new Set(chips.map((c) => c.slice(0, c.lastIndexOf('.'))));
-      if (chips.length > 1 && hosts.size === 1) {
-        return { mechanism: 'host-exit', part: { kind: 'host', id: [...hosts][0] }, tick, message };
-      }
+      // several workers of one host gone at once: the host went down (a stray failure elsewhere aside)
+      const perHost = new Map<string, number>();
+      for (const c of chips)
+        perHost.set(c.slice(0, c.lastIndexOf('.')), (perHost.get(c.slice(0, c.lastIndexOf('.'))) ?? 0) + 1);
+      const [host, n] = [...perHost].reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0]);
+      if (n > 1) return { mechanism: 'host-exit', part: { kind: 'host', id: host }, tick, message };
       return { mechanism: 'worker-exit', part: { kind: 'chip', id: chips[0] ?? '?' }, tick, message };
     }
     case 'RACKEMU_ERR_CHIP_HANG':

@@ -24,15 +24,7 @@ export function drawFaults(
     return p.decode.instructions.length > 0;
   });
   busy.sort((a, b) => a - b);
-  const links = new Map<string, [number, number]>();
-  for (const t of plan.steps.decode.transfers) {
-    for (const l of t.links) {
-      const { from, to } = fabric.links[l];
-      const [a, b] = from < to ? [from, to] : [to, from];
-      links.set(`${a}-${b}`, [a, b]);
-    }
-  }
-  const linkList = [...links.values()].filter((pair) => framesOnLink(plan, fabric, pair).length > 0);
+  const linkList = trafficLinks(plan, fabric);
   const sparesLeft = new Map<number, number>();
   for (let n = 0; n < fabric.chipCount / fabric.chipsPerNode; n++) {
     if (fabric.isSpare(n * fabric.chipsPerNode))
@@ -93,4 +85,17 @@ export function drawFaults(
       }
     }
   }
+}
+
+/** Physical links (chip pairs, lower index first) that some decode transfer of the Plan crosses. */
+function trafficLinks(plan: Plan, fabric: Fabric): [number, number][] {
+  const links = new Map<string, [number, number]>();
+  for (const t of plan.steps.decode.transfers) {
+    for (const l of t.links) {
+      const { from, to } = fabric.links[l];
+      const [a, b] = from < to ? [from, to] : [to, from];
+      links.set(`${a}-${b}`, [a, b]);
+    }
+  }
+  return [...links.values()].filter((pair) => framesOnLink(plan, fabric, pair).length > 0);
 }

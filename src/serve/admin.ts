@@ -9,10 +9,18 @@ import type { ServeContext } from './context.js';
  * `Authorization: Bearer <token>`, else 401; tokens are compared in constant time (of their SHA-256
  * digests, so the length leaks nothing either).
  */
+/** Fault injection into the live deployment (POST /admin/faults); null until the chips are loaded. */
+export interface FaultControl {
+  /** Checks and arms one fault given as JSON; throws a coded error (400) when it is bad. */
+  inject(body: unknown): { readonly index: number; readonly kind: string; readonly target: string };
+  /** Every fault injected so far, with what became of it. */
+  list(): readonly unknown[];
+}
+
 export function registerAdmin(
   app: FastifyInstance,
   ctx: ServeContext,
-  opts: { token: string; drain: (reason: string) => void },
+  opts: { token: string; drain: (reason: string) => void; faults?: () => FaultControl | null },
 ): void {
   const want = digest(opts.token);
   void app.register(async (admin) => {
@@ -35,6 +43,22 @@ export function registerAdmin(
       opts.drain('admin');
       return reply.code(202).send({ status: 'draining', running: ctx.engine.running, waiting: ctx.engine.waiting });
     });
+    // A fault into the live deployment: { kind, target, at?, ...params } as in an experiment file (docs/faults.md)
+    admin.post('/admin/faults', async (req, reply) => {
+      const control = opts.faults?.() ?? null;
+      if (control === null) {
+        throw new ApiError(
+          503,
+          'the chips are still loading: no fault can be injected yet',
+          'service_unavailable_error',
+          'not_ready',
+        );
+      }
+      const armed = control.inject(req.body);
+      ctx.log.warn({ remote: req.ip, fault: armed.kind, target: armed.target }, 'fault armed by admin');
+      return reply.code(202).send({ status: 'armed', fault: armed.index, kind: armed.kind, target: armed.target });
+    });
+    admin.get('/admin/faults', async () => ({ faults: opts.faults?.()?.list() ?? [] }));
   });
 }
 

@@ -47,6 +47,13 @@ const ENGINE_STATUS: Partial<
   RACKEMU_ERR_REQUEST: { status: 400, type: 'invalid_request_error' },
   RACKEMU_ERR_QUEUE_FULL: { status: 429, type: 'rate_limit_error', headers: { 'retry-after': '1' } },
   RACKEMU_ERR_DRAINING: { status: 503, type: 'service_unavailable_error' },
+  // POST /admin/faults: a fault that is malformed, names no part of the system, or cannot be injected here
+  RACKEMU_ERR_EXPERIMENT_KEY: { status: 400, type: 'invalid_request_error' },
+  RACKEMU_ERR_FAULT_TARGET: { status: 400, type: 'invalid_request_error' },
+  RACKEMU_ERR_FAULT: { status: 400, type: 'invalid_request_error' },
+  // a fault the system could not recover from: requests in flight fail closed
+  RACKEMU_ERR_NO_SPARE: { status: 503, type: 'service_unavailable_error' },
+  RACKEMU_ERR_RECOVERY: { status: 503, type: 'service_unavailable_error' },
 };
 
 /** Any error thrown while serving a request, as the ApiError to answer with. */

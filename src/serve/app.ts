@@ -2,7 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CompletionEngine } from '../control/engine-types.js';
 import { logger } from '../util/log.js';
-import { registerAdmin } from './admin.js';
+import { registerAdmin, type FaultControl } from './admin.js';
 import { ApiError, fromValidation, toApiError } from './api-error.js';
 import { registerChat } from './chat.js';
 import { registerCompletions } from './completions.js';
@@ -39,6 +39,8 @@ export interface ServerOptions {
    * draining (503), or invalid (any other 4xx, whether the HTTP layer or the engine found it).
    */
   readonly rejected?: (reason: 'queue_full' | 'invalid' | 'draining') => void;
+  /** Fault injection into the live deployment (admin routes); null until the chips are loaded. */
+  readonly faults?: () => FaultControl | null;
 }
 
 export interface RackemuServer {
@@ -117,7 +119,13 @@ export function createServer(opts: ServerOptions): RackemuServer {
   registerCompletions(app, ctx);
   registerChat(app, ctx);
   registerInfo(app, ctx, opts.metrics);
-  if (opts.adminToken) registerAdmin(app, ctx, { token: opts.adminToken, drain: (r) => void drain(r).catch(() => {}) });
+  if (opts.adminToken) {
+    registerAdmin(app, ctx, {
+      token: opts.adminToken,
+      drain: (r) => void drain(r).catch(() => {}),
+      faults: opts.faults,
+    });
+  }
 
   return {
     app,
