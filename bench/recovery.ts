@@ -6,7 +6,9 @@
  *   - experiments/mixtral-8x7b-timing.yaml: the full-size model in timing fidelity, a chip crash and a
  *     link down (onto the spare nodes).
  * Prints a Markdown table per campaign (for BENCHMARKS.md) and one JSON line per campaign.
- * Usage: node dist/bench/recovery.js [each-kind|timing ...]   (default: both; about 8 minutes here)
+ * Usage, with the V8 flags of src/control/v8-flags.ts (as bin/rackemu.js adds them); default: both
+ * campaigns, about 6 minutes here:
+ *   node --single-threaded-gc --no-memory-reducer --max-semi-space-size=1 dist/bench/recovery.js [each-kind|timing]
  */
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';

@@ -42,13 +42,23 @@ describe('experiment', () => {
     expect(r.silent_corruption.faults).toBe(1);
   }, 600_000);
 
-  it('experiment - a seeded random campaign is drawn the same every time and its targets are checked before it runs', () => {
+  it('experiment - a seeded random campaign of 20 faults is drawn the same every time, and passes: nothing lost, tokens identical, every fault detected and attributed', async () => {
     const spec = loadExperiment('experiments/random-20.yaml');
     const a = prepareExperiment(spec, 0).faults.map((f) => [f.spec, f.target.id]);
     const b = prepareExperiment(spec, 0).faults.map((f) => [f.spec, f.target.id]);
     expect(a.length).toBe(20);
     expect(a).toEqual(b);
-  });
+    const r = await runExperiment(spec, { isolation: 'thread', transport: 'embedded', watchdogMs: 3000 });
+    expect(r.requests).toEqual({ total: 50, completed: 50, lost: 0 });
+    expect(r.tokens_identical).toBe(true);
+    expect(r.expect).toEqual({ passed: true, failures: [] });
+    // the report lists the drawn faults in the drawn order
+    expect(r.faults.map((f) => [f.kind, f.target])).toEqual(a.map(([s, t]) => [(s as { kind: string }).kind, t]));
+    const fired = r.faults.filter((f) => f.injected);
+    expect(fired.length).toBe(20);
+    for (const f of fired)
+      expect([f.kind, f.target, f.detected, f.attributed_correctly]).toEqual([f.kind, f.target, true, true]);
+  }, 900_000);
 
   it('experiment - host agents as processes over a 3-server NATS cluster: a killed host process and a stopped server lose nothing', async () => {
     const base = loadExperiment('experiments/each-kind.yaml');

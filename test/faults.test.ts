@@ -6,6 +6,7 @@ import { detectError, detectViolations } from '../src/faults/detect.js';
 import { drawFaults } from '../src/faults/random.js';
 import { resolveTarget } from '../src/faults/targets.js';
 import { BUILTIN_MODELS } from '../src/model/builtin.js';
+import { faultTrace } from '../src/experiment/trace.js';
 import { ChipFaults } from '../src/runtime/chip-faults.js';
 import { ViolationLog } from '../src/runtime/violation-log.js';
 import { Fabric } from '../src/topology/fabric.js';
@@ -149,5 +150,52 @@ describe('faults', () => {
     off.atStep(5, 1000);
     expect(Array.from(weights['L0.q'])).not.toEqual([1, 2, 3, 4]);
     expect(off.ecc[0]).toMatchObject({ ecc: false, corrected: false });
+  });
+
+  it('faults - the campaign trace puts each fault, its detection and the failed steps on the virtual timeline', () => {
+    const hz = plan.topology.chip.clock_mhz; // ticks per microsecond
+    const trace = faultTrace(
+      [
+        {
+          kind: 'chip-crash',
+          target: 'r0.n1.c3',
+          where: 'faults[0]',
+          injected: { step: 40, tick: 9000 * hz, wallMs: 1 },
+          detected: {
+            mechanism: 'worker-exit',
+            part: { kind: 'chip', id: 'r0.n1.c3' },
+            tick: 9010 * hz,
+            message: 'worker exited',
+            wallMs: 2,
+            attributed: true,
+            window: { firstStep: 40, baseTick: 8990 * hz, steps: 4 },
+          },
+          recovered: { action: 'replan', wallMs: 3, virtualMs: 500, spare: 'r0.n8', reloadBytes: 10, replanMs: 1 },
+          note: null,
+        },
+        {
+          kind: 'frame-delay',
+          target: 'a-b',
+          where: 'faults[1]',
+          injected: null,
+          detected: null,
+          recovered: null,
+          note: 'x',
+        },
+      ],
+      plan,
+    );
+    const span = trace.traceEvents.find((e) => e.ph === 'X' && e.pid === 1)!;
+    expect(span).toMatchObject({ ts: 9000, dur: 500_000, name: expect.stringContaining('replan') });
+    expect(trace.traceEvents.find((e) => e.ph === 'i')).toMatchObject({
+      ts: 9010,
+      name: expect.stringContaining('worker-exit'),
+    });
+    expect(trace.traceEvents.find((e) => e.pid === 2 && e.ph === 'X')).toMatchObject({
+      ts: 8990,
+      name: 'steps 40-43: chip-crash',
+    });
+    // a fault that never fired has no track
+    expect(trace.traceEvents.filter((e) => e.ph === 'M' && e.pid === 1 && e.tid > 0)).toHaveLength(1);
   });
 });

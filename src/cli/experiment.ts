@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
 import { loadExperiment } from '../experiment/file.js';
 import { reportMarkdown } from '../experiment/report.js';
-import { runExperiment } from '../experiment/runner.js';
+import { runExperimentWithRecords } from '../experiment/runner.js';
+import { faultTrace } from '../experiment/trace.js';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import { integerFlag } from './plan-flags.js';
@@ -9,6 +10,7 @@ import { integerFlag } from './plan-flags.js';
 interface ExperimentFlags {
   json?: boolean;
   report?: string;
+  trace?: string;
   isolation: 'thread' | 'process';
   transport: 'embedded' | 'nats';
   natsUrl?: string;
@@ -27,6 +29,7 @@ export function experimentCommand(program: Command, out: (s: string) => void): v
     .argument('<file>', 'experiment YAML (examples in experiments/)')
     .option('--json', 'print the report as JSON')
     .option('--report <file.md>', 'also write the report as Markdown')
+    .option('--trace <file.json>', 'also write the faults on the virtual timeline as a Chrome trace (Perfetto)')
     .addOption(
       new Option('--isolation <mode>', 'chips as threads of this process, or host agents as processes')
         .choices(['thread', 'process'])
@@ -51,14 +54,16 @@ export function experimentCommand(program: Command, out: (s: string) => void): v
         });
       }
       const spec = loadExperiment(file);
-      const report = await runExperiment(spec, {
+      const run = await runExperimentWithRecords(spec, {
         isolation: flags.isolation,
         transport: flags.transport,
         natsUrl: flags.natsUrl,
         watchdogMs: flags.watchdogMs,
         progress: flags.json ? undefined : (m) => out(`${m}\n`),
       });
+      const report = run.report;
       if (flags.report) writeFileAtomic(flags.report, reportMarkdown(report));
+      if (flags.trace) writeFileAtomic(flags.trace, JSON.stringify(faultTrace(run.records, run.plan)));
       out(flags.json ? `${JSON.stringify(report, null, 2)}\n` : reportMarkdown(report));
       if (!report.expect.passed) {
         throw new UsageError('RACKEMU_ERR_EXPECT', `${spec.name}: ${report.expect.failures.join('; ')}`, {

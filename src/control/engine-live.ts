@@ -1,8 +1,9 @@
 import type { RackemuError } from '../util/errors.js';
+import { logger } from '../util/log.js';
 import { KIND } from '../runtime/index.js';
 import type { BatchScheduler, PlannedWindow } from './batch-scheduler.js';
 import type { WindowView } from './engine-faults.js';
-import type { CompletionRequest, CompletionResult, TokenEvent } from './engine-types.js';
+import type { CompletionRequest, CompletionResult, EngineObserver, TokenEvent } from './engine-types.js';
 
 /** A request from submit to its last token. */
 export interface Live {
@@ -58,4 +59,19 @@ export function windowView(
     list.map((o) => ({ requestId: o.requestId, index: o.index + (live.get(o.requestId)?.offset ?? 0) })),
   );
   return { firstStep: planned.firstStep, starts, outputs };
+}
+
+/** Reports how far tokens lag their virtual time (--pace realtime), with a warning at most every 10 s. */
+export function pacingLag(observer: EngineObserver | undefined): (seconds: number) => void {
+  let lastWarning = 0;
+  return (seconds) => {
+    observer?.setPacingLag?.(Math.max(0, seconds));
+    if (seconds > 0.05 && performance.now() - lastWarning > 10_000) {
+      lastWarning = performance.now();
+      logger().warn(
+        { lag_s: seconds },
+        'pace realtime: the emulator is behind the hardware it emulates; tokens reach clients late',
+      );
+    }
+  };
 }

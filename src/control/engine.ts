@@ -16,7 +16,7 @@ import {
 import { KIND, type StepSamples } from '../runtime/index.js';
 import type { WindowFailure } from './engine-faults.js';
 import { WindowFlights, type Flight } from './window-flights.js';
-import { replayLive, windowView, type Live } from './engine-live.js';
+import { pacingLag, replayLive, windowView, type Live } from './engine-live.js';
 
 /**
  * The serving engine: continuous batching over a running Deployment. Requests are queued in a
@@ -50,11 +50,12 @@ export class Engine implements CompletionEngine {
   private drained: (() => void) | null = null;
   private pumpTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly wallT0 = performance.now();
-  private lastLagWarning = 0;
+  private readonly pacingLag: (seconds: number) => void;
   private readonly ledger: HostLedger;
   private readonly flights = new WindowFlights((planned, s) => this.onSamples(planned, s));
   /** The first failure since the last recovery; windows after it are void. */
   private failure: WindowFailure | null = null;
+  private readonly idlers: (() => void)[] = [];
   /** Set when recovery failed: the engine takes no more requests. */
   private broken: RackemuError | null = null;
 
@@ -73,6 +74,7 @@ export class Engine implements CompletionEngine {
     this.stepTicks = { prefill: plan.steps.prefill.lengthTicks, decode: plan.steps.decode.lengthTicks };
     const shape = { batch: plan.options.batch, prefillChunk: plan.options.prefillChunk };
     this.scheduler = new BatchScheduler(shape, opts.maxWaiting ?? 4 * shape.batch);
+    this.pacingLag = pacingLag(opts.observer);
     this.ledger = new HostLedger(plan, deployment.fabric, deployment.hostIds);
     for (const l of this.ledger.loads) opts.observer?.addHostLoad?.(l.hostId, l.bytes, l.seconds);
   }
@@ -257,6 +259,7 @@ export class Engine implements CompletionEngine {
         this.flights.settle();
         if (this.failure !== null && this.inFlight === 0) void this.recover();
         else this.pump();
+        this.checkIdle();
       });
     armed?.onStart?.();
   }
@@ -300,14 +303,9 @@ export class Engine implements CompletionEngine {
       this.broken =
         e instanceof RunError || e instanceof UsageError ? e : new RunError('RACKEMU_ERR_RECOVERY', String(e));
       logger().error({ code: this.broken.code }, `recovery failed, requests fail closed: ${this.broken.message}`);
-      for (const r of [...this.live.values()]) {
-        this.live.delete(r.request.id);
-        this.opts.observer?.requestFailed?.();
-        r.reject(this.broken);
-      }
       this.failure = null;
-      this.report();
-      this.settleDrain();
+      this.failRequests(this.live.keys(), this.broken);
+      this.checkIdle();
       return;
     }
     const { requests, tokens } = replayLive(this.live.values(), this.scheduler);
@@ -315,6 +313,7 @@ export class Engine implements CompletionEngine {
     this.failure = null;
     this.report();
     this.pump();
+    this.checkIdle();
   }
 
   private stepsRan(planned: PlannedWindow): void {
@@ -370,19 +369,8 @@ export class Engine implements CompletionEngine {
       setTimeout(deliver, early);
       return;
     }
-    this.lag(-early / 1000);
+    this.pacingLag(-early / 1000);
     deliver();
-  }
-
-  private lag(seconds: number): void {
-    this.opts.observer?.setPacingLag?.(Math.max(0, seconds));
-    if (seconds > 0.05 && performance.now() - this.lastLagWarning > 10_000) {
-      this.lastLagWarning = performance.now();
-      logger().warn(
-        { lag_s: seconds },
-        'pace realtime: the emulator is behind the hardware it emulates; tokens reach clients late',
-      );
-    }
   }
 
   private finish(r: Live, reason: 'length' | 'stop'): void {
@@ -417,7 +405,11 @@ export class Engine implements CompletionEngine {
     const ids = new Set(planned.outputs.flat().map((o) => o.requestId));
     for (const list of planned.admitted) for (const id of list) ids.add(id);
     logger().error({ code: err.code, requests: [...ids] }, `a window of steps failed: ${err.message}`);
-    for (const id of ids) {
+    this.failRequests(ids, err);
+  }
+
+  private failRequests(ids: Iterable<string>, err: RackemuError): void {
+    for (const id of [...ids]) {
       const r = this.live.get(id);
       if (r === undefined) continue;
       this.live.delete(id);
@@ -443,6 +435,19 @@ export class Engine implements CompletionEngine {
   private report(): void {
     this.opts.observer?.setRequests?.(this.scheduler.running, this.scheduler.waiting);
     this.opts.observer?.setKvCache?.(this.scheduler.kvTokens, this.plan.options.batch * this.context);
+  }
+
+  /** Resolves once no window runs and no recovery is under way (a campaign's last fault has shown its effect). */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idlers.push(resolve);
+      this.checkIdle();
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.inFlight > 0 || this.failure !== null) return;
+    for (const resolve of this.idlers.splice(0)) resolve();
   }
 
   private settleDrain(): void {

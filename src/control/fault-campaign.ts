@@ -36,7 +36,14 @@ export interface FaultRecord {
   readonly target: string;
   readonly where: string;
   injected: { step: number; tick: number; wallMs: number } | null;
-  detected: (Detection & { wallMs: number; attributed: boolean }) | null;
+  detected:
+    | (Detection & {
+        wallMs: number;
+        attributed: boolean;
+        /** The window of steps that failed or broke the schedule (a recovery's; none for an ECC correction). */
+        window?: { firstStep: number; baseTick: number; steps: number };
+      })
+    | null;
   recovered: {
     action: 'replan' | 'resync' | 'reload' | 'corrected';
     wallMs: number;
@@ -235,6 +242,7 @@ export class FaultCampaign implements FaultHooks {
         ...detection,
         wallMs: failure.wallMs - this.o.wallT0,
         attributed: this.matches(aw.fault, detection),
+        window: { firstStep: failure.firstStep, baseTick: failure.baseTick, steps: failure.steps },
       };
       this.o.observer?.faultDetected(aw.fault.spec.kind);
       this.last = aw;

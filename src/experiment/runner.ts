@@ -2,7 +2,7 @@ import { compile } from '../compiler/compile.js';
 import type { Plan } from '../compiler/plan.js';
 import { Deployment, type DeployOptions } from '../control/deployment.js';
 import { Engine } from '../control/engine.js';
-import { FaultCampaign, type CampaignFault } from '../control/fault-campaign.js';
+import { FaultCampaign, type CampaignFault, type FaultRecord } from '../control/fault-campaign.js';
 import { drawFaults } from '../faults/random.js';
 import { resolveTarget } from '../faults/targets.js';
 import { isRandomFaults, type FaultSpec } from '../faults/types.js';
@@ -67,6 +67,14 @@ export function prepareExperiment(spec: ExperimentSpec, natsServers: number): Pr
  * injected on a fresh timeline of the same deployment, and the report comparing the two.
  */
 export async function runExperiment(spec: ExperimentSpec, o: ExperimentRunOptions): Promise<ExperimentReport> {
+  return (await runExperimentWithRecords(spec, o)).report;
+}
+
+/** runExperiment, with what the campaign recorded of each fault and the Plan it started on (for traces). */
+export async function runExperimentWithRecords(
+  spec: ExperimentSpec,
+  o: ExperimentRunOptions,
+): Promise<{ report: ExperimentReport; records: readonly FaultRecord[]; plan: Plan }> {
   const say = o.progress ?? (() => undefined);
   const spawnCluster = o.transport === 'nats' && o.natsUrl === undefined;
   const natsServers = spawnCluster ? (o.natsServers ?? 3) : 0;
@@ -118,11 +126,13 @@ export async function runExperiment(spec: ExperimentSpec, o: ExperimentRunOption
     let faulted: RequestOutcome[];
     try {
       faulted = await serveWorkload(engine, spec.workload, (id) => tokens.set(id, (tokens.get(id) ?? 0) + 1));
+      // the last tokens may come before a fault's window has failed (timing fidelity does not wait on values)
+      await engine.idle();
     } finally {
       campaign.finish();
     }
     const faultedSeconds = (performance.now() - wallT0) / 1000;
-    return buildReport({
+    const report = buildReport({
       spec,
       plan,
       options: o,
@@ -131,6 +141,7 @@ export async function runExperiment(spec: ExperimentSpec, o: ExperimentRunOption
       records: campaign.records,
       wall: { baselineSeconds, faultedSeconds },
     });
+    return { report, records: campaign.records, plan };
   } finally {
     await (campaign?.current ?? deployment)?.stop();
     await cluster?.stop();
