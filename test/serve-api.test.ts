@@ -25,7 +25,10 @@ beforeAll(async () => {
   );
   expect(g.code, g.err).toBe(0);
   generated = (JSON.parse(g.out) as { tokens: number[] }).tokens;
-  server = await startServe([...tinyArgs(4), '--max-waiting', '2'], { RACKEMU_ADMIN_TOKEN: ADMIN });
+  // a short watchdog: the fault test's stalled chips give up in 4 s, not the default 30
+  server = await startServe([...tinyArgs(4), '--max-waiting', '2', '--watchdog-ms', '4000'], {
+    RACKEMU_ADMIN_TOKEN: ADMIN,
+  });
   await waitReady(server.url);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
