@@ -14,13 +14,12 @@ import type { FaultObserver } from './metrics-faults.js';
 /**
  * A fault campaign on a serving engine (FaultHooks): injects each fault when its trigger comes up, one
  * per window, sees it detected, and recovers. Recovery policy (docs/faults.md):
- *   - a chip or host that died or stopped answering is dead hardware: its node is retired and the
- *     rack's spare node takes its place (re-plan, reload of what changed);
- *   - anything else (a corrupt, late or lost frame, a skewed clock, a lost NATS server, an
- *     uncorrectable ECC word) is first taken as transient: the system resynchronises and replays;
- *     the same part failing again is persistent: a link is re-planned around (onto the spare node when
- *     its rack has one, else routed around), a chip's node is retired;
- *   - an uncorrectable ECC word also reloads the chip's weights from host RAM.
+ *   - dead hardware (a chip or host that died or stopped answering, a link whose status register shows
+ *     it down or erring): its node is retired and the rack's spare node takes its place (re-plan,
+ *     reload of what changed); a link is routed around once its rack has no spare left;
+ *   - anything else (a corrupt or late frame, a skewed clock, a lost NATS connection) is first taken as
+ *     transient: the system resynchronises and replays; the same part failing again is persistent;
+ *   - an uncorrectable ECC word reloads the chip's weights from host RAM.
  * With no spare left the re-plan fails and the engine fails its requests closed.
  */
 
