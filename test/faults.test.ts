@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../src/compiler/compile.js';
 import type { Plan } from '../src/compiler/plan.js';
+import type { ChipOutcome } from '../src/control/host-agent.js';
+import { rootCause } from '../src/control/root-cause.js';
 import { arm, framesOnLink } from '../src/faults/arm.js';
 import { detectError, detectViolations } from '../src/faults/detect.js';
 import { drawFaults } from '../src/faults/random.js';
@@ -132,6 +134,35 @@ describe('faults', () => {
     expect(d.part.candidates).toContain('r1.n5.c1-r1.n5.c4');
     const skew = detectViolations([{ ...v, kind: 'skew', src: 'r1.n7.c4', dst: 'r1.n7.c4' }], plan, fabric);
     expect(skew).toMatchObject({ mechanism: 'epoch-check', part: { kind: 'chip', id: 'r1.n7.c4' } });
+  });
+
+  it('faults - the root cause of a failed run is the gone worker, then the lost connection, by details not wording', () => {
+    const failed = (chipId: string, code: string, details: Record<string, unknown>): ChipOutcome => ({
+      chipId,
+      result: null,
+      transport: null,
+      error: { code, message: 'failed', details },
+    });
+    const publish = failed('r0.n0.c1', 'RACKEMU_ERR_TRANSPORT', { dst: 'r0.n0.c2' });
+    const lost = failed('r0.n0.c2', 'RACKEMU_ERR_TRANSPORT', { server: 'nats://127.0.0.1:4223' });
+    const stalled = failed('r0.n0.c3', 'RACKEMU_ERR_WATCHDOG', {});
+    const uncoded = failed('r0.n0.c4', 'RACKEMU_ERR_WORKER', {});
+    const gone = failed('r0.n1.c3', 'RACKEMU_ERR_WORKER', { worker: { state: 'exited', code: 70 } });
+    const byLost = rootCause([publish, stalled, lost], [publish, stalled, lost]);
+    expect(byLost.details).toMatchObject({ chip: 'r0.n0.c2', server: 'nats://127.0.0.1:4223' });
+    // the server is named as host:port, as the cluster's list names it
+    expect(detectError(byLost, plan, fabric)).toMatchObject({
+      mechanism: 'transport',
+      part: { kind: 'nats', id: '127.0.0.1:4223' },
+    });
+    const byGone = rootCause([publish, lost, uncoded, gone], [publish, lost, uncoded, gone]);
+    expect(byGone.details).toMatchObject({ chip: 'r0.n1.c3', failedChips: ['r0.n1.c3'] });
+    expect(detectError(byGone, plan, fabric)).toMatchObject({
+      mechanism: 'worker-exit',
+      part: { kind: 'chip', id: 'r0.n1.c3' },
+    });
+    // a chip failing with an uncoded error is its own cause, but its worker is not gone
+    expect(rootCause([uncoded, lost], [uncoded, lost]).details).toMatchObject({ chip: 'r0.n0.c4', failedChips: [] });
   });
 
   it('faults - SECDED: one flipped bit is corrected and counted, two halt the chip, none without ECC changes the weight', () => {

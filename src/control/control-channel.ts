@@ -17,7 +17,9 @@ import { RunError } from '../util/errors.js';
  *
  * Messages are Node's structured-clone serialisation (v8.serialize: typed arrays and nested objects
  * survive as they do over IPC), split into chunks below the server's max payload; chunks of one
- * message travel in order on one subject from one connection, which NATS keeps in order.
+ * message travel in order on one subject from one connection, which NATS keeps in order. NATS may
+ * lose messages when a server of a cluster dies: a message missing a chunk is dropped, and requests
+ * and replies carry the ids that let control-link.ts send them again.
  */
 
 export const joinSubject = (deployment: string) => `rackemu.${deployment}.ctl.join`;
@@ -27,6 +29,15 @@ export const coordSubject = (deployment: string, hostId: string) =>
   `rackemu.${deployment}.ctl.coord.${chipToken(hostId)}`;
 /** Where the coordinator answers a host agent that joined by ordinal with its host id. */
 export const ordinalSubject = (deployment: string, ordinal: number) => `rackemu.${deployment}.ctl.ordinal.${ordinal}`;
+
+/**
+ * What travels on a host's control subjects: a message and, for a request or its reply, the request's
+ * id (control-link.ts); 0 for what is never sent again (heartbeats, streamed samples, chip-ready).
+ */
+export interface ControlEnvelope<T> {
+  readonly rid: number;
+  readonly m: T;
+}
 
 /** A host agent's announcement: its host id, or its ordinal among the deployment's hosts (Kubernetes). */
 export type JoinMessage = { readonly hostId: string } | { readonly ordinal: number };
@@ -57,8 +68,14 @@ export function encodeControl(message: unknown, seq: number, maxPayload: number)
 export class ControlReassembler {
   private parts: Uint8Array[] = [];
   private seq = -1;
+  private skipping = false;
+  /** Messages dropped because a chunk of theirs was lost. */
+  dropped = 0;
 
-  /** The message this chunk completes, or undefined. Throws RunError on chunks out of order. */
+  /**
+   * The message this chunk completes, or undefined. A message one of whose chunks was lost is dropped
+   * (counted in `dropped`). Throws RunError on a chunk too short to carry its header.
+   */
   push(chunk: Uint8Array): unknown {
     if (chunk.length < HEAD) throw new RunError('RACKEMU_ERR_TRANSPORT', `control chunk of ${chunk.length} bytes`);
     const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -66,10 +83,19 @@ export class ControlReassembler {
     const index = view.getUint32(4, true);
     const count = view.getUint32(8, true);
     if (index === 0) {
+      if (this.parts.length > 0) this.dropped++; // the previous message never got its last chunk
       this.parts = [];
       this.seq = seq;
+      this.skipping = false;
+    } else if (this.skipping && seq === this.seq) {
+      return undefined;
     } else if (seq !== this.seq || index !== this.parts.length) {
-      throw new RunError('RACKEMU_ERR_TRANSPORT', `control message ${seq}: chunk ${index} of ${count} out of order`);
+      // a chunk of this message (or its start) was lost: skip the rest of it
+      this.dropped++;
+      this.parts = [];
+      this.seq = seq;
+      this.skipping = true;
+      return undefined;
     }
     this.parts.push(chunk.subarray(HEAD));
     if (this.parts.length < count) return undefined;

@@ -315,11 +315,6 @@ export class FaultCampaign implements FaultHooks {
       this.deployment = await this.o.start(r.plan, r.fabric);
       this.plan = r.plan;
       this.fabric = r.fabric;
-    } else if (detection.mechanism === 'transport' && this.deployment.options.isolation !== 'thread') {
-      // the control plane rides NATS too: a message lost in the failover would leave a host out of step,
-      // so the emulator restarts its host agents (the hardware would only resynchronise: no reload is charged)
-      await this.deployment.stop();
-      this.deployment = await this.o.start(this.plan, this.fabric);
     } else if (detection.mechanism === 'ecc') {
       action = 'reload';
       const chip = this.fabric.chipIndex(detection.part.id);

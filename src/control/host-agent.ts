@@ -60,11 +60,17 @@ export function fromWireError(e: WireError): RunError {
   return new RunError(code, e.message, { details: e.details });
 }
 
+/** `details.worker` of a RACKEMU_ERR_WORKER whose chip worker is gone: it crashed, or exited with `code`. */
+export type WorkerGone = { readonly state: 'crashed' } | { readonly state: 'exited'; readonly code: number };
+
 /** What a host agent tells its owner outside replies (host-main.ts counts it in the host's metrics). */
 export interface HostAgentEvents {
   /** A chip's worker crashed or exited while the agent still owned it (not at stop()). */
   readonly chipDown?: (chipId: string, why: string) => void;
 }
+
+/** How often a host agent looks for hung chips (ms). */
+const HANG_CHECK_MS = 500;
 
 /**
  * A chip in a run that has sent nothing (samples, replies, beats every second) for this long is hung: 1.5
@@ -79,6 +85,7 @@ export class HostAgent {
   private readonly workers = new Map<string, Worker>();
   private readonly mailboxes = new Map<string, ChipMailbox>();
   private hangTimer: ReturnType<typeof setInterval> | null = null;
+  private hangCheckedAt = 0;
   private silenceMs = chipSilenceMs(30_000);
 
   constructor(
@@ -114,13 +121,19 @@ export class HostAgent {
         const mailbox = new ChipMailbox((m) => fromWireError(m.error));
         this.mailboxes.set(c.init.chipId, mailbox);
         w.on('message', (m: ChipToHost) => mailbox.deliver(m));
-        const died = (why: string) => {
+        // details.worker marks a worker that is gone (root-cause.ts ranks it first), apart from a chip
+        // that failed with an uncoded error
+        const died = (why: string, worker: WorkerGone) => {
           this.events.chipDown?.(c.init.chipId, why);
-          mailbox.failAll(new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`));
+          mailbox.failAll(
+            new RunError('RACKEMU_ERR_WORKER', `chip ${c.init.chipId} on host ${this.hostId}: ${why}`, {
+              details: { chip: c.init.chipId, worker },
+            }),
+          );
         };
-        w.on('error', (err) => died(`worker crashed: ${err.message}`));
+        w.on('error', (err) => died(`worker crashed: ${err.message}`, { state: 'crashed' }));
         w.on('exit', (code) => {
-          if (this.workers.has(c.init.chipId)) died(`worker exited with code ${code}`);
+          if (this.workers.has(c.init.chipId)) died(`worker exited with code ${code}`, { state: 'exited', code });
         });
         const ready = this.expect(c.init.chipId, 'ready');
         const msg: HostToChip = { type: 'init', init: c.init, weights: c.weights, transport: c.transport };
@@ -139,7 +152,10 @@ export class HostAgent {
    * samples of this run.
    */
   async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {
-    this.hangTimer ??= setInterval(() => this.findHung(), 500);
+    if (this.hangTimer === null) {
+      this.hangCheckedAt = Date.now();
+      this.hangTimer = setInterval(() => this.findHung(), HANG_CHECK_MS);
+    }
     return Promise.all(
       [...this.workers.entries()].map(async ([chipId, w]): Promise<ChipOutcome> => {
         const p = this.expect(chipId, 'done', onSamples);
@@ -163,10 +179,15 @@ export class HostAgent {
   /** A running chip that has been silent for silenceMs is hung: its run fails and its worker is ended. */
   private findHung(): void {
     let running = false;
+    // a check that comes late means this process was stalled (silence.ts): that time is not the chips' silence
+    const now = Date.now();
+    const late = now - this.hangCheckedAt - HANG_CHECK_MS;
+    this.hangCheckedAt = now;
     for (const [chipId, box] of this.mailboxes) {
       if (!box.running) continue;
       running = true;
-      const silent = Date.now() - box.lastHeard;
+      if (late > HANG_CHECK_MS) box.lastHeard += late;
+      const silent = now - box.lastHeard;
       if (silent < this.silenceMs) continue;
       const w = this.workers.get(chipId);
       this.workers.delete(chipId);

@@ -5,6 +5,8 @@
  * Credentials come in the environment variable RACKEMU_HOST_NATS_AUTH (JSON), never on the command line.
  */
 import type { NatsAuth } from '../transport/index.js';
+import { isRackemuError, type RackemuError } from '../util/errors.js';
+import { logger } from '../util/log.js';
 import { runHostAgent } from './host-runner.js';
 
 const arg = (name: string): string => {
@@ -17,10 +19,16 @@ delete process.env.RACKEMU_HOST_NATS_AUTH;
 const auth = authJson ? (JSON.parse(authJson) as NatsAuth) : undefined;
 // the coordinator went away: so does its child
 process.on('disconnect', () => process.exit(0));
-await runHostAgent({
-  servers: arg('--nats'),
-  auth,
-  deployment: arg('--deployment'),
-  host: { hostId: arg('--host-id') },
-});
-process.exit(0);
+try {
+  await runHostAgent({
+    servers: arg('--nats'),
+    auth,
+    deployment: arg('--deployment'),
+    host: { hostId: arg('--host-id') },
+  });
+  process.exit(0);
+} catch (e) {
+  // the coordinator sees the exit (NatsHost); the log says why
+  logger().error({ err: e, code: (e as RackemuError).code }, `host agent left: ${(e as Error).message}`);
+  process.exit(isRackemuError(e) ? e.exitCode : 1);
+}

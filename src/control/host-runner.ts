@@ -1,16 +1,8 @@
 import { openNatsBus, type NatsAuth, type NatsBus } from '../transport/index.js';
 import { RunError } from '../util/errors.js';
 import { logger } from '../util/log.js';
-import {
-  ControlReassembler,
-  coordSubject,
-  encodeControl,
-  hostSubject,
-  joinSubject,
-  ordinalSubject,
-  type JoinMessage,
-} from './control-channel.js';
-import type { CoordinatorToHost, HostToCoordinator } from './host.js';
+import { ControlReassembler, encodeControl, joinSubject, ordinalSubject, type JoinMessage } from './control-channel.js';
+import { HostControl } from './host-control.js';
 import { HostService } from './host-service.js';
 
 export interface HostRunOptions {
@@ -42,54 +34,30 @@ export async function runHostAgent(o: HostRunOptions): Promise<void> {
   try {
     const hostId = 'hostId' in o.host ? o.host.hostId : await resolveOrdinal(bus, o.deployment, o.host.ordinal, o);
     const log = logger().child({ host: hostId, deployment: o.deployment });
-    let seq = 0;
-    const send = (m: HostToCoordinator) => {
-      for (const c of encodeControl(m, seq++, bus.maxPayload)) bus.publish(coordSubject(o.deployment, hostId), c);
-    };
-    const service = new HostService(send, o.servers, o.metrics);
-    const reassembler = new ControlReassembler();
-    let contacted = false;
-    let lastHeard = Date.now();
-    let silent: (e: Error) => void = () => undefined;
-    let queue = Promise.resolve(false);
-    const stopped = new Promise<void>((resolve, reject) => {
-      silent = reject;
-      bus.subscribe(hostSubject(o.deployment, hostId), (data) => {
-        let msg: CoordinatorToHost | undefined;
-        try {
-          msg = reassembler.push(data) as CoordinatorToHost | undefined;
-        } catch (e) {
-          reject(e as Error);
-          return;
-        }
-        if (msg === undefined) return;
-        contacted = true;
-        lastHeard = Date.now();
-        if (msg.type === 'heartbeat') return;
-        // runs queue on the chips in order; other messages are answered as they come
-        if (msg.type === 'run' || msg.type === 'stop' || msg.type === 'load') {
-          const m = msg;
-          queue = queue.then(() => service.handle(m));
-          void queue.then((stop) => stop && resolve());
-        } else void service.handle(msg);
-      });
-    });
+    const control = new HostControl(
+      bus,
+      o.deployment,
+      hostId,
+      log,
+      BEAT_MS,
+      (send) => new HostService(send, o.servers, o.metrics),
+    );
     await bus.flush();
     log.info({}, 'host agent joining');
     const join: JoinMessage = { hostId };
     const started = Date.now();
     const beat = setInterval(() => {
-      if (!contacted) {
+      if (!control.contacted) {
         bus.publish(joinSubject(o.deployment), encodeControl(join, 0, bus.maxPayload)[0]);
         if (o.joinTimeoutMs !== undefined && Date.now() - started > o.joinTimeoutMs) {
           clearInterval(beat);
           void bus.close();
         }
       } else {
-        send({ type: 'heartbeat' });
+        control.beat();
         // a coordinator that died without stopping its hosts: leave, so a supervisor restarts this agent to rejoin
-        if (Date.now() - lastHeard > COORDINATOR_SILENCE_MS) {
-          silent(
+        if (control.silence.check() > COORDINATOR_SILENCE_MS) {
+          control.leave(
             new RunError(
               'RACKEMU_ERR_HOSTS_MISSING',
               `the coordinator of deployment ${o.deployment} fell silent: nothing heard for ${Math.round(COORDINATOR_SILENCE_MS / 1000)} s`,
@@ -100,10 +68,10 @@ export async function runHostAgent(o: HostRunOptions): Promise<void> {
     }, BEAT_MS);
     bus.publish(joinSubject(o.deployment), encodeControl(join, 0, bus.maxPayload)[0]);
     try {
-      await stopped;
+      await control.stopped;
     } finally {
       clearInterval(beat);
-      await service.shutdown();
+      await control.service.shutdown();
     }
     await bus.flush();
     log.info({}, 'host agent stopped');

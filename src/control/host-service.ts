@@ -5,6 +5,11 @@ import { HostAgent } from './host-agent.js';
 import { HostMetrics, listenMetrics } from './host-metrics.js';
 import { weightsFor, type CoordinatorToHost, type HostToCoordinator } from './host.js';
 
+/** A request to a host agent (every coordinator message but its heartbeat). */
+export type Request = Exclude<CoordinatorToHost, { type: 'heartbeat' }>;
+/** A reply to a request. */
+export type Reply = Extract<HostToCoordinator, { type: 'loaded' | 'ran' | 'logits' | 'stopped' | 'error' }>;
+
 /**
  * A host agent's side of the control protocol, whatever carries it (host-runner.ts: NATS): it loads
  * its chips' Programs and the weight slices it reads itself from the model source, runs windows, reads
@@ -29,36 +34,32 @@ export class HostService {
     this.agent = null;
   }
 
-  /** Handles one message; failures go back to the coordinator as `error` replies. Resolves `true` after stop. */
-  async handle(msg: CoordinatorToHost): Promise<boolean> {
+  /**
+   * Handles one request and resolves with its reply (failures as an `error` reply); streamed samples and
+   * chip-ready notes go out through `send` meanwhile.
+   */
+  async handle(msg: Request): Promise<Reply> {
     try {
       switch (msg.type) {
         case 'load':
-          await this.load(msg);
-          return false;
+          return await this.load(msg);
         case 'run': {
           const outcomes = await this.agent!.run(msg.spec, (samples) => this.send({ type: 'samples', samples }));
           this.metrics?.runEnded(outcomes);
-          this.send({ type: 'ran', outcomes });
-          return false;
+          return { type: 'ran', outcomes };
         }
         case 'readback':
-          this.send({ type: 'logits', logits: await this.agent!.readback(msg.chipIds) });
-          return false;
+          return { type: 'logits', logits: await this.agent!.readback(msg.chipIds) };
         case 'stop':
           await this.agent?.stop();
-          this.send({ type: 'stopped' });
-          return true;
-        case 'heartbeat':
-          return false;
+          return { type: 'stopped' };
       }
     } catch (e) {
-      this.send({ type: 'error', error: toWireError(e) });
-      return false;
+      return { type: 'error', error: toWireError(e) };
     }
   }
 
-  private async load(msg: Extract<CoordinatorToHost, { type: 'load' }>): Promise<void> {
+  private async load(msg: Extract<CoordinatorToHost, { type: 'load' }>): Promise<Reply> {
     const log = childLogger({ host: msg.hostId });
     const chipIds = msg.chips.map((c) => c.init.chipId);
     const at = this.metricsAt ?? (msg.metrics === null ? null : { host: msg.metrics.host, port: 0 });
@@ -89,6 +90,6 @@ export class HostService {
     );
     const metricsUrl = listening === null ? null : (await listening).url;
     if (metricsUrl !== null) log.info({ url: metricsUrl, chips: chipIds.length }, 'host metrics listening');
-    this.send({ type: 'loaded', metricsUrl });
+    return { type: 'loaded', metricsUrl };
   }
 }

@@ -85,8 +85,11 @@ export type CoordinatorToHost =
   | { type: 'run'; spec: RunSpec }
   | { type: 'readback'; chipIds: string[] }
   | { type: 'stop' }
-  /** Every second once the host joined: a host agent that hears nothing for long knows its coordinator is gone. */
-  | { type: 'heartbeat' };
+  /**
+   * Every second once the host joined: a host agent that hears nothing for long knows its coordinator is
+   * gone. `acked`: the coordinator has the replies of every request up to this id (control-link.ts).
+   */
+  | { type: 'heartbeat'; acked: number };
 
 export type HostToCoordinator =
   | { type: 'chip-ready'; chipId: string }
@@ -97,5 +100,8 @@ export type HostToCoordinator =
   | { type: 'logits'; logits: { chipId: string; start: number; logits: Float32Array | null }[] }
   | { type: 'stopped' }
   | { type: 'error'; error: WireError }
-  /** Every second while the host agent serves: silence means it is gone (NatsHost). */
-  | { type: 'heartbeat' };
+  /**
+   * Every second while the host agent serves: silence means it is gone (NatsHost). `seen`, `kept`: the
+   * last request id it took and the replies it keeps (control-link.ts HostBeat).
+   */
+  | { type: 'heartbeat'; seen: number; kept: number[] };

@@ -4,13 +4,23 @@ import type { RunSpec, StepSamples } from '../runtime/index.js';
 import type { NatsAuth, NatsBus } from '../transport/index.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError, UsageError } from '../util/errors.js';
-import { ControlReassembler, coordSubject, encodeControl, hostSubject } from './control-channel.js';
+import { logger } from '../util/log.js';
+import {
+  ControlReassembler,
+  coordSubject,
+  encodeControl,
+  hostSubject,
+  type ControlEnvelope,
+} from './control-channel.js';
+import { RequestLog } from './control-link.js';
+import { SilenceClock } from './silence.js';
 import { CHIP_ENV, fromWireError, type ChipOutcome } from './host-agent.js';
 import type { CoordinatorToHost, Host, HostChipSpec, HostToCoordinator } from './host.js';
 import { missingChipV8Flags } from './v8-flags.js';
 
-/** A request to a host agent awaiting its reply (replies come in request order). */
+/** A request to a host agent awaiting its reply (control-link.ts: matched by request id). */
 interface Pending {
+  readonly rid: number;
   readonly type: HostToCoordinator['type'];
   readonly resolve: (m: HostToCoordinator) => void;
   readonly reject: (e: RunError) => void;
@@ -42,11 +52,12 @@ export interface NatsHostOptions {
  */
 export class NatsHost implements Host {
   private readonly pending: Pending[] = [];
+  private readonly requests = new RequestLog<CoordinatorToHost>();
   private readonly reassembler = new ControlReassembler();
   private onReady: (chipId: string) => void = () => undefined;
   private child: ChildProcess | null = null;
   private seq = 0;
-  private lastHeard = Date.now();
+  private readonly silence = new SilenceClock(1000);
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private beat: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -65,17 +76,21 @@ export class NatsHost implements Host {
 
   /** The host agent announced itself (HostRoster saw its join). */
   markJoined(): void {
-    this.lastHeard = Date.now();
+    this.silence.heard();
     this.joinedResolve();
     if (this.beat !== null) return;
     // the host agent watches for its coordinator's silence as the coordinator watches for the host's
-    this.beat = setInterval(() => this.post({ type: 'heartbeat' }), 1000);
+    this.beat = setInterval(() => this.post(0, { type: 'heartbeat', acked: this.requests.acked }), 1000);
     this.beat.unref();
   }
 
-  private post(msg: CoordinatorToHost): void {
+  /** Sends `m` as request `rid` (0: a heartbeat, which is never sent again). */
+  private post(rid: number, m: CoordinatorToHost): void {
     const subject = hostSubject(this.o.deployment, this.hostId);
-    for (const c of encodeControl(msg, this.seq++, this.o.bus.maxPayload)) this.o.bus.publish(subject, c);
+    // debug: which request each host agent was sent (a control plane that stalls shows where)
+    if (rid !== 0) logger().debug({ host: this.hostId, type: m.type, rid }, 'control request sent');
+    const envelope: ControlEnvelope<CoordinatorToHost> = { rid, m };
+    for (const c of encodeControl(envelope, this.seq++, this.o.bus.maxPayload)) this.o.bus.publish(subject, c);
   }
 
   /** --isolation process: start the host agent as a child process that joins like any other. */
@@ -94,33 +109,42 @@ export class NatsHost implements Host {
   }
 
   private onData(data: Uint8Array): void {
-    let m: HostToCoordinator | undefined;
+    let envelope: ControlEnvelope<HostToCoordinator> | undefined;
     try {
-      m = this.reassembler.push(data) as HostToCoordinator | undefined;
+      envelope = this.reassembler.push(data) as ControlEnvelope<HostToCoordinator> | undefined;
     } catch (e) {
       this.fail((e as Error).message);
       return;
     }
-    if (m === undefined) return;
-    this.lastHeard = Date.now();
-    if (m.type === 'heartbeat') return;
+    if (envelope === undefined) return;
+    const { rid, m } = envelope;
+    this.silence.heard();
+    if (m.type === 'heartbeat') {
+      // what the beat shows lost on the way (a request the host never took, a reply that never came)
+      for (const r of this.requests.due(m, Date.now())) {
+        logger().warn({ host: this.hostId, type: r.msg.type, rid: r.rid }, 'control request sent again');
+        this.post(r.rid, r.msg);
+      }
+      return;
+    }
     if (m.type === 'chip-ready') return this.onReady(m.chipId);
     // the sampler may stream a later window's samples before every chip of this host finished the
     // earlier one: samples go to the run whose window holds their step
     if (m.type === 'samples') return this.runOf(m.samples.firstStep)?.onSamples?.(m.samples);
-    const head = this.pending[0];
-    if (!head) return;
-    if (m.type === 'error') {
-      this.pending.shift();
-      head.reject(fromWireError(m.error));
-    } else if (m.type === head.type) {
-      this.pending.shift();
-      head.resolve(m);
-    }
+    logger().debug({ host: this.hostId, type: m.type, rid }, 'control reply');
+    // a reply sent again that had arrived after all, or one to a request that already failed: dropped
+    if (!this.requests.settle(rid)) return;
+    const i = this.pending.findIndex((p) => p.rid === rid);
+    if (i < 0) return;
+    const [p] = this.pending.splice(i, 1);
+    if (m.type === 'error') p.reject(fromWireError(m.error));
+    else if (m.type === p.type) p.resolve(m);
+    else p.reject(new RunError('RACKEMU_ERR_TRANSPORT', `host agent ${this.hostId} answered ${p.type} with ${m.type}`));
   }
 
   private fail(why: string): void {
     const e = new RunError('RACKEMU_ERR_WORKER', why, { details: { host: this.hostId } });
+    this.requests.clear();
     for (const p of this.pending.splice(0)) p.reject(e);
   }
 
@@ -131,9 +155,10 @@ export class NatsHost implements Host {
   ): Promise<Extract<HostToCoordinator, { type: T }>> {
     return new Promise((resolve, reject) => {
       const r = resolve as (m: HostToCoordinator) => void;
-      if (this.pending.length === 0) this.lastHeard = Date.now();
-      this.pending.push({ type: reply, resolve: r, reject, onSamples: run?.onSamples, steps: run?.steps });
-      this.post(msg);
+      if (this.pending.length === 0) this.silence.heard();
+      const rid = this.requests.send(msg, Date.now());
+      this.pending.push({ rid, type: reply, resolve: r, reject, onSamples: run?.onSamples, steps: run?.steps });
+      this.post(rid, msg);
     });
   }
 
@@ -141,7 +166,7 @@ export class NatsHost implements Host {
     this.onReady = onReady;
     await this.joined;
     this.watchdog = setInterval(() => {
-      const silent = Date.now() - this.lastHeard;
+      const silent = this.silence.check();
       if (this.pending.length > 0 && silent > HOST_SILENCE_MS) {
         this.fail(`host agent ${this.hostId} stopped answering: nothing heard for ${Math.round(silent / 1000)} s`);
       }

@@ -48,7 +48,8 @@ function rank(o: ChipOutcome): number {
     case 'RACKEMU_ERR_SCHEDULE_VIOLATION':
       return 1;
     case 'RACKEMU_ERR_TRANSPORT':
-      return e.message.includes('disconnected from') ? 2 : 3;
+      // a lost connection names its server (transport/nats.ts); a failed publish is its consequence
+      return e.details.server !== undefined ? 2 : 3;
     default:
       return 4;
   }
@@ -56,5 +57,5 @@ function rank(o: ChipOutcome): number {
 
 /** A chip whose worker thread exited or crashed (host-agent.ts), not one that failed with an uncoded error. */
 function workerGone(o: ChipOutcome): boolean {
-  return o.error?.code === 'RACKEMU_ERR_WORKER' && /worker (exited|crashed)/.test(o.error.message);
+  return o.error?.code === 'RACKEMU_ERR_WORKER' && o.error.details.worker !== undefined;
 }

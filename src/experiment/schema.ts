@@ -6,6 +6,8 @@
 import { WEIGHT_DTYPES } from '../model/config.js';
 import { FAULT_KINDS, type FaultKind, type FaultParams } from './types.js';
 
+export { FAULT_DEFAULTS } from '../faults/types.js';
+
 type JsonSchema = Record<string, unknown>;
 
 const int = (description: string, minimum = 1): JsonSchema => ({ type: 'integer', minimum, description });
@@ -111,20 +113,6 @@ export const FAULT_PARAMS: Readonly<Record<FaultKind, readonly (keyof FaultParam
   'host-crash': [],
   'nats-server-kill': [],
   'clock-skew': ['ticks'],
-};
-
-/** Values of absent params, filled in by the parser (sram-bitflip's tensor stays absent: it is drawn). */
-export const FAULT_DEFAULTS: Readonly<Record<FaultKind, Readonly<FaultParams>>> = {
-  'chip-crash': {},
-  'chip-hang': {},
-  'link-down': {},
-  'link-degraded': { ticks: 2000, loss: 0.05 },
-  'frame-corrupt': { count: 1 },
-  'frame-delay': { ticks: 20000 },
-  'sram-bitflip': { bits: 1, ecc: true, seed: 1 },
-  'host-crash': {},
-  'nats-server-kill': {},
-  'clock-skew': { ticks: 5000 },
 };
 
 const N = '(?:0|[1-9][0-9]*)';

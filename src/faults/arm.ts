@@ -2,18 +2,10 @@ import type { Plan, Transfer } from '../compiler/plan.js';
 import type { ChipFault, FrameFault } from '../runtime/index.js';
 import type { Fabric } from '../topology/fabric.js';
 import { linkIds, type Target } from './targets.js';
-import type { FaultSpec } from './types.js';
+import { FAULT_DEFAULTS as D, type FaultSpec } from './types.js';
 
 /** Last step of a fault that lasts until its part is retired. */
 export const FOREVER = Number.MAX_SAFE_INTEGER;
-
-export const DEFAULTS = {
-  frameDelayTicks: 20_000,
-  skewTicks: 5_000,
-  degradedTicks: 2_000,
-  degradedLoss: 0.05,
-  corruptFrames: 1,
-} as const;
 
 /** What a fault does to the chips from step `step` on, in the Plan now running. */
 export interface Armed {
@@ -48,7 +40,7 @@ export function arm(spec: FaultSpec, target: Target, step: number, plan: Plan, f
       break;
     case 'clock-skew':
       if (target.kind === 'chip')
-        chipFaults.push({ kind: 'skew', chip: target.id, step, ticks: spec.ticks ?? DEFAULTS.skewTicks });
+        chipFaults.push({ kind: 'skew', chip: target.id, step, ticks: spec.ticks ?? D['clock-skew'].ticks });
       break;
     case 'sram-bitflip':
       if (target.kind === 'chip') {
@@ -57,9 +49,9 @@ export function arm(spec: FaultSpec, target: Target, step: number, plan: Plan, f
           chip: target.id,
           step,
           tensor: spec.tensor,
-          bits: spec.bits ?? 1,
-          ecc: spec.ecc ?? true,
-          seed: spec.seed ?? 1,
+          bits: spec.bits ?? D['sram-bitflip'].bits,
+          ecc: spec.ecc ?? D['sram-bitflip'].ecc,
+          seed: spec.seed ?? D['sram-bitflip'].seed,
         });
       }
       break;
@@ -69,16 +61,22 @@ export function arm(spec: FaultSpec, target: Target, step: number, plan: Plan, f
     case 'link-degraded':
       for (const p of pairs()) {
         // a lost frame first (drop), else a slow one (delay): the first matching fault applies
-        frameFaults.push({ kind: 'drop', ...p, step, lastStep: FOREVER, rate: spec.loss ?? DEFAULTS.degradedLoss });
-        frameFaults.push({ kind: 'delay', ...p, step, lastStep: FOREVER, ticks: spec.ticks ?? DEFAULTS.degradedTicks });
+        frameFaults.push({ kind: 'drop', ...p, step, lastStep: FOREVER, rate: spec.loss ?? D['link-degraded'].loss });
+        frameFaults.push({
+          kind: 'delay',
+          ...p,
+          step,
+          lastStep: FOREVER,
+          ticks: spec.ticks ?? D['link-degraded'].ticks,
+        });
       }
       break;
     case 'frame-delay':
       for (const p of pairs())
-        frameFaults.push({ kind: 'delay', ...p, step, ticks: spec.ticks ?? DEFAULTS.frameDelayTicks });
+        frameFaults.push({ kind: 'delay', ...p, step, ticks: spec.ticks ?? D['frame-delay'].ticks });
       break;
     case 'frame-corrupt': {
-      const count = spec.count ?? DEFAULTS.corruptFrames;
+      const count = spec.count ?? D['frame-corrupt'].count;
       const lastStep = step + count - 1;
       if (target.kind === 'link') for (const p of pairs()) frameFaults.push({ kind: 'corrupt', ...p, step, lastStep });
       else if (target.kind === 'chip') frameFaults.push({ kind: 'corrupt', src: target.id, step, lastStep });

@@ -75,6 +75,7 @@ export function detectError(e: RunError, plan: Plan, fabric: Fabric): Detection 
   const d = e.details as {
     chip?: string;
     host?: string;
+    server?: unknown;
     failedChips?: string[];
     violations?: Violation[];
     violation?: Violation;
@@ -99,7 +100,8 @@ export function detectError(e: RunError, plan: Plan, fabric: Fabric): Detection 
     case 'RACKEMU_ERR_ECC_UNCORRECTABLE':
       return { mechanism: 'ecc', part: { kind: 'chip', id: d.chip ?? '?' }, tick, message };
     case 'RACKEMU_ERR_TRANSPORT': {
-      const server = /disconnected from (?:nats:\/\/)?([^\s,)]+)/.exec(message)?.[1] ?? 'nats';
+      // transport/nats.ts names the server a connection lost as host:port (some clients add the scheme)
+      const server = typeof d.server === 'string' ? d.server.replace(/^nats:\/\//, '') : 'nats';
       return { mechanism: 'transport', part: { kind: 'nats', id: server }, tick, message };
     }
     default: {

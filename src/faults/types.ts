@@ -44,6 +44,23 @@ export interface FaultParams {
   readonly seed?: number;
 }
 
+/**
+ * Values of absent params: the experiment parser fills them in and arm() falls back on them, so a fault
+ * posted without them behaves the same (sram-bitflip's tensor stays absent: it is drawn).
+ */
+export const FAULT_DEFAULTS = {
+  'chip-crash': {},
+  'chip-hang': {},
+  'link-down': {},
+  'link-degraded': { ticks: 2000, loss: 0.05 },
+  'frame-corrupt': { count: 1 },
+  'frame-delay': { ticks: 20000 },
+  'sram-bitflip': { bits: 1, ecc: true, seed: 1 },
+  'host-crash': {},
+  'nats-server-kill': {},
+  'clock-skew': { ticks: 5000 },
+} as const satisfies Readonly<Record<FaultKind, Readonly<FaultParams>>>;
+
 export interface FaultSpec extends FaultParams {
   readonly kind: FaultKind;
   readonly target: string;

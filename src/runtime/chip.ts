@@ -78,9 +78,13 @@ export class ChipRuntime {
     this.sender = new ChipSender(this.init, endpoint);
     endpoint.onFrame(this.receiver.onFrame);
     endpoint.onBundle(this.receiver.onBundle);
+    // the transport's details (the server a connection lost, the peer a publish failed for) name the part
     endpoint.onError((err) =>
       this.abort(
-        new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: transport failed: ${err.message}`, { cause: err }),
+        new RunError('RACKEMU_ERR_TRANSPORT', `${this.init.chipId}: transport failed: ${err.message}`, {
+          cause: err,
+          details: { ...err.details },
+        }),
       ),
     );
   }
