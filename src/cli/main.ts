@@ -6,6 +6,7 @@ import { experimentCommand } from './experiment.js';
 import { generateCommand } from './generate.js';
 import { hostCommand } from './host.js';
 import { serveCommand } from './serve.js';
+import { sweepCommand } from './sweep.js';
 
 /**
  * `rackemu <command>`: returns the exit status instead of exiting, so tests can call it in-process.
@@ -28,6 +29,7 @@ export async function main(
   serveCommand(program, io.out);
   hostCommand(program);
   experimentCommand(program, io.out);
+  sweepCommand(program, io.out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -1,6 +1,6 @@
 import { bytesPerParam, type ModelConfig, type WeightDtype } from '../model/config.js';
 import type { Topology } from '../topology/types.js';
-import type { Kernel } from './plan.js';
+import type { Kernel, KernelKind } from './plan.js';
 
 /**
  * The hardware model: how many ticks an operation takes on one chip. An op costs the largest of
@@ -39,7 +39,8 @@ export class HardwareModel {
     this.ticksPerNs = chip.clock_mhz / 1000;
     this.memoryKind = chip.hbm_gib > 0 ? 'hbm' : 'sram';
     const tbps = this.memoryKind === 'hbm' ? chip.hbm_bandwidth_tbps : chip.sram_bandwidth_tbps;
-    this.memoryBytesPerTick = (tbps * 1e12) / hz;
+    // what decode kernels reach, not the datasheet (docs/fidelity.md, "GPU model")
+    this.memoryBytesPerTick = (tbps * 1e12 * chip.memory_efficiency) / hz;
     this.weightBytesPerTick =
       chip.weight_load_bytes_per_tick > 0
         ? Math.min(chip.weight_load_bytes_per_tick, this.memoryBytesPerTick)
@@ -58,13 +59,15 @@ export class HardwareModel {
     return ticks / this.ticksPerNs / 1e6;
   }
 
-  private cost(weightBytes: number, flops: number, otherBytes: number): OpCost {
+  /** An op's ticks: the largest of its weight, flop and memory times, plus one boundary per kernel it launches. */
+  private cost(kind: KernelKind, weightBytes: number, flops: number, otherBytes: number): OpCost {
     const t = Math.max(
       weightBytes / this.weightBytesPerTick,
       flops / this.flopsPerTick,
       otherBytes / this.memoryBytesPerTick,
     );
-    return { ticks: Math.max(1, Math.ceil(t)) + this.overheadTicks, weightBytes, flops };
+    const boundaries = this.overheadTicks * this.topology.chip.kernels_per_op[kind];
+    return { ticks: Math.max(1, Math.ceil(t)) + boundaries, weightBytes, flops };
   }
 
   /**
@@ -79,9 +82,9 @@ export class HardwareModel {
     const h = m.hidden;
     switch (k.kind) {
       case 'embed':
-        return this.cost(0, 0, rows * h * (wb + ACT_BYTES));
+        return this.cost(k.kind, 0, 0, rows * h * (wb + ACT_BYTES));
       case 'sum':
-        return this.cost(0, rows * h * inputs, rows * h * ACT_BYTES * (inputs + 1));
+        return this.cost(k.kind, 0, rows * h * inputs, rows * h * ACT_BYTES * (inputs + 1));
       case 'attention': {
         const heads = k.headEnd - k.headStart;
         const kv = k.kvHeadEnd - k.kvHeadStart;
@@ -89,7 +92,7 @@ export class HardwareModel {
         const perSeq = rows / batch;
         const coreFlops = 4 * heads * m.headDim * perSeq * context * batch;
         const kvBytes = 2 * kv * m.headDim * context * batch * KV_BYTES;
-        return this.cost(params * wb, 2 * rows * params + coreFlops, kvBytes);
+        return this.cost(k.kind, params * wb, 2 * rows * params + coreFlops, kvBytes);
       }
       case 'ffn': {
         const perExpert = new Map<number, number>();
@@ -103,14 +106,14 @@ export class HardwareModel {
         const expertFlops = 2 * pairs * 3 * h * (widths[0] ?? 0);
         const router = m.experts > 1 ? 2 * rows * h * m.experts : 0;
         const routerBytes = m.experts > 1 ? m.experts * h * wb : 0;
-        return this.cost(weightParams * wb + routerBytes, expertFlops + router, 0);
+        return this.cost(k.kind, weightParams * wb + routerBytes, expertFlops + router, 0);
       }
       case 'lm_head': {
         const params = (k.vocabEnd - k.vocabStart) * h;
-        return this.cost(params * wb, 2 * batch * params, 0);
+        return this.cost(k.kind, params * wb, 2 * batch * params, 0);
       }
       case 'sample':
-        return this.cost(0, 0, inputs * batch * 8);
+        return this.cost(k.kind, 0, 0, inputs * batch * 8);
     }
   }
 }

@@ -156,7 +156,8 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
     used.length * t.chip.power_w + (chipsInNodes - used.length) * t.chip.idle_power_w + nodes * t.host.power_w;
   const capexPerHour = (nodes * t.prices.node_usd) / (t.prices.amortisation_years * 365 * 24);
   const energyPerHour = (power / 1000) * t.prices.electricity_usd_per_kwh;
-  const tokensPerHour = predicted.tokens_per_s_total * 3600;
+  // tokens actually served: the predicted rate for the share of hours the system is busy
+  const tokensPerHour = predicted.tokens_per_s_total * 3600 * t.prices.utilisation;
   const decode = plan.steps.decode;
   const bytes = decode.transfers.reduce((s, tr) => s + tr.bytes, 0);
   return {

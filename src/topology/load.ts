@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, parse as parseYamlScalar, isMap, type Document } from 'yaml';
 import { TopologyError, type ErrorCode } from '../util/errors.js';
-import { TOPOLOGY_SCHEMA, schemaAt } from './schema.js';
+import { CHIP_DEFAULTS, PRICE_DEFAULTS, TOPOLOGY_SCHEMA, schemaAt } from './schema.js';
 import type { Topology } from './types.js';
 
 export interface TopologyOverride {
@@ -94,7 +94,21 @@ export function parseTopology(text: string, file: string, overrides: readonly To
     throw schemaError(validate.errors ?? [], file, doc, lines, overrides);
   }
   checkConsistency(value, file);
-  return value;
+  return withDefaults(value);
+}
+
+/** The topology with the optional keys filled in (schema.ts CHIP_DEFAULTS, PRICE_DEFAULTS). */
+function withDefaults(t: Topology): Topology {
+  const chip = t.chip as Partial<Topology['chip']> & Topology['chip'];
+  return {
+    ...t,
+    chip: {
+      ...chip,
+      memory_efficiency: chip.memory_efficiency ?? CHIP_DEFAULTS.memory_efficiency,
+      kernels_per_op: chip.kernels_per_op ?? CHIP_DEFAULTS.kernels_per_op,
+    },
+    prices: { ...t.prices, utilisation: t.prices.utilisation ?? PRICE_DEFAULTS.utilisation },
+  };
 }
 
 function applyOverride(doc: Document, o: TopologyOverride, file: string): void {

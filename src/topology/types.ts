@@ -73,8 +73,15 @@ export interface Topology {
      * memory holding them" (memory-bandwidth bound, the GPU case).
      */
     weight_load_bytes_per_tick: number;
-    /** Fixed cost of issuing one operation (kernel launch on a GPU; ~0 on a statically scheduled LPU), ns. */
+    /** Fixed cost of issuing one kernel (launch and boundary on a GPU; ~0 on a statically scheduled LPU), ns. */
     op_overhead_ns: number;
+    /**
+     * Fraction of the memory bandwidth (HBM, or SRAM) that memory-bound decode kernels reach: weights and
+     * the KV cache stream at bandwidth x this (default 1).
+     */
+    memory_efficiency: number;
+    /** Kernels one op of the Plan launches, each paying op_overhead_ns (default 1 each). */
+    kernels_per_op: Readonly<Record<'embed' | 'sum' | 'attention' | 'ffn' | 'lm_head' | 'sample', number>>;
     power_w: number;
     idle_power_w: number;
   };
@@ -102,6 +109,12 @@ export interface Topology {
     /** CPU time of each kind of host work, microseconds of one CPU. */
     cpu_us: HostCpuCostsUs;
   };
-  prices: { node_usd: number; electricity_usd_per_kwh: number; amortisation_years: number };
+  prices: {
+    node_usd: number;
+    electricity_usd_per_kwh: number;
+    amortisation_years: number;
+    /** Fraction of the hours the system serves at its predicted rate (default 1): cost per token divides by it. */
+    utilisation: number;
+  };
   calibrated?: CalibratedParam[];
 }

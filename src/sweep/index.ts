@@ -1,0 +1,3 @@
+export { sweep, type SweepOptions, type SweepPoint, type SweepResult, type SweepSkip } from './sweep.js';
+export { frontierSvg } from './chart.js';
+export { renderPng } from './png.js';
