@@ -20,6 +20,7 @@ compile(topologies[0], model, { batch: 1, context: DEFAULT_SWEEP_CONTEXT }, new 
 const one = (performance.now() - t0) / 1000;
 const r = sweep(topologies, model, {
   batches: DEFAULT_SWEEP_BATCHES,
+  microBatches: [1],
   dtypes: ['bf16'],
   context: DEFAULT_SWEEP_CONTEXT,
 });

@@ -15,6 +15,7 @@ export interface PlanFlags {
   batch?: number;
   context?: number;
   promptTokens?: number;
+  microBatches?: number;
   set: string[];
 }
 
@@ -48,6 +49,11 @@ export function addPlanFlags(cmd: Command): Command {
       integerFlag('--prompt-tokens'),
     )
     .option(
+      '--micro-batches <n>',
+      'micro-batches of --batch sequences pipelined through the layer groups (default 1; compile and sweep only: the chip runtime does not execute them yet)',
+      integerFlag('--micro-batches'),
+    )
+    .option(
       '--set <key.path=value>',
       'override a topology key (repeatable), e.g. --set chip.sram_mib=0.05',
       (v: string, prev: string[]) => [...prev, v],
@@ -71,7 +77,13 @@ export function planFromFlags(
   const plan = compile(
     topology,
     config,
-    { dtype: f.dtype, batch: f.batch, context: f.context, promptTokens: extra.promptTokens ?? f.promptTokens },
+    {
+      dtype: f.dtype,
+      batch: f.batch,
+      context: f.context,
+      promptTokens: extra.promptTokens ?? f.promptTokens,
+      microBatches: f.microBatches,
+    },
     fabric,
   );
   return { plan, fabric, weights };

@@ -12,6 +12,7 @@ interface SweepFlags {
   model: string;
   batch: number[];
   dtype: WeightDtype[];
+  microBatches: number[];
   context: number;
   promptTokens?: number;
   set: string[];
@@ -64,6 +65,12 @@ export function sweepCommand(program: Command, out: (s: string) => void): void {
       listFlag('--batch', integerFlag('--batch')),
       DEFAULT_SWEEP_BATCHES,
     )
+    .option(
+      '--micro-batches <list>',
+      'micro-batches per step pipelined through the layer groups, comma-separated (default 1)',
+      listFlag('--micro-batches', integerFlag('--micro-batches')),
+      [1],
+    )
     .addOption(
       new Option('--dtype <list>', 'weight dtypes, comma-separated (default bf16)')
         .argParser(listFlag('--dtype', dtypeItem))
@@ -96,6 +103,7 @@ export function sweepCommand(program: Command, out: (s: string) => void): void {
       const { config } = loadModel(f.model, { dtype: f.dtype[0], withWeights: false });
       const result = sweep(topologies, config, {
         batches: [...new Set(f.batch)].sort((a, b) => a - b),
+        microBatches: [...new Set(f.microBatches)].sort((a, b) => a - b),
         dtypes: [...new Set(f.dtype)],
         context: f.context,
         promptTokens: f.promptTokens,
@@ -110,11 +118,12 @@ export function sweepCommand(program: Command, out: (s: string) => void): void {
 
 function formatSweep(r: SweepResult): string {
   const rows = [
-    ['topology', 'dtype', 'batch', 'tok/s/user', 'tok/s total', 'TTFT ms', 'power kW', '$/M tokens'],
+    ['topology', 'dtype', 'batch', 'micro', 'tok/s/user', 'tok/s total', 'TTFT ms', 'power kW', '$/M tokens'],
     ...r.points.map((p) => [
       p.topology,
       p.dtype,
       String(p.batch),
+      String(p.micro_batches),
       p.tokens_per_s_per_user.toFixed(1),
       p.tokens_per_s_total.toFixed(0),
       p.ttft_ms.toFixed(2),
@@ -124,7 +133,8 @@ function formatSweep(r: SweepResult): string {
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   const lines = rows.map((row) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-  for (const s of r.skipped) lines.push(`skipped   ${s.topology} ${s.dtype} batch ${s.batch}: ${s.reason}`);
+  for (const s of r.skipped)
+    lines.push(`skipped   ${s.topology} ${s.dtype} batch ${s.batch} x ${s.micro_batches}: ${s.reason}`);
   lines.push(`${r.model}, context ${r.context}; swept in ${r.wall_s.toFixed(1)} s`);
   return lines.join('\n') + '\n';
 }

@@ -34,7 +34,7 @@ export function compile(
   const reserveRows = [...new Set([opts.batch * Math.min(opts.prefillChunk, PREFILL_RESERVE_ROWS), opts.batch])];
   for (const rows of reserveRows) {
     const reserve = (S: number) => (2 * S + 8) * rows * model.hidden * ACT_BYTES;
-    const ranked = candidates(hw, fabric, active.length, opts.batch, opts.context, reserve(1));
+    const ranked = candidates(hw, fabric, active.length, opts.batch, opts.context, reserve(1), opts.microBatches);
     for (const cand of ranked.slice(0, 64)) {
       const layout = layOut(hw, fabric, cand, active, reserve(cand.chipsPerGroup), opts);
       if (!layout) continue;
@@ -63,8 +63,9 @@ function scheduleFitting(
   let opts = initial;
   for (;;) {
     const start = topology.sync.step_overhead_ticks;
-    const decode = new StepBuilder(hw, fabric, 'decode', opts.batch, 1, opts.context).build(layout.layout, start);
-    const prefill = new StepBuilder(hw, fabric, 'prefill', opts.batch, opts.prefillChunk, opts.context).build(
+    const M = opts.microBatches;
+    const decode = new StepBuilder(hw, fabric, 'decode', opts.batch, 1, opts.context, M).build(layout.layout, start);
+    const prefill = new StepBuilder(hw, fabric, 'prefill', opts.batch, opts.prefillChunk, opts.context, M).build(
       layout.layout,
       start,
     );
@@ -129,7 +130,8 @@ function layOut(
     const layers: number[] = [];
     for (let l = g * cand.layersPerGroup; l < Math.min(m.layers, (g + 1) * cand.layersPerGroup); l++) layers.push(l);
     chips.forEach((chip, i) => {
-      const b = layerBytesOnChip(hw, S, A, i, opts.batch, opts.context);
+      // every micro-batch keeps its own KV cache
+      const b = layerBytesOnChip(hw, S, A, i, opts.batch * opts.microBatches, opts.context);
       weightBytes[chip] += b.weights * layers.length;
       kvBytes[chip] += b.kv * layers.length;
       layersOf[chip].push(...layers);
@@ -270,8 +272,9 @@ function doesNotFit(
   activeChips: number,
   totalChips: number,
 ): CompileError {
+  const sequences = o.batch * o.microBatches;
   const need = (dtype: WeightDtype) =>
-    paramCounts(m).total * bytesPerParam(dtype) + kvBytesPerToken(m, KV_BYTES) * o.context * o.batch;
+    paramCounts(m).total * bytesPerParam(dtype) + kvBytesPerToken(m, KV_BYTES) * o.context * sequences;
   const needed = need(o.dtype);
   const available = hw.capacityBytes * activeChips;
   const withSpares = hw.capacityBytes * totalChips;
@@ -281,13 +284,15 @@ function doesNotFit(
   );
   const hints = [`about ${chipsNeeded} active chips of ${mib(hw.capacityBytes)} (this topology has ${activeChips})`];
   if (smaller.length) hints.push(`--dtype ${smaller.join(' or ')} (needs ${gb(need(smaller[0]))})`);
-  const kv = kvBytesPerToken(m, KV_BYTES) * o.context * o.batch;
+  const kv = kvBytesPerToken(m, KV_BYTES) * o.context * sequences;
   if (needed - kv < available * 0.95 && kv > available * 0.05)
     hints.push(`a shorter --context (the KV cache takes ${gb(kv)})`);
+  if (o.microBatches > 1)
+    hints.push(`fewer --micro-batches (each keeps its own KV cache; a split needs a group per micro-batch)`);
   const why =
     needed <= available
       ? `the total (${gb(needed)}) is below the ${gb(available)} of the ${activeChips} active chips, but no split of its layers puts every chip's share within ${mib(hw.capacityBytes)}`
-      : `needs ${gb(needed)} (weights ${o.dtype} + KV cache for ${o.batch} x ${o.context} tokens) but the ${activeChips} active chips hold ${gb(available)} (${gb(withSpares)} counting spares)`;
+      : `needs ${gb(needed)} (weights ${o.dtype} + KV cache for ${o.microBatches > 1 ? `${o.microBatches} micro-batches x ` : ''}${o.batch} x ${o.context} tokens) but the ${activeChips} active chips hold ${gb(available)} (${gb(withSpares)} counting spares)`;
   return new CompileError(
     'RACKEMU_ERR_DOES_NOT_FIT',
     `${m.name} does not fit on ${t.name}: ${why}. Would fit with: ${hints.join('; ')}.`,

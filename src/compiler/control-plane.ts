@@ -107,11 +107,11 @@ function requestPathLoad(plan: Plan, predicted: Prediction) {
   return {
     // every decode step's row ids, and each prompt in its prefill chunks
     stage:
-      decodeStepsPerS * stageSeconds(c, o.batch) +
+      decodeStepsPerS * stageSeconds(c, o.batch * o.microBatches) +
       prefillStepsPerS * c.stagePerStepS +
       promptTokensPerS * c.stagePerRowS,
     // every decode step's sampled ids, and each request's first token after its prefill
-    readback: decodeStepsPerS * readbackSeconds(c, o.batch) + requestsPerS * readbackSeconds(c, 1),
+    readback: decodeStepsPerS * readbackSeconds(c, o.batch * o.microBatches) + requestsPerS * readbackSeconds(c, 1),
     tokenise: promptTokensPerS * c.tokenisePerTokenS,
     detokenise: outTokensPerS * c.detokenisePerTokenS,
   };

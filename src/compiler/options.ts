@@ -13,6 +13,11 @@ export interface CompileOptions {
   promptTokens?: number;
   /** Largest prompt chunk one prefill step processes (the compiler may shrink it to fit memory). */
   prefillChunk?: number;
+  /**
+   * Micro-batches of `batch` sequences each that a step pipelines through the layer groups (at most
+   * one per group at a time); default 1. Each micro-batch keeps its own KV cache.
+   */
+  microBatches?: number;
 }
 
 export const DEFAULT_PROMPT_TOKENS = 128;
@@ -65,5 +70,13 @@ export function resolveOptions(model: ModelConfig, o: CompileOptions): ResolvedC
     );
   }
   const prefillChunk = Math.min(positiveInt('--prefill-chunk', o.prefillChunk, DEFAULT_PREFILL_CHUNK), promptTokens);
-  return { dtype, batch, context, promptTokens, prefillChunk };
+  const microBatches = positiveInt('--micro-batches', o.microBatches, 1);
+  if (microBatches > model.layers) {
+    throw new CompileError(
+      'RACKEMU_ERR_COMPILE_OPTION',
+      `--micro-batches ${microBatches}: at most one micro-batch per layer group, and ${model.name} has ${model.layers} layers`,
+      { details: { path: 'micro-batches', expected: `<= ${model.layers}`, got: String(microBatches) } },
+    );
+  }
+  return { dtype, batch, context, promptTokens, prefillChunk, microBatches };
 }

@@ -126,6 +126,8 @@ export function candidates(
   batch: number,
   context: number,
   reserve: number,
+  /** Micro-batches of `batch` pipelined through the groups: splits with fewer groups are left out. */
+  microBatches = 1,
 ): Candidate[] {
   const m = hw.model;
   const out: Candidate[] = [];
@@ -135,13 +137,13 @@ export function candidates(
     let perLayer0 = 0; // heaviest chip is an attention chip (index 0) by construction
     let perLayerAll = 0;
     for (let i = 0; i < S; i++) {
-      const b = layerBytesOnChip(hw, S, A, i, batch, context);
+      const b = layerBytesOnChip(hw, S, A, i, batch * microBatches, context);
       if (i === 0) perLayer0 = b.weights + b.kv;
       perLayerAll += b.weights + b.kv;
     }
     for (let Lg = 1; Lg <= m.layers; Lg++) {
       const groups = Math.ceil(m.layers / Lg);
-      if (groups * S > activeChips) continue;
+      if (groups * S > activeChips || groups < microBatches) continue;
       // consecutive Lg values with the same group count only add load per chip
       if (Lg > 1 && Math.ceil(m.layers / (Lg - 1)) === groups) continue;
       const maxChipBytes = Lg * perLayer0;
@@ -153,7 +155,11 @@ export function candidates(
         attentionChips: A,
         maxChipBytes,
         layerBytes: m.layers * perLayerAll,
-        estimateTicks: estimate(hw, fabric, S, A, Lg, batch, context),
+        // a pipelined step: the first micro-batch's latency, then one group's share per further micro-batch
+        estimateTicks: (() => {
+          const latency = estimate(hw, fabric, S, A, Lg, batch, context);
+          return latency + ((microBatches - 1) * latency) / groups;
+        })(),
       });
     }
   }

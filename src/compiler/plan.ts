@@ -91,7 +91,13 @@ export type StepKind = 'prefill' | 'decode';
 export interface Step {
   readonly kind: StepKind;
   readonly tokensPerSequence: number;
+  /** Rows of one micro-batch: batch x tokensPerSequence. */
   readonly rows: number;
+  /**
+   * Micro-batches the step carries, each through every layer group in turn; micro-batch m's tensors are
+   * named with a `.mb<m>` suffix from m = 1 on (`tok.mb1`, `x.L3.mb1`, `next.mb1`).
+   */
+  readonly microBatches: number;
   /** Ticks from step start to the next token ids being ready at the sampler chip. */
   readonly lengthTicks: number;
   readonly tensors: readonly Tensor[];
@@ -245,4 +251,6 @@ export interface ResolvedCompileOptions {
   readonly context: number;
   readonly promptTokens: number;
   readonly prefillChunk: number;
+  /** Micro-batches a step pipelines through the layer groups (1: the whole batch goes through at once). */
+  readonly microBatches: number;
 }

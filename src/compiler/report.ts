@@ -44,10 +44,53 @@ export interface CompileReport {
   cost_per_million_tokens_usd: number;
   messages_per_token: number;
   bytes_per_token: number;
+  /** Micro-batches each step pipelines through the layer groups. */
+  micro_batches: number;
+  /** Where the decode step's pipeline idles (its bubble). */
+  pipeline: PipelineReport;
   decode_step: { ticks: number; ops: number; transfers: number };
   calibrated: { key: string; figure: string }[];
   /** Host agents and their CPUs, PCIe load and RAM (control-plane.ts). */
   control_plane: ControlPlaneReport;
+}
+
+/**
+ * The pipeline's bubble in the decode step, per layer group: the share of the step its busiest chip
+ * computes, and the idle shares before its first op (fill) and after its last (drain); averages over
+ * groups. With one micro-batch a group works for about 1/groups of the step.
+ */
+export interface PipelineReport {
+  readonly groups: number;
+  readonly micro_batches: number;
+  readonly group_busy: number;
+  readonly fill: number;
+  readonly drain: number;
+}
+
+function pipeline(plan: Plan): PipelineReport {
+  const step = plan.steps.decode;
+  const groupOf = new Map<number, number>();
+  plan.layout.groups.forEach((g, i) => g.chips.forEach((c) => groupOf.set(c, i)));
+  const G = plan.layout.groups.length;
+  const busy = Array.from({ length: G }, () => new Map<number, number>());
+  const first = new Array<number>(G).fill(Number.POSITIVE_INFINITY);
+  const last = new Array<number>(G).fill(0);
+  for (const op of step.ops) {
+    const g = groupOf.get(op.chip);
+    if (g === undefined || (op.kernel.kind !== 'attention' && op.kernel.kind !== 'ffn')) continue;
+    busy[g].set(op.chip, (busy[g].get(op.chip) ?? 0) + op.end - op.start);
+    first[g] = Math.min(first[g], op.start);
+    last[g] = Math.max(last[g], op.end);
+  }
+  const L = step.lengthTicks;
+  const mean = (f: (g: number) => number) => Array.from({ length: G }, (_, g) => f(g)).reduce((a, b) => a + b, 0) / G;
+  return {
+    groups: G,
+    micro_batches: plan.options.microBatches,
+    group_busy: mean((g) => Math.max(0, ...busy[g].values()) / L),
+    fill: mean((g) => (Number.isFinite(first[g]) ? first[g] / L : 0)),
+    drain: mean((g) => (L - last[g]) / L),
+  };
 }
 
 function ms(plan: Plan, ticks: number): number {
@@ -127,7 +170,7 @@ export function predict(plan: Plan): Prediction {
     ttft_ms: ms(plan, prefill * prefillSteps),
     tpot_ms: tpot,
     tokens_per_s_per_user: 1000 / tpot,
-    tokens_per_s_total: (1000 / tpot) * o.batch,
+    tokens_per_s_total: (1000 / tpot) * o.batch * o.microBatches,
     prefill_step_ms: ms(plan, prefill),
     prefill_steps: prefillSteps,
     breakdown: breakdown(plan, plan.steps.decode),
@@ -196,8 +239,10 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
     power_w: power,
     nodes_occupied: nodes,
     cost_per_million_tokens_usd: ((capexPerHour + energyPerHour) / tokensPerHour) * 1e6,
-    messages_per_token: decode.transfers.length / o.batch,
-    bytes_per_token: bytes / o.batch,
+    messages_per_token: decode.transfers.length / (o.batch * o.microBatches),
+    bytes_per_token: bytes / (o.batch * o.microBatches),
+    micro_batches: o.microBatches,
+    pipeline: pipeline(plan),
     decode_step: { ticks: decode.lengthTicks, ops: decode.ops.length, transfers: decode.transfers.length },
     calibrated: (t.calibrated ?? []).map((c) => ({ key: c.key, figure: c.figure })),
     control_plane: controlPlane(plan, fabric, predicted),

@@ -34,6 +34,7 @@ export class StepBuilder {
     private readonly batch: number,
     private readonly tokensPerSequence: number,
     private readonly context: number,
+    private readonly microBatches = 1,
   ) {
     this.calendar = new LinkCalendar(fabric);
   }
@@ -166,59 +167,78 @@ export class StepBuilder {
     });
   }
 
+  /**
+   * Schedules the step. With several micro-batches, ops are created stage by stage (the embedding, each
+   * layer group, the lm_head and sampler), every micro-batch within a stage in turn: a group's chips
+   * take micro-batch m as soon as they are done with m - 1 and its input has arrived, so up to one
+   * micro-batch per group is in flight. One micro-batch gives exactly the single-batch schedule.
+   */
   build(layout: Layout, startTick: number): Step {
     const m = this.hw.model;
     const R = this.rows;
+    const M = this.microBatches;
     const act = (name: string) => ({ name, rows: R, cols: m.hidden, dtype: 'act' as const });
-    const tok = this.tensor('tok', layout.sampler, R, 1, 'i32', startTick);
-
-    const lead0 = layout.groups[0].lead;
-    const embedParts = layout.embed.map((s) =>
-      this.op(
-        s.chip,
-        { kind: 'embed', vocabStart: s.start, vocabEnd: s.end },
-        [tok],
-        act(`e.${this.fabric.chipId(s.chip)}`),
-      ),
-    );
-    let x = this.reduce(lead0, null, embedParts, 0, 'embed', 'x.L0');
+    const mb = (name: string, b: number) => (b === 0 ? name : `${name}.mb${b}`);
+    const x: number[] = [];
+    for (let b = 0; b < M; b++) {
+      const tok = this.tensor(mb('tok', b), layout.sampler, R, 1, 'i32', startTick);
+      const lead0 = layout.groups[0].lead;
+      const embedParts = layout.embed.map((s) =>
+        this.op(
+          s.chip,
+          { kind: 'embed', vocabStart: s.start, vocabEnd: s.end },
+          [tok],
+          act(mb(`e.${this.fabric.chipId(s.chip)}`, b)),
+        ),
+      );
+      x.push(this.reduce(lead0, null, embedParts, 0, 'embed', mb('x.L0', b)));
+    }
 
     for (const g of layout.groups) {
-      for (const layer of g.layers) {
-        const attnParts: number[] = [];
-        const ffnParts: number[] = [];
-        for (let i = 0; i < layout.attentionChips; i++) {
-          const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
-          attnParts.push(this.op(g.chips[i], k.attention!, [x], act(`o.L${layer}.${this.fabric.chipId(g.chips[i])}`)));
+      for (let b = 0; b < M; b++) {
+        for (const layer of g.layers) {
+          const attnParts: number[] = [];
+          const ffnParts: number[] = [];
+          for (let i = 0; i < layout.attentionChips; i++) {
+            const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
+            const name = mb(`o.L${layer}.${this.fabric.chipId(g.chips[i])}`, b);
+            attnParts.push(this.op(g.chips[i], k.attention!, [x[b]], act(name)));
+          }
+          const h = this.reduce(g.lead, x[b], attnParts, layer, 'attention', mb(`h.L${layer}`, b));
+          for (let i = 0; i < g.chips.length; i++) {
+            const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
+            if (k.ffn.kind === 'ffn' && k.ffn.units.length === 0) continue;
+            const name = mb(`y.L${layer}.${this.fabric.chipId(g.chips[i])}`, b);
+            ffnParts.push(this.op(g.chips[i], k.ffn, [h], act(name)));
+          }
+          x[b] = this.reduce(g.lead, h, ffnParts, layer, 'ffn', mb(`x.L${layer + 1}`, b));
         }
-        const h = this.reduce(g.lead, x, attnParts, layer, 'attention', `h.L${layer}`);
-        for (let i = 0; i < g.chips.length; i++) {
-          const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
-          if (k.ffn.kind === 'ffn' && k.ffn.units.length === 0) continue;
-          ffnParts.push(this.op(g.chips[i], k.ffn, [h], act(`y.L${layer}.${this.fabric.chipId(g.chips[i])}`)));
-        }
-        x = this.reduce(g.lead, h, ffnParts, layer, 'ffn', `x.L${layer + 1}`);
       }
     }
 
-    const lmParts = layout.lmHead.map((s) =>
-      this.op(s.chip, { kind: 'lm_head', vocabStart: s.start, vocabEnd: s.end }, [x], {
-        name: `m.${this.fabric.chipId(s.chip)}`,
+    let next = -1;
+    for (let b = 0; b < M; b++) {
+      const lmParts = layout.lmHead.map((s) =>
+        this.op(s.chip, { kind: 'lm_head', vocabStart: s.start, vocabEnd: s.end }, [x[b]], {
+          name: mb(`m.${this.fabric.chipId(s.chip)}`, b),
+          rows: this.batch,
+          cols: 1,
+          dtype: 'argmax',
+        }),
+      );
+      next = this.op(layout.sampler, { kind: 'sample' }, lmParts, {
+        name: mb('next', b),
         rows: this.batch,
         cols: 1,
-        dtype: 'argmax',
-      }),
-    );
-    const next = this.op(layout.sampler, { kind: 'sample' }, lmParts, {
-      name: 'next',
-      rows: this.batch,
-      cols: 1,
-      dtype: 'i32',
-    });
+        dtype: 'i32',
+      });
+    }
     return {
       kind: this.kind,
       tokensPerSequence: this.tokensPerSequence,
       rows: R,
+      microBatches: M,
+      // the last micro-batch's ids are ready last (the sampler takes them in order)
       lengthTicks: this.ready[next],
       tensors: this.tensors,
       ops: this.ops,
@@ -255,11 +275,11 @@ export function peakActivationBytes(step: Step): Map<number, number> {
     const key = `${tr.tensor}@${tr.dst}`;
     firstUse.set(key, Math.min(firstUse.get(key) ?? tr.depart, tr.depart));
   }
-  // the step's input and output token ids stay for the whole step
-  const tok = step.tensors.find((t) => t.name === 'tok');
-  if (tok) firstUse.set(`${tok.id}@${tok.chip}`, 0);
-  const next = step.tensors.find((t) => t.name === 'next');
-  if (next) touch(next.id, next.chip, step.lengthTicks);
+  // the step's input and output token ids (one of each per micro-batch) stay for the whole step
+  for (const t of step.tensors) {
+    if (/^tok(\.mb\d+)?$/.test(t.name)) firstUse.set(`${t.id}@${t.chip}`, 0);
+    if (/^next(\.mb\d+)?$/.test(t.name)) touch(t.id, t.chip, step.lengthTicks);
+  }
   for (const [key, start] of firstUse) {
     const [tensor, chip] = key.split('@').map(Number);
     const end = lastUse.get(key) ?? start;

@@ -183,6 +183,7 @@ export class Deployment {
   }
 
   static async start(plan: Plan, fabric: Fabric, opts: DeployOptions): Promise<Deployment> {
+    checkRunnable(plan);
     if (opts.isolation !== 'thread' && opts.transport === 'embedded') {
       throw new UsageError(
         'RACKEMU_ERR_GENERATE_OPTION',
@@ -455,4 +456,14 @@ export class Deployment {
     await Promise.allSettled(this.hosts.map((h) => h.stop()));
     await this.control?.close();
   }
+}
+
+/** Plans the chip runtime cannot run yet fail before anything starts. */
+function checkRunnable(plan: Plan): void {
+  if (plan.options.microBatches === 1) return;
+  throw new UsageError(
+    'RACKEMU_ERR_GENERATE_OPTION',
+    `a Plan of ${plan.options.microBatches} micro-batches: compile and sweep predict pipelined micro-batches, but the chip runtime does not execute them yet (run it with --micro-batches 1)`,
+    { details: { path: 'micro-batches', expected: '1', got: String(plan.options.microBatches) } },
+  );
 }

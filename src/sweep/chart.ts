@@ -2,8 +2,9 @@ import type { SweepPoint } from './sweep.js';
 
 /**
  * The throughput-latency frontier as an SVG: tokens/s per user (up) against tokens/s of the whole
- * system (right), log scales, one line per system and dtype through its batch sizes, each point
- * labelled with its batch and cost per million tokens. Plain SVG 1.1 (no scripts, no external fonts or
+ * system (right), log scales. Every setting is a point; one line per system and dtype joins its
+ * frontier (the settings no other beats on both axes), each labelled with its batch, micro-batches and
+ * cost per million tokens. Plain SVG 1.1 (no scripts, no external fonts or
  * styles) so any renderer shows it.
  */
 
@@ -33,6 +34,19 @@ function axis(values: readonly number[], from: number, to: number) {
   const hi = Math.max(...values) * 1.3;
   const span = Math.log10(hi) - Math.log10(lo);
   return { at: (v: number) => from + ((Math.log10(v) - Math.log10(lo)) / span) * (to - from), ticks: ticks(lo, hi) };
+}
+
+/** The settings no other beats on both axes, by rising total rate: the system's throughput-latency frontier. */
+function frontier(list: readonly SweepPoint[]): SweepPoint[] {
+  const sorted = [...list].sort((a, b) => b.tokens_per_s_total - a.tokens_per_s_total);
+  const out: SweepPoint[] = [];
+  let bestUser = 0;
+  for (const p of sorted) {
+    if (p.tokens_per_s_per_user <= bestUser) continue;
+    bestUser = p.tokens_per_s_per_user;
+    out.push(p);
+  }
+  return out.reverse();
 }
 
 export function frontierSvg(points: readonly SweepPoint[], title: string): string {
@@ -77,17 +91,25 @@ export function frontierSvg(points: readonly SweepPoint[], title: string): strin
   }
   [...series].forEach(([name, list], i) => {
     const colour = COLOURS[i % COLOURS.length];
-    const sorted = [...list].sort((a, b) => a.batch - b.batch);
-    const path = sorted.map(
+    const front = frontier(list);
+    const path = front.map(
       (p) => `${x.at(p.tokens_per_s_total).toFixed(1)},${y.at(p.tokens_per_s_per_user).toFixed(1)}`,
     );
     out.push(`<polyline points="${path.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
-    for (const p of sorted) {
+    for (const p of list) {
       const px = x.at(p.tokens_per_s_total);
       const py = y.at(p.tokens_per_s_per_user);
-      out.push(`<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="4" fill="${colour}"/>`);
+      const best = front.includes(p);
+      // settings off the frontier (another is faster per user at a higher total) are hollow and unlabelled
       out.push(
-        `<text x="${(px + 6).toFixed(1)}" y="${(py - 6).toFixed(1)}" font-size="10" fill="${colour}">b${p.batch} $${num(p.cost_per_million_tokens_usd)}/M</text>`,
+        best
+          ? `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="4" fill="${colour}"/>`
+          : `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="3" fill="none" stroke="${colour}"/>`,
+      );
+      if (!best) continue;
+      const setting = p.micro_batches > 1 ? `b${p.batch}x${p.micro_batches}` : `b${p.batch}`;
+      out.push(
+        `<text x="${(px + 6).toFixed(1)}" y="${(py - 6).toFixed(1)}" font-size="10" fill="${colour}">${setting} $${num(p.cost_per_million_tokens_usd)}/M</text>`,
       );
     }
     const ly = M.top + 10 + i * 20;
@@ -95,7 +117,8 @@ export function frontierSvg(points: readonly SweepPoint[], title: string): strin
     out.push(`<text x="${W - M.right + 36}" y="${ly}" dominant-baseline="middle">${esc(name)}</text>`);
   });
   out.push(
-    `<text x="${W - M.right + 16}" y="${M.top + 20 + series.size * 20}" font-size="10" fill="#555">labels: batch, USD per million tokens</text>`,
+    `<text x="${W - M.right + 16}" y="${M.top + 20 + series.size * 20}" font-size="10" fill="#555">line: each system's frontier</text>`,
+    `<text x="${W - M.right + 16}" y="${M.top + 34 + series.size * 20}" font-size="10" fill="#555">b&lt;batch&gt;x&lt;micro&gt;: $ per M tokens</text>`,
     '</svg>',
   );
   return out.join('\n');

@@ -5,11 +5,14 @@ import { Fabric } from '../topology/fabric.js';
 import type { Topology } from '../topology/types.js';
 import { isRackemuError } from '../util/errors.js';
 
+/** Settings a sweep lists as skipped: what does not fit, and more micro-batches than a model has layers. */
+const SKIPPED: ReadonlySet<string> = new Set(['RACKEMU_ERR_DOES_NOT_FIT', 'RACKEMU_ERR_COMPILE_OPTION']);
+
 /** One setting of one system on the throughput-latency frontier (`rackemu sweep --json`: `points`). */
 export interface SweepPoint {
   readonly topology: string;
   readonly batch: number;
-  /** Micro-batches in flight: 1 until the compiler pipelines them (docs/tokenomics.md). */
+  /** Micro-batches each step pipelines through the layer groups. */
   readonly micro_batches: number;
   readonly dtype: WeightDtype;
   readonly tokens_per_s_per_user: number;
@@ -25,6 +28,7 @@ export interface SweepPoint {
 export interface SweepSkip {
   readonly topology: string;
   readonly batch: number;
+  readonly micro_batches: number;
   readonly dtype: WeightDtype;
   readonly code: string;
   readonly reason: string;
@@ -32,6 +36,8 @@ export interface SweepSkip {
 
 export interface SweepOptions {
   readonly batches: readonly number[];
+  /** Micro-batches per step to try at each batch (a setting with more than the split's groups is skipped). */
+  readonly microBatches: readonly number[];
   readonly dtypes: readonly WeightDtype[];
   readonly context: number;
   readonly promptTokens?: number;
@@ -60,30 +66,39 @@ export function sweep(topologies: readonly Topology[], model: ModelConfig, o: Sw
     const fabric = new Fabric(topology);
     for (const dtype of o.dtypes) {
       for (const batch of o.batches) {
-        try {
-          const plan = compile(
-            topology,
-            model,
-            { dtype, batch, context: o.context, promptTokens: o.promptTokens },
-            fabric,
-          );
-          const r = report(plan, fabric);
-          points.push({
-            topology: topology.name,
-            batch,
-            micro_batches: 1,
-            dtype,
-            tokens_per_s_per_user: r.predicted.tokens_per_s_per_user,
-            tokens_per_s_total: r.predicted.tokens_per_s_total,
-            ttft_ms: r.predicted.ttft_ms,
-            tpot_ms: r.predicted.tpot_ms,
-            power_w: r.power_w,
-            cost_per_million_tokens_usd: r.cost_per_million_tokens_usd,
-            chips_used: r.chips.used,
-          });
-        } catch (e) {
-          if (!isRackemuError(e) || e.code !== 'RACKEMU_ERR_DOES_NOT_FIT') throw e;
-          skipped.push({ topology: topology.name, batch, dtype, code: e.code, reason: e.message });
+        for (const microBatches of o.microBatches) {
+          try {
+            const plan = compile(
+              topology,
+              model,
+              { dtype, batch, context: o.context, promptTokens: o.promptTokens, microBatches },
+              fabric,
+            );
+            const r = report(plan, fabric);
+            points.push({
+              topology: topology.name,
+              batch,
+              micro_batches: plan.options.microBatches,
+              dtype,
+              tokens_per_s_per_user: r.predicted.tokens_per_s_per_user,
+              tokens_per_s_total: r.predicted.tokens_per_s_total,
+              ttft_ms: r.predicted.ttft_ms,
+              tpot_ms: r.predicted.tpot_ms,
+              power_w: r.power_w,
+              cost_per_million_tokens_usd: r.cost_per_million_tokens_usd,
+              chips_used: r.chips.used,
+            });
+          } catch (e) {
+            if (!isRackemuError(e) || !SKIPPED.has(e.code)) throw e;
+            skipped.push({
+              topology: topology.name,
+              batch,
+              micro_batches: microBatches,
+              dtype,
+              code: e.code,
+              reason: e.message,
+            });
+          }
         }
       }
     }
