@@ -25,7 +25,7 @@ export function formatReport(r: CompileReport): string {
     `  time per output token ${fmt(p.tpot_ms, 4)} ms  (critical path: compute ${fmt(p.breakdown.compute_ms, 3)} ms, transfers ${fmt(p.breakdown.transfer_ms, 3)} ms, sync ${fmt(p.breakdown.sync_ms, 4)} ms)`,
     `  tokens/s per user     ${fmt(p.tokens_per_s_per_user)}`,
     `  tokens/s total        ${fmt(p.tokens_per_s_total)}`,
-    `pipeline  ${r.pipeline.micro_batches} micro-batch(es) through ${r.pipeline.groups} layer group(s): each group computes ${pct(r.pipeline.group_busy)} of the decode step (idle ${pct(r.pipeline.fill)} before its first micro-batch, ${pct(r.pipeline.drain)} after its last)`,
+    `pipeline  ${r.pipeline.micro_batches} micro-batch(es) through ${r.pipeline.groups} layer group(s): each group computes ${pct(r.pipeline.group_busy)} of the decode step (idle ${pct(r.pipeline.fill)} before its first micro-batch, ${pct(r.pipeline.drain)} after its last); ids ready at ${r.pipeline.ids_ready_ms.map((v) => fmt(v, 3)).join(', ')} ms`,
     `links     ${r.links.used_links} links carry decode traffic; utilisation mean ${pct(r.links.mean)}, max ${pct(r.links.max)} (${r.links.busiest})`,
     `traffic   ${fmt(r.messages_per_token, 0)} messages and ${fmt(r.bytes_per_token / 1e6, 2)} MB per token (decode step of ${r.decode_step.ops} ops)`,
     `power     ${fmt(r.power_w / 1000)} kW for the ${r.nodes_occupied} node(s) the plan occupies (spares of its racks included)`,

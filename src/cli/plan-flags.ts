@@ -50,7 +50,7 @@ export function addPlanFlags(cmd: Command): Command {
     )
     .option(
       '--micro-batches <n>',
-      'micro-batches of --batch sequences pipelined through the layer groups (default 1; compile and sweep only: the chip runtime does not execute them yet)',
+      'micro-batches of --batch sequences pipelined through the layer groups (default 1)',
       integerFlag('--micro-batches'),
     )
     .option(

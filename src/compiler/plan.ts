@@ -57,6 +57,8 @@ export interface Op {
   readonly id: number;
   readonly chip: number;
   readonly kernel: Kernel;
+  /** The micro-batch whose rows it computes (0 with one micro-batch): slots [m x batch, (m + 1) x batch). */
+  readonly microBatch: number;
   /** Tensor ids this op reads (already on the chip, produced locally or received). */
   readonly inputs: readonly number[];
   readonly output: number;
@@ -126,6 +128,8 @@ export type Instruction =
       readonly end: number;
       readonly op: number;
       readonly kernel: Kernel;
+      /** The micro-batch whose slots it computes (Op.microBatch). */
+      readonly microBatch: number;
       readonly inputs: readonly number[];
       readonly output: number;
     }
@@ -243,6 +247,11 @@ export interface Plan {
 export interface Substitution {
   readonly retired: number;
   readonly spare: number;
+}
+
+/** Batch slots a step of the Plan carries: batch sequences in each of its micro-batches. */
+export function planSlots(o: Pick<ResolvedCompileOptions, 'batch' | 'microBatches'>): number {
+  return o.batch * o.microBatches;
 }
 
 export interface ResolvedCompileOptions {

@@ -24,6 +24,7 @@ function stepPrograms(step: Step): Map<number, Instruction[]> {
       end: op.end,
       op: op.id,
       kernel: op.kernel,
+      microBatch: op.microBatch,
       inputs: op.inputs,
       output: op.output,
     });

@@ -65,6 +65,8 @@ export interface PipelineReport {
   readonly group_busy: number;
   readonly fill: number;
   readonly drain: number;
+  /** Per micro-batch, ms into the decode step at which its sampled ids are ready (the step is as long as the last). */
+  readonly ids_ready_ms: readonly number[];
 }
 
 function pipeline(plan: Plan): PipelineReport {
@@ -90,6 +92,7 @@ function pipeline(plan: Plan): PipelineReport {
     group_busy: mean((g) => Math.max(0, ...busy[g].values()) / L),
     fill: mean((g) => (Number.isFinite(first[g]) ? first[g] / L : 0)),
     drain: mean((g) => (L - last[g]) / L),
+    ids_ready_ms: step.ops.filter((op) => op.kernel.kind === 'sample').map((op) => ms(plan, op.end)),
   };
 }
 

@@ -26,6 +26,8 @@ export class StepBuilder {
   private readonly chipFree = new Map<number, number>();
   private readonly calendar: LinkCalendar;
   private readonly routes = new Map<string, Route>();
+  /** The micro-batch whose ops build() is creating. */
+  private microBatch = 0;
 
   constructor(
     private readonly hw: HardwareModel,
@@ -110,6 +112,7 @@ export class StepBuilder {
       id: this.ops.length,
       chip,
       kernel,
+      microBatch: this.microBatch,
       inputs,
       output,
       start,
@@ -181,6 +184,7 @@ export class StepBuilder {
     const mb = (name: string, b: number) => (b === 0 ? name : `${name}.mb${b}`);
     const x: number[] = [];
     for (let b = 0; b < M; b++) {
+      this.microBatch = b;
       const tok = this.tensor(mb('tok', b), layout.sampler, R, 1, 'i32', startTick);
       const lead0 = layout.groups[0].lead;
       const embedParts = layout.embed.map((s) =>
@@ -196,6 +200,7 @@ export class StepBuilder {
 
     for (const g of layout.groups) {
       for (let b = 0; b < M; b++) {
+        this.microBatch = b;
         for (const layer of g.layers) {
           const attnParts: number[] = [];
           const ffnParts: number[] = [];
@@ -218,6 +223,7 @@ export class StepBuilder {
 
     let next = -1;
     for (let b = 0; b < M; b++) {
+      this.microBatch = b;
       const lmParts = layout.lmHead.map((s) =>
         this.op(s.chip, { kind: 'lm_head', vocabStart: s.start, vocabEnd: s.end }, [x[b]], {
           name: mb(`m.${this.fabric.chipId(s.chip)}`, b),

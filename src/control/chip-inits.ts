@@ -1,4 +1,4 @@
-import type { Plan, Program, Step, StepKind } from '../compiler/plan.js';
+import { planSlots, type Plan, type Program, type Step, type StepKind } from '../compiler/plan.js';
 import type { Fabric } from '../topology/fabric.js';
 import type { ChipInit, TensorMeta, Fidelity } from '../runtime/index.js';
 
@@ -54,7 +54,11 @@ export function chipInit(plan: Plan, fabric: Fabric, chip: number, o: ChipInitOp
       if (ins.kind === 'recv') peers[ins.from] = fabric.chipId(ins.from);
     }
   }
-  const idOf = (step: Step, name: string) => step.tensors.findIndex((t) => t.name === name);
+  // micro-batch m's token ids are `tok.mb<m>` and `next.mb<m>` from m = 1 on (schedule.ts)
+  const idsOf = (step: Step, name: string) =>
+    Array.from({ length: step.microBatches }, (_, m) =>
+      step.tensors.findIndex((t) => t.name === (m === 0 ? name : `${name}.mb${m}`)),
+    );
   const isSampler = plan.layout.sampler === chip;
   return {
     chip,
@@ -62,7 +66,8 @@ export function chipInit(plan: Plan, fabric: Fabric, chip: number, o: ChipInitOp
     model: plan.model,
     fidelity: o.fidelity,
     context: plan.options.context,
-    batch: plan.options.batch,
+    batch: planSlots(plan.options),
+    microBatches: plan.options.microBatches,
     prefillChunk: plan.options.prefillChunk,
     program,
     tensors: {
@@ -74,8 +79,8 @@ export function chipInit(plan: Plan, fabric: Fabric, chip: number, o: ChipInitOp
     startTick: plan.topology.sync.step_overhead_ticks,
     sampler: isSampler
       ? {
-          tok: { prefill: idOf(plan.steps.prefill, 'tok'), decode: idOf(plan.steps.decode, 'tok') },
-          next: { prefill: idOf(plan.steps.prefill, 'next'), decode: idOf(plan.steps.decode, 'next') },
+          tok: { prefill: idsOf(plan.steps.prefill, 'tok'), decode: idsOf(plan.steps.decode, 'tok') },
+          next: { prefill: idsOf(plan.steps.prefill, 'next'), decode: idsOf(plan.steps.decode, 'next') },
         }
       : null,
     watchdogMs: o.watchdogMs,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Plan } from '../compiler/plan.js';
+import { planSlots, type Plan } from '../compiler/plan.js';
 import type { WeightStore } from '../model/weights.js';
 import {
   KIND,
@@ -183,7 +183,6 @@ export class Deployment {
   }
 
   static async start(plan: Plan, fabric: Fabric, opts: DeployOptions): Promise<Deployment> {
-    checkRunnable(plan);
     if (opts.isolation !== 'thread' && opts.transport === 'embedded') {
       throw new UsageError(
         'RACKEMU_ERR_GENERATE_OPTION',
@@ -369,7 +368,7 @@ export class Deployment {
   async readbackLogits(slot: number): Promise<number[]> {
     const lmChips = new Set(this.plan.layout.lmHead.map((s) => this.fabric.chipId(s.chip)));
     const full = new Float32Array(this.plan.model.vocab);
-    const batch = this.plan.options.batch;
+    const batch = planSlots(this.plan.options);
     for (const h of this.hosts) {
       const mine = [...lmChips].filter((c) => this.fabric.hostId(this.fabric.chipIndex(c)) === h.hostId);
       if (mine.length === 0) continue;
@@ -406,7 +405,7 @@ export class Deployment {
         },
       );
     }
-    const shape = { batch: this.plan.options.batch, prefillChunk: this.plan.options.prefillChunk };
+    const shape = { batch: planSlots(this.plan.options), prefillChunk: this.plan.options.prefillChunk };
     let window: StepWindow;
     let r: WindowResult;
     for (let attempt = 0; ; attempt++) {
@@ -456,14 +455,4 @@ export class Deployment {
     await Promise.allSettled(this.hosts.map((h) => h.stop()));
     await this.control?.close();
   }
-}
-
-/** Plans the chip runtime cannot run yet fail before anything starts. */
-function checkRunnable(plan: Plan): void {
-  if (plan.options.microBatches === 1) return;
-  throw new UsageError(
-    'RACKEMU_ERR_GENERATE_OPTION',
-    `a Plan of ${plan.options.microBatches} micro-batches: compile and sweep predict pipelined micro-batches, but the chip runtime does not execute them yet (run it with --micro-batches 1)`,
-    { details: { path: 'micro-batches', expected: '1', got: String(plan.options.microBatches) } },
-  );
 }

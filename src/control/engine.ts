@@ -1,4 +1,4 @@
-import type { Plan } from '../compiler/plan.js';
+import { planSlots, type Plan } from '../compiler/plan.js';
 import { RunError, UsageError, type RackemuError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { BatchScheduler, type PlannedWindow, type SlotOutput } from './batch-scheduler.js';
@@ -72,7 +72,7 @@ export class Engine implements CompletionEngine {
     this.windowSteps = opts.windowSteps ?? (this.fidelity === 'timing' ? 64 : 8);
     this.windowsInFlight = opts.windowsInFlight ?? 2;
     this.stepTicks = { prefill: plan.steps.prefill.lengthTicks, decode: plan.steps.decode.lengthTicks };
-    const shape = { batch: plan.options.batch, prefillChunk: plan.options.prefillChunk };
+    const shape = { batch: planSlots(plan.options), prefillChunk: plan.options.prefillChunk };
     this.scheduler = new BatchScheduler(shape, opts.maxWaiting ?? 4 * shape.batch);
     this.pacingLag = pacingLag(opts.observer);
     this.ledger = new HostLedger(plan, deployment.fabric, deployment.hostIds);
@@ -317,7 +317,7 @@ export class Engine implements CompletionEngine {
   }
 
   private stepsRan(planned: PlannedWindow): void {
-    const rows = this.plan.options.batch;
+    const rows = planSlots(this.plan.options);
     planned.kinds.forEach((kind, i) => {
       const prefill = kind === KIND.prefill;
       this.opts.observer?.stepRan?.({
@@ -331,7 +331,7 @@ export class Engine implements CompletionEngine {
 
   /** The sampler's samples of steps of `planned`: each planned output becomes its request's token. */
   private onSamples(planned: PlannedWindow, s: StepSamples): void {
-    const batch = this.plan.options.batch;
+    const batch = planSlots(this.plan.options);
     for (let k = 0; k < s.ticks.length; k++) {
       const i = s.firstStep + k - planned.firstStep;
       if (i < 0 || i >= planned.outputs.length) continue;
@@ -434,7 +434,7 @@ export class Engine implements CompletionEngine {
 
   private report(): void {
     this.opts.observer?.setRequests?.(this.scheduler.running, this.scheduler.waiting);
-    this.opts.observer?.setKvCache?.(this.scheduler.kvTokens, this.plan.options.batch * this.context);
+    this.opts.observer?.setKvCache?.(this.scheduler.kvTokens, planSlots(this.plan.options) * this.context);
   }
 
   /** Resolves once no window runs and no recovery is under way (a campaign's last fault has shown its effect). */

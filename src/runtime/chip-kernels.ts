@@ -30,8 +30,8 @@ type LmHeadKernel = Extract<Kernel, { kind: 'lm_head' }>;
  */
 export class ChipKernels {
   /**
-   * lm_head chips: the logits slice of the most recent step, one row per batch slot (host readback
-   * for the final logits).
+   * lm_head chips: the logits slice of the most recent step, one row per batch slot of every
+   * micro-batch (host readback for the final logits).
    */
   lastLogits: { start: number; logits: Float32Array } | null = null;
   /** Per layer, one KV cache per batch slot. */
@@ -64,7 +64,9 @@ export class ChipKernels {
     const H = m.hidden;
     const input = (i: number) => values.get(ins.inputs[i]) as Float32Array;
     const k: Kernel = ins.kernel;
-    const rows = step.positions.length;
+    // an op computes the rows of its own micro-batch's slots
+    const view = this.microBatchView(step, ins.microBatch);
+    const rows = view.step.positions.length;
     switch (k.kind) {
       case 'embed':
         return embedLookup(values.get(ins.inputs[0]) as Int32Array, w[weightKey.embed()], k.vocabStart, k.vocabEnd, H);
@@ -74,11 +76,11 @@ export class ChipKernels {
         return out;
       }
       case 'attention':
-        return this.attention(k, input(0), step);
+        return this.attention(k, input(0), view.step, view.firstSlot);
       case 'ffn':
         return this.ffn(k, input(0), rows);
       case 'lm_head':
-        return this.lmHead(k, input(0), step);
+        return this.lmHead(k, input(0), view.step, view.firstSlot);
       case 'sample': {
         const parts = ins.inputs.map((t) => unpackArgmax(values.get(t) as Int32Array));
         return Int32Array.from(combineArgmax(...parts).indices);
@@ -90,7 +92,26 @@ export class ChipKernels {
    * RMSNorm, q/k/v projections of the chip's heads, RoPE, then per batch slot: its valid rows' k and v
    * into the slot's KV cache and attention of its rows over it. Rows of idle slots stay zero.
    */
-  private attention(k: AttentionKernel, x: Float32Array, step: StepInstance): Float32Array {
+  /** The part of `step` micro-batch `m` carries (the whole step with one micro-batch), and its first slot. */
+  private microBatchView(step: StepInstance, m: number): { step: StepInstance; firstSlot: number } {
+    const M = this.init.microBatches;
+    if (M === 1) return { step, firstSlot: 0 };
+    const slots = step.slotRows.length / M;
+    const rows = step.positions.length / M;
+    return {
+      firstSlot: m * slots,
+      step: {
+        index: step.index,
+        kind: step.kind,
+        base: step.base,
+        positions: step.positions.subarray(m * rows, (m + 1) * rows),
+        slotRows: step.slotRows.subarray(m * slots, (m + 1) * slots),
+        inputIds: step.inputIds === null ? null : step.inputIds.subarray(m * rows, (m + 1) * rows),
+      },
+    };
+  }
+
+  private attention(k: AttentionKernel, x: Float32Array, step: StepInstance, firstSlot: number): Float32Array {
     const m = this.init.model;
     const w = this.weights;
     const H = m.hidden;
@@ -104,8 +125,9 @@ export class ChipKernels {
     const vals = matmulXWt(xn, rows, H, w[weightKey.v(k.layer)], kvHeads * hd);
     applyRope(q, rows, heads, hd, step.positions, m.ropeTheta);
     applyRope(keys, rows, kvHeads, hd, step.positions, m.ropeTheta);
-    const caches = this.caches.get(k.layer)!;
-    const T = rows / caches.length;
+    const slots = step.slotRows.length;
+    const caches = this.caches.get(k.layer)!.slice(firstSlot, firstSlot + slots);
+    const T = rows / slots;
     const qRow = heads * hd;
     const kvRow = kvHeads * hd;
     const a = new Float32Array(rows * qRow);
@@ -131,7 +153,7 @@ export class ChipKernels {
   }
 
   /** Final RMSNorm and the chip's logits slice for the last valid row of each running slot; its argmax per slot. */
-  private lmHead(k: LmHeadKernel, x: Float32Array, step: StepInstance): Int32Array {
+  private lmHead(k: LmHeadKernel, x: Float32Array, step: StepInstance, firstSlot: number): Int32Array {
     const m = this.init.model;
     const w = this.weights;
     const H = m.hidden;
@@ -144,7 +166,11 @@ export class ChipKernels {
     }
     const xn = rmsNorm(last, slots, H, w[weightKey.finalNorm()], m.rmsNormEps);
     const logits = lmHeadSlice(xn, slots, H, w[weightKey.lmHead()], k.vocabStart, k.vocabEnd);
-    this.lastLogits = { start: k.vocabStart, logits };
+    // every micro-batch writes its own slots' rows of the step's logits
+    const width = k.vocabEnd - k.vocabStart;
+    if (this.lastLogits === null || this.lastLogits.logits.length !== this.init.batch * width)
+      this.lastLogits = { start: k.vocabStart, logits: new Float32Array(this.init.batch * width) };
+    this.lastLogits.logits.set(logits, firstSlot * width);
     return packArgmax(argmaxRows(logits, slots, k.vocabEnd - k.vocabStart, k.vocabStart));
   }
 

@@ -18,8 +18,10 @@ export interface ChipInit {
   readonly model: ModelConfig;
   readonly fidelity: Fidelity;
   readonly context: number;
-  /** Batch slots of every step (sequences a step carries). */
+  /** Batch slots of every step (sequences a step carries, over all its micro-batches). */
   readonly batch: number;
+  /** Micro-batches a step carries: micro-batch m holds slots [m x batch / microBatches, (m + 1) x ...). */
+  readonly microBatches: number;
   /** Rows per slot of a prefill step. */
   readonly prefillChunk: number;
   readonly program: Program;
@@ -30,8 +32,11 @@ export interface ChipInit {
   readonly stepLengths: StepLengths;
   /** Tick within a step at which its input token ids are ready (the sync overhead). */
   readonly startTick: number;
-  /** On the sampler: ids of its `tok` and `next` tensors per step kind. */
-  readonly sampler: { readonly tok: PerStepKind<number>; readonly next: PerStepKind<number> } | null;
+  /** On the sampler: ids of its `tok` and `next` tensors per step kind, one of each per micro-batch. */
+  readonly sampler: {
+    readonly tok: PerStepKind<readonly number[]>;
+    readonly next: PerStepKind<readonly number[]>;
+  } | null;
   /** Wall-clock limit on waiting for one frame before it is declared missing. */
   readonly watchdogMs: number;
 }

@@ -58,10 +58,13 @@ export class ChipRuntime {
     this.log = new ViolationLog(init.chipId);
     this.receiver = new ChipReceiver(init, this.log, (e) => this.abort(e));
     this.kernels = init.fidelity === 'numeric' ? new ChipKernels(init, weights) : null;
+    // a step's ids are all known when its last micro-batch's `next` is
     const tokenEnd = (kind: 'prefill' | 'decode') => {
-      const next = init.sampler?.next[kind];
-      const op = init.program[kind].instructions.find((ins) => ins.kind === 'compute' && ins.output === next);
-      return op?.kind === 'compute' ? op.end : -1;
+      const next = init.sampler?.next[kind] ?? [];
+      let end = -1;
+      for (const ins of init.program[kind].instructions)
+        if (ins.kind === 'compute' && next.includes(ins.output)) end = Math.max(end, ins.end);
+      return end;
     };
     this.tokenEnd = { prefill: tokenEnd('prefill'), decode: tokenEnd('decode') };
     this.lastIds = new Int32Array(init.batch);
@@ -224,7 +227,12 @@ export class ChipRuntime {
     const values = new Map<number, TensorValue>();
     const sampler = this.init.sampler;
     let nextTick = 0;
-    if (sampler) values.set(sampler.tok[step.kind], step.inputIds ?? this.decodeInputs(step));
+    if (sampler) {
+      // micro-batch m's tok holds the ids of its own slots
+      const tok = step.inputIds ?? this.decodeInputs(step);
+      const per = tok.length / sampler.tok[step.kind].length;
+      sampler.tok[step.kind].forEach((id, m) => values.set(id, tok.slice(m * per, (m + 1) * per)));
+    }
     for (let i = 0; i < prog.length; i++) {
       const ins = prog[i];
       if (ins.kind === 'recv') {
@@ -242,7 +250,7 @@ export class ChipRuntime {
         i += group.length - 1;
       } else if (ins.kind === 'compute') {
         values.set(ins.output, this.kernels!.compute(ins, step, values));
-        if (sampler && ins.output === sampler.next[step.kind]) nextTick = step.base + ins.end;
+        if (sampler?.next[step.kind].includes(ins.output)) nextTick = Math.max(nextTick, step.base + ins.end);
       } else {
         // A run of consecutive sends leaves together: one message per destination (cork).
         const ep = this.endpoint!;
@@ -256,7 +264,9 @@ export class ChipRuntime {
       }
     }
     if (!sampler) return { ids: null, tick: 0 };
-    const ids = values.get(sampler.next[step.kind]) as Int32Array;
+    const ids = new Int32Array(this.lastIds.length);
+    const nexts = sampler.next[step.kind];
+    nexts.forEach((id, m) => ids.set(values.get(id) as Int32Array, (m * ids.length) / nexts.length));
     for (let b = 0; b < this.lastIds.length; b++) if (step.slotRows[b] > 0) this.lastIds[b] = ids[b];
     return { ids, tick: nextTick };
   }
