@@ -6,16 +6,10 @@ import { FILLER_TOKEN_ID, type CompletionResult, type TokenEvent } from '../src/
 import { referenceGenerate } from '../src/runtime/reference.js';
 import type { RackemuError } from '../src/util/errors.js';
 import { deploy, setup, type Setup } from './helpers/deploy.js';
+import { MIXED_REQUESTS } from './helpers/requests.js';
 
-/** Prompts of mixed lengths and lengths of output, more than the batch holds at once. */
-const REQUESTS = [
-  { promptIds: [1, 2, 3, 4, 5], maxTokens: 6 },
-  { promptIds: [7], maxTokens: 3 },
-  { promptIds: [9, 8, 7, 6, 5, 4, 3, 2], maxTokens: 4 },
-  { promptIds: [11, 12, 13], maxTokens: 1 },
-  { promptIds: [20, 21], maxTokens: 5 },
-  { promptIds: [3, 3, 3, 3], maxTokens: 2 },
-];
+/** More requests than one batch (or micro-batch) holds: the scheduler fills every slot. */
+const REQUESTS = MIXED_REQUESTS.map((r) => ({ promptIds: [...r.promptIds], maxTokens: r.maxTokens }));
 
 function recorder(): EngineObserver & { activeRows: number[] } {
   const activeRows: number[] = [];

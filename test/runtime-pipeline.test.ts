@@ -4,16 +4,10 @@ import type { Deployment } from '../src/control/deployment.js';
 import { Engine, type EngineObserver } from '../src/control/engine.js';
 import { referenceGenerate } from '../src/runtime/reference.js';
 import { deploy, setup, type Setup } from './helpers/deploy.js';
+import { MIXED_REQUESTS } from './helpers/requests.js';
 
-/** More requests than one micro-batch holds: the scheduler fills every micro-batch's slots. */
-const REQUESTS = [
-  { promptIds: [1, 2, 3, 4, 5], maxTokens: 6 },
-  { promptIds: [7], maxTokens: 4 },
-  { promptIds: [9, 8, 7, 6, 5, 4, 3, 2], maxTokens: 4 },
-  { promptIds: [11, 12, 13], maxTokens: 3 },
-  { promptIds: [20, 21], maxTokens: 5 },
-  { promptIds: [3, 3, 3, 3], maxTokens: 2 },
-];
+/** More requests than one batch (or micro-batch) holds: the scheduler fills every slot. */
+const REQUESTS = MIXED_REQUESTS.map((r) => ({ promptIds: [...r.promptIds], maxTokens: r.maxTokens }));
 
 describe('runtime pipeline, numeric', () => {
   let s: Setup;
