@@ -170,6 +170,27 @@ describe('compiler', () => {
     expect(int8.placement.filter((p) => p.role === 'layers').length).toBeLessThanOrEqual(512);
   });
 
+  it('compiler - a model whose total fits but whose smallest share does not names the share, not a chip count', () => {
+    // 2 KV heads, 8 layers: at most 64 chips per layer on groq-576, and one KV head's attention with its
+    // KV cache for 512 tokens does not fit a 10 KiB chip, however many chips there are
+    const small = loadTopology(topo('groq-576'), [parseSetArg('chip.sram_mib=0.01')]);
+    let err: RackemuError | undefined;
+    try {
+      compile(small, BUILTIN_MODELS['mixtral-tiny'], { context: 512 });
+    } catch (e) {
+      err = e as RackemuError;
+    }
+    expect(err?.code).toBe('RACKEMU_ERR_DOES_NOT_FIT');
+    expect(err?.message).toMatch(/total \(.*\) is below .* but a chip's smallest share of one layer/);
+    expect(err?.message).not.toMatch(/active chips of/);
+    const need = err?.details.chip_bytes_needed as number;
+    expect(need).toBeGreaterThan(0.01 * 2 ** 20);
+    // chips of the size it names fit the model
+    const mib = Math.ceil((need / 2 ** 20) * 1000) / 1000;
+    const enough = loadTopology(topo('groq-576'), [parseSetArg(`chip.sram_mib=${mib}`)]);
+    expect(() => compile(enough, BUILTIN_MODELS['mixtral-tiny'], { context: 512 })).not.toThrow();
+  });
+
   it('compiler - shrunk SRAM spreads mixtral-tiny over hundreds of chips', () => {
     const t = loadTopology(topo('groq-576'), [parseSetArg('chip.sram_mib=0.03')]);
     const tiny = compile(t, BUILTIN_MODELS['mixtral-tiny'], { context: 64, promptTokens: 8 });

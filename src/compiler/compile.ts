@@ -4,7 +4,7 @@ import type { Topology } from '../topology/types.js';
 import { CompileError } from '../util/errors.js';
 import { ACT_BYTES, HardwareModel, KV_BYTES } from './cost.js';
 import { resolveOptions, type CompileOptions } from './options.js';
-import { candidates, layerBytesOnChip, type Candidate } from './partition.js';
+import { candidates, largestDivisorAtMost, layerBytesOnChip, type Candidate } from './partition.js';
 import type { ChipPlacement, Layout, LayerGroup, Plan, ResolvedCompileOptions, Step, VocabSlice } from './plan.js';
 import { buildPrograms } from './programs.js';
 import { peakActivationBytes, StepBuilder } from './schedule.js';
@@ -282,17 +282,26 @@ function doesNotFit(
   const smaller = (['int8', 'fp8'] as WeightDtype[]).filter(
     (d) => bytesPerParam(d) < bytesPerParam(o.dtype) && need(d) <= available * 0.95,
   );
-  const hints = [`about ${chipsNeeded} active chips of ${mib(hw.capacityBytes)} (this topology has ${activeChips})`];
+  // the total fits but no split does: a chip's indivisible share binds, and more chips would not help
+  const share = needed <= available ? bindingShare(hw, o, activeChips, sequences) : null;
+  const binding = share !== null && share.bytes > hw.capacityBytes ? share : null;
+  const hints =
+    needed > available
+      ? [`about ${chipsNeeded} active chips of ${mib(hw.capacityBytes)} (this topology has ${activeChips})`]
+      : [binding ? `chips of at least ${mib(binding.bytes)}` : `chips with more than ${mib(hw.capacityBytes)}`];
   if (smaller.length) hints.push(`--dtype ${smaller.join(' or ')} (needs ${gb(need(smaller[0]))})`);
   const kv = kvBytesPerToken(m, KV_BYTES) * o.context * sequences;
   if (needed - kv < available * 0.95 && kv > available * 0.05)
     hints.push(`a shorter --context (the KV cache takes ${gb(kv)})`);
   if (o.microBatches > 1)
     hints.push(`fewer --micro-batches (each keeps its own KV cache; a split needs a group per micro-batch)`);
+  const below = `the total (${gb(needed)}) is below the ${gb(available)} of the ${activeChips} active chips, but`;
   const why =
-    needed <= available
-      ? `the total (${gb(needed)}) is below the ${gb(available)} of the ${activeChips} active chips, but no split of its layers puts every chip's share within ${mib(hw.capacityBytes)}`
-      : `needs ${gb(needed)} (weights ${o.dtype} + KV cache for ${o.microBatches > 1 ? `${o.microBatches} micro-batches x ` : ''}${o.batch} x ${o.context} tokens) but the ${activeChips} active chips hold ${gb(available)} (${gb(withSpares)} counting spares)`;
+    binding !== null
+      ? `${below} ${binding.what} needs ${mib(binding.bytes)} on one chip, and a chip holds ${mib(hw.capacityBytes)}`
+      : needed <= available
+        ? `${below} no split of its layers packs every chip's share (layers, embedding, lm_head and activation headroom) within ${mib(hw.capacityBytes)}`
+        : `needs ${gb(needed)} (weights ${o.dtype} + KV cache for ${o.microBatches > 1 ? `${o.microBatches} micro-batches x ` : ''}${o.batch} x ${o.context} tokens) but the ${activeChips} active chips hold ${gb(available)} (${gb(withSpares)} counting spares)`;
   return new CompileError(
     'RACKEMU_ERR_DOES_NOT_FIT',
     `${m.name} does not fit on ${t.name}: ${why}. Would fit with: ${hints.join('; ')}.`,
@@ -301,11 +310,39 @@ function doesNotFit(
         needed_bytes: needed,
         available_bytes: available,
         available_with_spares_bytes: withSpares,
-        chips_needed: chipsNeeded,
+        chips_needed: needed > available ? chipsNeeded : null,
+        chip_bytes_needed: binding?.bytes ?? null,
         smaller_dtypes: smaller,
       },
     },
   );
+}
+
+/**
+ * The smallest share of one layer a chip can hold in the finest split the topology allows (one layer
+ * per group, as many chips per group as the groups leave room for): the attention of one KV-head group
+ * with its KV cache, its FFN slice and the activation headroom the compiler keeps. When even that
+ * exceeds a chip, no number of chips of this size fits the model.
+ */
+function bindingShare(
+  hw: HardwareModel,
+  o: ResolvedCompileOptions,
+  activeChips: number,
+  sequences: number,
+): { bytes: number; what: string } {
+  const m = hw.model;
+  const S = Math.max(1, Math.min(Math.floor(activeChips / m.layers), m.intermediate, 1024));
+  const A = largestDivisorAtMost(m.kvHeads, S);
+  const share = layerBytesOnChip(hw, S, A, 0, sequences, o.context);
+  const headroom = (2 * S + 8) * o.batch * m.hidden * ACT_BYTES;
+  const kvHeads = m.kvHeads / A;
+  const heads = kvHeads === 1 ? 'one KV head' : `${kvHeads} KV heads`;
+  return {
+    bytes: share.weights + share.kv + headroom,
+    what:
+      `a chip's smallest share of one layer (the attention of ${heads} with its KV cache for ${sequences} x ${o.context} tokens, ` +
+      `${mib(share.kv)}, and an FFN slice of 1/${S}, with activation headroom; ${m.layers} layers over ${activeChips} chips allow ${S} chips per layer)`,
+  };
 }
 
 /** Convenience for callers that hold the step but need the whole-run timeline: the tick each step starts at. */

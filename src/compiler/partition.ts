@@ -28,7 +28,7 @@ export interface Candidate {
 }
 
 /** Largest divisor of n that is <= cap. */
-function largestDivisorAtMost(n: number, cap: number): number {
+export function largestDivisorAtMost(n: number, cap: number): number {
   for (let d = Math.min(n, cap); d >= 1; d--) if (n % d === 0) return d;
   return 1;
 }
