@@ -5,7 +5,16 @@ import { CompileError } from '../util/errors.js';
 import { ACT_BYTES, HardwareModel, KV_BYTES } from './cost.js';
 import { resolveOptions, type CompileOptions } from './options.js';
 import { candidates, largestDivisorAtMost, layerBytesOnChip, type Candidate } from './partition.js';
-import type { ChipPlacement, Layout, LayerGroup, Plan, ResolvedCompileOptions, Step, VocabSlice } from './plan.js';
+import {
+  planSlots,
+  type ChipPlacement,
+  type Layout,
+  type LayerGroup,
+  type Plan,
+  type ResolvedCompileOptions,
+  type Step,
+  type VocabSlice,
+} from './plan.js';
 import { buildPrograms } from './programs.js';
 import { peakActivationBytes, StepBuilder } from './schedule.js';
 
@@ -131,7 +140,7 @@ function layOut(
     for (let l = g * cand.layersPerGroup; l < Math.min(m.layers, (g + 1) * cand.layersPerGroup); l++) layers.push(l);
     chips.forEach((chip, i) => {
       // every micro-batch keeps its own KV cache
-      const b = layerBytesOnChip(hw, S, A, i, opts.batch * opts.microBatches, opts.context);
+      const b = layerBytesOnChip(hw, S, A, i, planSlots(opts), opts.context);
       weightBytes[chip] += b.weights * layers.length;
       kvBytes[chip] += b.kv * layers.length;
       layersOf[chip].push(...layers);
@@ -272,7 +281,7 @@ function doesNotFit(
   activeChips: number,
   totalChips: number,
 ): CompileError {
-  const sequences = o.batch * o.microBatches;
+  const sequences = planSlots(o);
   const need = (dtype: WeightDtype) =>
     paramCounts(m).total * bytesPerParam(dtype) + kvBytesPerToken(m, KV_BYTES) * o.context * sequences;
   const needed = need(o.dtype);

@@ -1,6 +1,6 @@
 import type { Fabric } from '../topology/fabric.js';
 import { hostCpuCostsOf, pcieLoadSeconds, pcieShareOf, readbackSeconds, stageSeconds } from '../topology/host.js';
-import type { Plan, Prediction, Program } from './plan.js';
+import { planSlots, type Plan, type Prediction, type Program } from './plan.js';
 
 /**
  * The control plane of a Plan, predicted: one host agent per node server the plan occupies (spare
@@ -107,11 +107,11 @@ function requestPathLoad(plan: Plan, predicted: Prediction) {
   return {
     // every decode step's row ids, and each prompt in its prefill chunks
     stage:
-      decodeStepsPerS * stageSeconds(c, o.batch * o.microBatches) +
+      decodeStepsPerS * stageSeconds(c, planSlots(o)) +
       prefillStepsPerS * c.stagePerStepS +
       promptTokensPerS * c.stagePerRowS,
     // every decode step's sampled ids, and each request's first token after its prefill
-    readback: decodeStepsPerS * readbackSeconds(c, o.batch * o.microBatches) + requestsPerS * readbackSeconds(c, 1),
+    readback: decodeStepsPerS * readbackSeconds(c, planSlots(o)) + requestsPerS * readbackSeconds(c, 1),
     tokenise: promptTokensPerS * c.tokenisePerTokenS,
     detokenise: outTokensPerS * c.detokenisePerTokenS,
   };

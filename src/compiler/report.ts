@@ -1,6 +1,6 @@
 import { Fabric } from '../topology/fabric.js';
 import { controlPlane, occupiedNodes, type ControlPlaneReport } from './control-plane.js';
-import type { LinkUtilisation, Plan, Prediction, Step } from './plan.js';
+import { planSlots, type LinkUtilisation, type Plan, type Prediction, type Step } from './plan.js';
 
 /**
  * Predicted performance, power and cost of a Plan, in the units users compare (ms, tokens/s, W, USD).
@@ -173,7 +173,7 @@ export function predict(plan: Plan): Prediction {
     ttft_ms: ms(plan, prefill * prefillSteps),
     tpot_ms: tpot,
     tokens_per_s_per_user: 1000 / tpot,
-    tokens_per_s_total: (1000 / tpot) * o.batch * o.microBatches,
+    tokens_per_s_total: (1000 / tpot) * planSlots(o),
     prefill_step_ms: ms(plan, prefill),
     prefill_steps: prefillSteps,
     breakdown: breakdown(plan, plan.steps.decode),
@@ -242,8 +242,8 @@ export function report(plan: Plan, fabric = new Fabric(plan.topology)): CompileR
     power_w: power,
     nodes_occupied: nodes,
     cost_per_million_tokens_usd: ((capexPerHour + energyPerHour) / tokensPerHour) * 1e6,
-    messages_per_token: decode.transfers.length / (o.batch * o.microBatches),
-    bytes_per_token: bytes / (o.batch * o.microBatches),
+    messages_per_token: decode.transfers.length / planSlots(o),
+    bytes_per_token: bytes / planSlots(o),
     micro_batches: o.microBatches,
     pipeline: pipeline(plan),
     decode_step: { ticks: decode.lengthTicks, ops: decode.ops.length, transfers: decode.transfers.length },

@@ -1,5 +1,5 @@
 import { deserialize, serialize } from 'node:v8';
-import { chipToken } from '../transport/index.js';
+import { chipToken, type NatsBus } from '../transport/index.js';
 import { RunError } from '../util/errors.js';
 
 /**
@@ -37,6 +37,24 @@ export const ordinalSubject = (deployment: string, ordinal: number) => `rackemu.
 export interface ControlEnvelope<T> {
   readonly rid: number;
   readonly m: T;
+}
+
+/**
+ * One side's outgoing control subject (the coordinator's to a host, a host's to the coordinator):
+ * each message in its envelope, split into chunks, numbered in the order sent.
+ */
+export class ControlSender<T> {
+  private seq = 0;
+
+  constructor(
+    private readonly bus: Pick<NatsBus, 'publish' | 'maxPayload'>,
+    private readonly subject: string,
+  ) {}
+
+  post(rid: number, m: T): void {
+    const envelope: ControlEnvelope<T> = { rid, m };
+    for (const c of encodeControl(envelope, this.seq++, this.bus.maxPayload)) this.bus.publish(this.subject, c);
+  }
 }
 
 /** A host agent's announcement: its host id, or its ordinal among the deployment's hosts (Kubernetes). */

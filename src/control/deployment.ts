@@ -153,15 +153,6 @@ export class Deployment {
     return this.hosts.flatMap((h) => (h.metricsUrl === null ? [] : [{ hostId: h.hostId, url: h.metricsUrl }]));
   }
 
-  /** The Plan this deployment runs. */
-  get running(): Plan {
-    return this.plan;
-  }
-
-  get options(): DeployOptions {
-    return this.opts;
-  }
-
   /** Fault campaigns: host agent `hostId` dies with its chips (a thread host's workers end; a process is killed). */
   async crashHost(hostId: string): Promise<void> {
     const host = this.hosts.find((h) => h.hostId === hostId);

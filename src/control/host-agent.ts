@@ -15,6 +15,7 @@ import { withoutNatsSecrets, type TransportConfig, type TransportStats } from '.
 import { compiledUrl } from '../util/compiled-url.js';
 import { RunError, type ErrorCode, ERRORS } from '../util/errors.js';
 import { ChipMailbox } from './chip-mailbox.js';
+import { StallMeter } from './silence.js';
 
 /**
  * A host agent: the control-plane process of one GroqNode (its 2 CPUs). It owns its node's chips as
@@ -85,7 +86,7 @@ export class HostAgent {
   private readonly workers = new Map<string, Worker>();
   private readonly mailboxes = new Map<string, ChipMailbox>();
   private hangTimer: ReturnType<typeof setInterval> | null = null;
-  private hangCheckedAt = 0;
+  private hangStalls = new StallMeter(HANG_CHECK_MS);
   private silenceMs = chipSilenceMs(30_000);
 
   constructor(
@@ -153,7 +154,7 @@ export class HostAgent {
    */
   async run(spec: RunSpec, onSamples?: (s: StepSamples) => void): Promise<ChipOutcome[]> {
     if (this.hangTimer === null) {
-      this.hangCheckedAt = Date.now();
+      this.hangStalls = new StallMeter(HANG_CHECK_MS);
       this.hangTimer = setInterval(() => this.findHung(), HANG_CHECK_MS);
     }
     return Promise.all(
@@ -179,14 +180,13 @@ export class HostAgent {
   /** A running chip that has been silent for silenceMs is hung: its run fails and its worker is ended. */
   private findHung(): void {
     let running = false;
-    // a check that comes late means this process was stalled (silence.ts): that time is not the chips' silence
+    // time this process was stalled is not the chips' silence (silence.ts)
     const now = Date.now();
-    const late = now - this.hangCheckedAt - HANG_CHECK_MS;
-    this.hangCheckedAt = now;
+    const stalled = this.hangStalls.stalled(now);
     for (const [chipId, box] of this.mailboxes) {
       if (!box.running) continue;
       running = true;
-      if (late > HANG_CHECK_MS) box.lastHeard += late;
+      box.lastHeard += stalled;
       const silent = now - box.lastHeard;
       if (silent < this.silenceMs) continue;
       const w = this.workers.get(chipId);

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import {
   ControlReassembler,
   coordSubject,
-  encodeControl,
+  ControlSender,
   hostSubject,
   type ControlEnvelope,
 } from './control-channel.js';
@@ -20,7 +20,7 @@ import type { HostService, Reply } from './host-service.js';
 export class HostControl {
   private readonly replies = new ReplyLog<Reply>();
   private readonly reassembler = new ControlReassembler();
-  private seq = 0;
+  private readonly sender: ControlSender<HostToCoordinator>;
   private queue = Promise.resolve();
   private resolveStopped: () => void = () => undefined;
   private rejectStopped: (e: Error) => void = () => undefined;
@@ -36,25 +36,26 @@ export class HostControl {
   readonly service: HostService;
 
   constructor(
-    private readonly bus: NatsBus,
-    private readonly deployment: string,
-    private readonly hostId: string,
+    bus: NatsBus,
+    deployment: string,
+    hostId: string,
     private readonly log: Logger,
     beatMs: number,
     /** The service, given how to send what it streams (samples, chip-ready: never sent again). */
     service: (send: (m: HostToCoordinator) => void) => HostService,
   ) {
+    this.sender = new ControlSender(bus, coordSubject(deployment, hostId));
     this.silence = new SilenceClock(beatMs);
     // awaited by the agent's run; until then a rejection is not unhandled
     this.stopped.catch(() => undefined);
-    this.service = service((m) => this.post(0, m));
+    this.service = service((m) => this.sender.post(0, m));
     bus.subscribe(hostSubject(deployment, hostId), (data) => this.onData(data));
   }
 
   /** The host agent's heartbeat (every second once contacted). */
   beat(): void {
     const { seen, kept } = this.replies.beat;
-    this.post(0, { type: 'heartbeat', seen, kept: [...kept] });
+    this.sender.post(0, { type: 'heartbeat', seen, kept: [...kept] });
   }
 
   /** Ends `stopped` with `e` (the coordinator fell silent). */
@@ -62,16 +63,10 @@ export class HostControl {
     this.rejectStopped(e);
   }
 
-  private post(rid: number, m: HostToCoordinator): void {
-    const envelope: ControlEnvelope<HostToCoordinator> = { rid, m };
-    const subject = coordSubject(this.deployment, this.hostId);
-    for (const c of encodeControl(envelope, this.seq++, this.bus.maxPayload)) this.bus.publish(subject, c);
-  }
-
   private answer(rid: number, reply: Reply): void {
     this.replies.answer(rid, reply);
     this.log.debug({ type: reply.type, rid }, 'control reply sent');
-    this.post(rid, reply);
+    this.sender.post(rid, reply);
     if (reply.type === 'stopped') this.resolveStopped();
   }
 
@@ -91,7 +86,7 @@ export class HostControl {
     const take = this.replies.take(rid);
     this.log.debug({ type: m.type, rid, take }, 'control request received');
     const kept = take === 'answered' ? this.replies.reply(rid) : undefined;
-    if (kept !== undefined) this.post(rid, kept);
+    if (kept !== undefined) this.sender.post(rid, kept);
     if (take !== 'new') return;
     const lost = (e: unknown) => this.log.warn({ err: e, rid }, 'control reply not sent');
     // runs queue on the chips in order; other requests are answered as they come

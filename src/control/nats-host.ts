@@ -8,7 +8,7 @@ import { logger } from '../util/log.js';
 import {
   ControlReassembler,
   coordSubject,
-  encodeControl,
+  ControlSender,
   hostSubject,
   type ControlEnvelope,
 } from './control-channel.js';
@@ -54,9 +54,9 @@ export class NatsHost implements Host {
   private readonly pending: Pending[] = [];
   private readonly requests = new RequestLog<CoordinatorToHost>();
   private readonly reassembler = new ControlReassembler();
+  private readonly sender: ControlSender<CoordinatorToHost>;
   private onReady: (chipId: string) => void = () => undefined;
   private child: ChildProcess | null = null;
-  private seq = 0;
   private readonly silence = new SilenceClock(1000);
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private beat: ReturnType<typeof setInterval> | null = null;
@@ -71,6 +71,7 @@ export class NatsHost implements Host {
     private readonly chips: readonly HostChipSpec[],
     private readonly o: NatsHostOptions,
   ) {
+    this.sender = new ControlSender(o.bus, hostSubject(o.deployment, hostId));
     this.unsubscribe = o.bus.subscribe(coordSubject(o.deployment, hostId), (data) => this.onData(data));
   }
 
@@ -86,11 +87,9 @@ export class NatsHost implements Host {
 
   /** Sends `m` as request `rid` (0: a heartbeat, which is never sent again). */
   private post(rid: number, m: CoordinatorToHost): void {
-    const subject = hostSubject(this.o.deployment, this.hostId);
     // debug: which request each host agent was sent (a control plane that stalls shows where)
     if (rid !== 0) logger().debug({ host: this.hostId, type: m.type, rid }, 'control request sent');
-    const envelope: ControlEnvelope<CoordinatorToHost> = { rid, m };
-    for (const c of encodeControl(envelope, this.seq++, this.o.bus.maxPayload)) this.o.bus.publish(subject, c);
+    this.sender.post(rid, m);
   }
 
   /** --isolation process: start the host agent as a child process that joins like any other. */

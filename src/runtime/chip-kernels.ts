@@ -18,7 +18,7 @@ import {
   swigluSlice,
   type ArgmaxPartial,
 } from './kernels.js';
-import type { StepInstance } from './run-spec.js';
+import { microBatchPart, type StepInstance } from './run-spec.js';
 
 type FfnKernel = Extract<Kernel, { kind: 'ffn' }>;
 type AttentionKernel = Extract<Kernel, { kind: 'attention' }>;
@@ -88,29 +88,27 @@ export class ChipKernels {
     }
   }
 
-  /**
-   * RMSNorm, q/k/v projections of the chip's heads, RoPE, then per batch slot: its valid rows' k and v
-   * into the slot's KV cache and attention of its rows over it. Rows of idle slots stay zero.
-   */
   /** The part of `step` micro-batch `m` carries (the whole step with one micro-batch), and its first slot. */
   private microBatchView(step: StepInstance, m: number): { step: StepInstance; firstSlot: number } {
     const M = this.init.microBatches;
     if (M === 1) return { step, firstSlot: 0 };
-    const slots = step.slotRows.length / M;
-    const rows = step.positions.length / M;
     return {
-      firstSlot: m * slots,
+      firstSlot: m * (step.slotRows.length / M),
       step: {
         index: step.index,
         kind: step.kind,
         base: step.base,
-        positions: step.positions.subarray(m * rows, (m + 1) * rows),
-        slotRows: step.slotRows.subarray(m * slots, (m + 1) * slots),
-        inputIds: step.inputIds === null ? null : step.inputIds.subarray(m * rows, (m + 1) * rows),
+        positions: microBatchPart(step.positions, m, M),
+        slotRows: microBatchPart(step.slotRows, m, M),
+        inputIds: step.inputIds === null ? null : microBatchPart(step.inputIds, m, M),
       },
     };
   }
 
+  /**
+   * RMSNorm, q/k/v projections of the chip's heads, RoPE, then per batch slot: its valid rows' k and v
+   * into the slot's KV cache and attention of its rows over it. Rows of idle slots stay zero.
+   */
   private attention(k: AttentionKernel, x: Float32Array, step: StepInstance, firstSlot: number): Float32Array {
     const m = this.init.model;
     const w = this.weights;
@@ -171,7 +169,7 @@ export class ChipKernels {
     if (this.lastLogits === null || this.lastLogits.logits.length !== this.init.batch * width)
       this.lastLogits = { start: k.vocabStart, logits: new Float32Array(this.init.batch * width) };
     this.lastLogits.logits.set(logits, firstSlot * width);
-    return packArgmax(argmaxRows(logits, slots, k.vocabEnd - k.vocabStart, k.vocabStart));
+    return packArgmax(argmaxRows(logits, slots, width, k.vocabStart));
   }
 
   private ffn(k: FfnKernel, h: Float32Array, rows: number): Float32Array {

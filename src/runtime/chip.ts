@@ -9,7 +9,14 @@ import { ChipSender, type TensorValue } from './chip-sender.js';
 import type { ChipInit, ChipRunResult, PerStepKind, StepSamples } from './chip-types.js';
 import type { ChipWeights } from './chip-weights.js';
 import type { ExpectedFrame } from './frame-inbox.js';
-import { DEFAULT_LOOKAHEAD_STEPS, windowSteps, type FrameFault, type RunSpec, type StepInstance } from './run-spec.js';
+import {
+  DEFAULT_LOOKAHEAD_STEPS,
+  microBatchPart,
+  windowSteps,
+  type FrameFault,
+  type RunSpec,
+  type StepInstance,
+} from './run-spec.js';
 import { ViolationLog } from './violation-log.js';
 import { pollUntil, watchdogIntervalMs } from './watchdog.js';
 
@@ -230,8 +237,8 @@ export class ChipRuntime {
     if (sampler) {
       // micro-batch m's tok holds the ids of its own slots
       const tok = step.inputIds ?? this.decodeInputs(step);
-      const per = tok.length / sampler.tok[step.kind].length;
-      sampler.tok[step.kind].forEach((id, m) => values.set(id, tok.slice(m * per, (m + 1) * per)));
+      const toks = sampler.tok[step.kind];
+      toks.forEach((id, m) => values.set(id, microBatchPart(tok, m, toks.length).slice()));
     }
     for (let i = 0; i < prog.length; i++) {
       const ins = prog[i];
@@ -266,7 +273,7 @@ export class ChipRuntime {
     if (!sampler) return { ids: null, tick: 0 };
     const ids = new Int32Array(this.lastIds.length);
     const nexts = sampler.next[step.kind];
-    nexts.forEach((id, m) => ids.set(values.get(id) as Int32Array, (m * ids.length) / nexts.length));
+    nexts.forEach((id, m) => microBatchPart(ids, m, nexts.length).set(values.get(id) as Int32Array));
     for (let b = 0; b < this.lastIds.length; b++) if (step.slotRows[b] > 0) this.lastIds[b] = ids[b];
     return { ids, tick: nextTick };
   }

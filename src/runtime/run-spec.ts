@@ -125,6 +125,15 @@ export interface StepInstance {
   readonly inputIds: Int32Array | null;
 }
 
+/**
+ * Micro-batch `m`'s part of a per-slot or per-row array of a step carrying `microBatches` of them:
+ * micro-batch m holds the m-th of equal parts (slots [m x batch, (m + 1) x batch) and their rows).
+ */
+export function microBatchPart<T extends Int32Array | Float32Array>(a: T, m: number, microBatches: number): T {
+  const n = a.length / microBatches;
+  return a.subarray(m * n, (m + 1) * n) as T;
+}
+
 /** Int32 words a step's record takes in StepWindow.rows. */
 export function rowWords(kind: number, shape: BatchShape): number {
   return kind === KIND.prefill ? shape.batch * (2 + shape.prefillChunk) : shape.batch * 2;
