@@ -3,6 +3,15 @@ import { BUILTIN_MODELS } from '../src/model/builtin.js';
 import { paramCounts } from '../src/model/config.js';
 import { parseHfConfig } from '../src/model/hf-config.js';
 import { expectCode, tinyMixtralJson } from './model-fixtures.js';
+import {
+  LLAMA_3_1_405B,
+  LLAMA_3_1_70B,
+  LLAMA_3_1_8B,
+  QWEN2_5_7B,
+  QWEN3_235B_A22B,
+  QWEN3_30B_A3B,
+  QWEN3_32B,
+} from './hf-family-configs.js';
 
 const FILE = '/models/x/config.json';
 
@@ -158,10 +167,20 @@ describe('hf-config - bad values are coded errors naming file and key', () => {
     ['string eps', { rms_norm_eps: '1e-5' }, 'rms_norm_eps', 'a positive finite number'],
     ['non-boolean tie', { tie_word_embeddings: 'yes' }, 'tie_word_embeddings', 'true or false'],
     ['zero sliding window', { sliding_window: 0 }, 'sliding_window', 'a positive integer'],
-    ['rope scaling', { rope_scaling: { type: 'linear', factor: 2 } }, 'rope_scaling', 'null'],
+    [
+      'linear rope scaling',
+      { rope_scaling: { type: 'linear', factor: 2 } },
+      'rope_scaling.type',
+      '"llama3" (or "default", or rope_scaling null)',
+    ],
     ['gelu', { hidden_act: 'gelu' }, 'hidden_act', '"silu"'],
     ['attention bias', { attention_bias: true }, 'attention_bias', 'false'],
-    ['missing model_type', { model_type: undefined }, 'model_type', 'one of mixtral, llama, mistral'],
+    [
+      'missing model_type',
+      { model_type: undefined },
+      'model_type',
+      'one of mixtral, llama, mistral, qwen2, qwen3, qwen3_moe',
+    ],
   ];
   for (const [what, over, key, expected] of cases) {
     it(`rejects ${what}`, () => {
@@ -186,4 +205,142 @@ describe('hf-config - bad values are coded errors naming file and key', () => {
     const e = expectCode(() => parseHfConfig([1], FILE, 'x'), 'RACKEMU_ERR_MODEL_CONFIG_KEY');
     expect(e.message).toContain(FILE);
   });
+});
+
+describe('hf-config - model families', () => {
+  it('hf-config - the published Llama 3.1, Qwen3 and Qwen3-MoE configs map to the built-ins', () => {
+    const published: [string, Record<string, unknown>][] = [
+      ['llama-3.1-8b', LLAMA_3_1_8B],
+      ['llama-3.1-70b', LLAMA_3_1_70B],
+      ['llama-3.1-405b', LLAMA_3_1_405B],
+      ['qwen3-32b', QWEN3_32B],
+      ['qwen3-30b-a3b', QWEN3_30B_A3B],
+      ['qwen3-235b-a22b', QWEN3_235B_A22B],
+    ];
+    for (const [name, json] of published) expect(parseHfConfig(json, FILE, name)).toEqual(BUILTIN_MODELS[name]);
+  });
+
+  it('hf-config - parameter counts match the published model sizes', () => {
+    const billions = (json: Record<string, unknown>) => {
+      const p = paramCounts(parseHfConfig(json, FILE, 'm'));
+      return { total: p.total / 1e9, active: p.active / 1e9 };
+    };
+    expect(billions(LLAMA_3_1_8B).total).toBeCloseTo(8.03, 2);
+    expect(billions(LLAMA_3_1_70B).total).toBeCloseTo(70.55, 2);
+    expect(billions(LLAMA_3_1_405B).total).toBeCloseTo(405.85, 2);
+    // Qwen2.5-7B: 7.61B with its q/k/v biases
+    expect(billions(QWEN2_5_7B).total).toBeCloseTo(7.62, 2);
+    expect(billions(QWEN3_32B).total).toBeCloseTo(32.76, 2);
+    expect(billions(QWEN3_30B_A3B)).toMatchObject({ total: expect.closeTo(30.53, 2), active: expect.closeTo(3.35, 2) });
+    expect(billions(QWEN3_235B_A22B)).toMatchObject({
+      total: expect.closeTo(235.09, 2),
+      active: expect.closeTo(22.2, 1),
+    });
+  });
+
+  it('hf-config - llama3 rope_scaling is read from rope_type or type', () => {
+    const want = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
+    expect(parseHfConfig(LLAMA_3_1_8B, FILE, 'l').ropeScaling).toEqual(want);
+    const { rope_type: _unused, ...older } = LLAMA_3_1_8B.rope_scaling;
+    expect(
+      parseHfConfig({ ...LLAMA_3_1_8B, rope_scaling: { ...older, type: 'llama3' } }, FILE, 'l').ropeScaling,
+    ).toEqual(want);
+    expect(
+      parseHfConfig({ ...LLAMA_3_1_8B, rope_scaling: { rope_type: 'default' } }, FILE, 'l').ropeScaling,
+    ).toBeNull();
+  });
+
+  it('hf-config - qwen2 has q/k/v biases, no q/k norm, no sliding window', () => {
+    expect(parseHfConfig(QWEN2_5_7B, FILE, 'q')).toMatchObject({
+      family: 'qwen2',
+      hidden: 3584,
+      heads: 28,
+      kvHeads: 4,
+      headDim: 128,
+      intermediate: 18944,
+      vocab: 152064,
+      ropeTheta: 1e6,
+      rmsNormEps: 1e-6,
+      maxPositions: 32768,
+      slidingWindow: null,
+      attentionBias: true,
+      qkNorm: false,
+      experts: 1,
+      ropeScaling: null,
+    });
+  });
+
+  it('hf-config - qwen families take the transformers defaults for absent keys', () => {
+    const base = {
+      hidden_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      intermediate_size: 128,
+      vocab_size: 100,
+      max_position_embeddings: 256,
+    };
+    const defaults = { ropeTheta: 10000, rmsNormEps: 1e-6, tieEmbeddings: false, slidingWindow: null };
+    expect(parseHfConfig({ ...base, model_type: 'qwen2' }, FILE, 'q')).toMatchObject({ ...defaults, headDim: 16 });
+    expect(parseHfConfig({ ...base, model_type: 'qwen3', head_dim: 32 }, FILE, 'q')).toMatchObject({
+      ...defaults,
+      headDim: 32,
+      qkNorm: true,
+      attentionBias: false,
+    });
+    const moe = { ...base, model_type: 'qwen3_moe', head_dim: 32, num_experts: 4, num_experts_per_tok: 2 };
+    // norm_topk_prob defaults to false in Qwen3MoeConfig; intermediate_size is not read
+    expect(parseHfConfig({ ...moe, moe_intermediate_size: 24 }, FILE, 'q')).toMatchObject({
+      ...defaults,
+      intermediate: 24,
+      experts: 4,
+      expertsPerToken: 2,
+      normTopK: false,
+    });
+  });
+});
+
+describe('hf-config - unsupported family features are coded errors naming the key', () => {
+  const cases: [string, Record<string, unknown>, string, string][] = [
+    [
+      'yarn rope scaling',
+      { ...QWEN3_32B, rope_scaling: { rope_type: 'yarn', factor: 4 } },
+      'rope_scaling.rope_type',
+      'yarn',
+    ],
+    [
+      'dynamic rope scaling',
+      { ...LLAMA_3_1_8B, rope_scaling: { type: 'dynamic', factor: 2 } },
+      'rope_scaling.type',
+      'dynamic',
+    ],
+    [
+      'llama3 scaling without high_freq_factor',
+      { ...LLAMA_3_1_8B, rope_scaling: { ...LLAMA_3_1_8B.rope_scaling, high_freq_factor: undefined } },
+      'rope_scaling.high_freq_factor',
+      'nothing',
+    ],
+    ['qwen2 sliding window', { ...QWEN2_5_7B, use_sliding_window: true }, 'use_sliding_window', 'true'],
+    ['qwen3 sliding window', { ...QWEN3_32B, use_sliding_window: true }, 'use_sliding_window', 'true'],
+    ['qwen3 attention bias', { ...QWEN3_32B, attention_bias: true }, 'attention_bias', 'true'],
+    ['qwen3 without head_dim', { ...QWEN3_32B, head_dim: undefined }, 'head_dim', 'nothing'],
+    ['dense layers between MoE layers', { ...QWEN3_30B_A3B, mlp_only_layers: [0, 5] }, 'mlp_only_layers', '[0,5]'],
+    ['MoE every other layer', { ...QWEN3_30B_A3B, decoder_sparse_step: 2 }, 'decoder_sparse_step', '2'],
+    [
+      'a shared expert',
+      { ...QWEN3_30B_A3B, shared_expert_intermediate_size: 2048 },
+      'shared_expert_intermediate_size',
+      '2048',
+    ],
+    ['gelu', { ...QWEN3_32B, hidden_act: 'gelu' }, 'hidden_act', 'gelu'],
+    ['llama mlp bias', { ...LLAMA_3_1_8B, mlp_bias: true }, 'mlp_bias', 'true'],
+  ];
+  for (const [what, json, key, got] of cases) {
+    it(`hf-config - rejects ${what}`, () => {
+      const e = expectCode(() => parseHfConfig(json, FILE, 'x'), 'RACKEMU_ERR_MODEL_CONFIG_KEY');
+      expect(e.message).toContain(FILE);
+      expect(e.message).toContain(key);
+      expect(e.message).toContain(got);
+      expect(e.details).toMatchObject({ file: FILE, path: key });
+    });
+  }
 });

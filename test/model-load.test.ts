@@ -82,7 +82,7 @@ describe('load - model folders', () => {
 
   it('passes config.json errors through with their codes', () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(tinyMixtralJson({ model_type: 'qwen2' })));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(tinyMixtralJson({ model_type: 'gemma2' })));
     expectCode(() => loadModel(dir, { dtype: 'bf16', withWeights: false }), 'RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED');
     writeFileSync(join(dir, 'config.json'), JSON.stringify(tinyMixtralJson({ num_key_value_heads: 3 })));
     const e = expectCode(() => loadModel(dir, { dtype: 'bf16', withWeights: false }), 'RACKEMU_ERR_MODEL_CONFIG_KEY');

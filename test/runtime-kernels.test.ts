@@ -181,7 +181,7 @@ describe('runtime kernels', () => {
       theta = 10000;
     const positions = [0, 5, 1234];
     const x = randn(rng, rows * nHeads * hd);
-    const y = applyRope(Float32Array.from(x), rows, nHeads, hd, positions, theta);
+    const y = applyRope(Float32Array.from(x), rows, nHeads, hd, positions, theta, null);
     const half = hd / 2;
     for (let r = 0; r < rows; r++)
       for (let h = 0; h < nHeads; h++) {
@@ -329,7 +329,7 @@ describe('runtime kernels', () => {
       E = 8,
       K = 2;
     const logits = randn(rng, rows * E, 3);
-    const { experts, weights } = routeTopK(logits, rows, E, K);
+    const { experts, weights } = routeTopK(logits, rows, E, K, true);
     for (let r = 0; r < rows; r++) {
       const row = Array.from(logits.subarray(r * E, (r + 1) * E));
       const m = Math.max(...row);
@@ -347,11 +347,11 @@ describe('runtime kernels', () => {
       expect(Math.abs(weights[r * K] + weights[r * K + 1] - 1)).toBeLessThan(1e-6);
     }
     // ties: all equal -> experts 0,1 with 0.5 each; a tie for second place -> the lower index
-    const tie = routeTopK(Float32Array.from([1, 1, 1, 1, 0, 3, 2, 2]), 2, 4, 2);
+    const tie = routeTopK(Float32Array.from([1, 1, 1, 1, 0, 3, 2, 2]), 2, 4, 2, true);
     expect(Array.from(tie.experts)).toEqual([0, 1, 1, 2]);
     expect(Array.from(tie.weights.subarray(0, 2))).toEqual([0.5, 0.5]);
     expect(tie.weights[2]).toBeGreaterThan(tie.weights[3]);
-    expect(() => routeTopK(new Float32Array(4), 1, 4, 5)).toThrow(RangeError);
+    expect(() => routeTopK(new Float32Array(4), 1, 4, 5, true)).toThrow(RangeError);
   });
 
   it('runtime - swiglu partials over intermediate slices sum to the full expert', () => {

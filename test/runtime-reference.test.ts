@@ -93,6 +93,10 @@ const MIXTRAL: ModelConfig = {
   maxPositions: 64,
   tieEmbeddings: false,
   slidingWindow: null,
+  ropeScaling: null,
+  attentionBias: false,
+  qkNorm: false,
+  normTopK: true,
 };
 const LLAMA: ModelConfig = {
   ...MIXTRAL,

@@ -1,17 +1,23 @@
 /**
- * Hugging Face config.json -> ModelConfig for the Llama / Mistral / Mixtral family.
+ * Hugging Face config.json -> ModelConfig for the Llama (2, 3.x) / Mistral / Mixtral / Qwen2 /
+ * Qwen3 / Qwen3-MoE families.
  *
  * Absent optional keys take the default of the matching transformers config class (LlamaConfig,
- * MistralConfig, MixtralConfig), because that is what transformers would run with. Dimension keys
- * have no default here: every real checkpoint states them, and guessing a hidden size is never right.
- * Keys that would change the computation in ways the emulator does not implement (rope scaling,
- * biases, a non-SiLU activation) are rejected rather than silently ignored.
+ * MistralConfig, MixtralConfig, Qwen2Config, Qwen3Config, Qwen3MoeConfig), because that is what
+ * transformers would run with. Dimension keys have no default here: every real checkpoint states
+ * them, and guessing a hidden size is never right. Keys that would change the computation in ways
+ * the emulator does not implement (rope scaling other than Llama 3's, biases outside Qwen2's q/k/v,
+ * a non-SiLU activation, sliding windows per layer, dense layers between MoE layers) are rejected
+ * rather than silently ignored.
  */
 
 import type { ModelConfig, ModelFamily } from './config.js';
+import { Reader, show } from './hf-reader.js';
+import { parseRopeScaling } from './hf-rope-scaling.js';
 import { ModelError } from '../util/errors.js';
 
-const FAMILIES: readonly ModelFamily[] = ['mixtral', 'llama', 'mistral'];
+const FAMILIES: readonly ModelFamily[] = ['mixtral', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe'];
+const QWEN: readonly ModelFamily[] = ['qwen2', 'qwen3', 'qwen3_moe'];
 
 /** Per-family defaults of transformers' config classes for keys that may be absent. */
 const DEFAULTS: Readonly<Record<ModelFamily, { ropeTheta: number; rmsNormEps: number; slidingWindow: number | null }>> =
@@ -19,61 +25,113 @@ const DEFAULTS: Readonly<Record<ModelFamily, { ropeTheta: number; rmsNormEps: nu
     llama: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: null },
     mistral: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: 4096 },
     mixtral: { ropeTheta: 1e6, rmsNormEps: 1e-5, slidingWindow: null },
+    qwen2: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: null },
+    qwen3: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: null },
+    qwen3_moe: { ropeTheta: 10000, rmsNormEps: 1e-6, slidingWindow: null },
   };
 
-function show(v: unknown): string {
-  if (v === undefined) return 'nothing (key absent)';
-  const s = JSON.stringify(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+/** The FFN's shape: dense (experts 1) or routed experts. */
+interface Ffn {
+  intermediate: number;
+  experts: number;
+  expertsPerToken: number;
+  normTopK: boolean;
 }
 
-class Reader {
-  constructor(
-    private readonly obj: Record<string, unknown>,
-    private readonly file: string,
-  ) {}
-
-  fail(key: string, expected: string, got: unknown, why?: string): ModelError {
-    const g = show(got);
-    return new ModelError(
-      'RACKEMU_ERR_MODEL_CONFIG_KEY',
-      `${this.file}: ${key} ${why ?? `must be ${expected}`}, got ${g}`,
-      { details: { file: this.file, path: key, expected, got: g } },
+function parseFfn(r: Reader, family: ModelFamily): Ffn {
+  if (family === 'mixtral') {
+    const experts = r.positiveInt('num_local_experts');
+    return {
+      intermediate: r.positiveInt('intermediate_size'),
+      experts,
+      ...topK(r, 'num_local_experts', experts),
+      normTopK: true,
+    };
+  }
+  if (family !== 'qwen3_moe') {
+    return { intermediate: r.positiveInt('intermediate_size'), experts: 1, expertsPerToken: 1, normTopK: false };
+  }
+  // Qwen3-MoE: intermediate_size only sizes the dense MLPs of mlp_only_layers, which are refused below.
+  if (r.optionalPositiveInt('decoder_sparse_step', 1) !== 1) {
+    throw r.fail(
+      'decoder_sparse_step',
+      '1',
+      r.raw('decoder_sparse_step'),
+      'must be 1 (every layer MoE): dense layers between MoE layers are not supported',
     );
   }
-
-  /** null counts as absent: transformers writes None for "use the default". */
-  has(key: string): boolean {
-    return this.obj[key] !== undefined && this.obj[key] !== null;
+  const dense = r.raw('mlp_only_layers');
+  if (dense !== undefined && dense !== null && !(Array.isArray(dense) && dense.length === 0)) {
+    throw r.fail('mlp_only_layers', '[]', dense, 'must be empty: dense layers between MoE layers are not supported');
   }
-
-  raw(key: string): unknown {
-    return this.obj[key];
+  const shared = r.raw('shared_expert_intermediate_size');
+  if (shared !== undefined && shared !== null && shared !== 0) {
+    throw r.fail(
+      'shared_expert_intermediate_size',
+      '0 or absent',
+      shared,
+      'is not supported (rackemu has no shared expert)',
+    );
   }
+  const experts = r.positiveInt('num_experts');
+  return {
+    intermediate: r.positiveInt('moe_intermediate_size'),
+    experts,
+    ...topK(r, 'num_experts', experts),
+    normTopK: r.boolean('norm_topk_prob', false),
+  };
+}
 
-  positiveInt(key: string): number {
-    const v = this.obj[key];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.fail(key, 'a positive integer', v);
-    return v;
-  }
+function topK(r: Reader, expertsKey: string, experts: number): { expertsPerToken: number } {
+  const expertsPerToken = r.positiveInt('num_experts_per_tok');
+  if (expertsPerToken > experts)
+    throw r.fail('num_experts_per_tok', `at most ${expertsKey} (${experts})`, expertsPerToken);
+  return { expertsPerToken };
+}
 
-  optionalPositiveInt(key: string, fallback: number): number {
-    return this.has(key) ? this.positiveInt(key) : fallback;
+function parseHeadDim(r: Reader, family: ModelFamily, hidden: number, heads: number): number {
+  // Qwen3's head_dim is independent of hidden/heads (Qwen3-32B: 64 x 128 = 8192 != 5120): never derive it.
+  if (family === 'qwen3' || family === 'qwen3_moe' || r.has('head_dim')) return r.positiveInt('head_dim');
+  // transformers computes hidden_size // num_attention_heads; a remainder would silently drop dimensions.
+  if (hidden % heads !== 0) {
+    throw r.fail(
+      'head_dim',
+      `present, or hidden_size (${hidden}) divisible by num_attention_heads (${heads})`,
+      r.raw('head_dim'),
+      `is needed because hidden_size (${hidden}) is not divisible by num_attention_heads (${heads})`,
+    );
   }
+  return hidden / heads;
+}
 
-  positiveNumber(key: string, fallback: number): number {
-    if (!this.has(key)) return fallback;
-    const v = this.obj[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.fail(key, 'a positive finite number', v);
-    return v;
+function parseSlidingWindow(r: Reader, family: ModelFamily): number | null {
+  if (family === 'llama') return null;
+  if (QWEN.includes(family)) {
+    // Qwen's window applies to layers from max_window_layers on only, when use_sliding_window is set;
+    // sliding_window itself is present in every Qwen config and unused otherwise.
+    if (r.boolean('use_sliding_window', false)) {
+      throw r.fail(
+        'use_sliding_window',
+        'false',
+        true,
+        'is not supported (Qwen sliding-window layers are not implemented)',
+      );
+    }
+    return null;
   }
+  // Present-and-null means full attention; absent means the class default (4096 for Mistral).
+  if (r.raw('sliding_window') === null) return null;
+  if (r.has('sliding_window')) return r.positiveInt('sliding_window');
+  return DEFAULTS[family].slidingWindow;
+}
 
-  boolean(key: string, fallback: boolean): boolean {
-    if (!this.has(key)) return fallback;
-    const v = this.obj[key];
-    if (typeof v !== 'boolean') throw this.fail(key, 'true or false', v);
-    return v;
+/** Qwen2's q/k/v biases are part of the architecture; anywhere else a bias would include o_proj's. */
+function parseAttentionBias(r: Reader, family: ModelFamily): boolean {
+  if (family === 'qwen2') return true;
+  if (r.boolean('attention_bias', false)) {
+    throw r.fail('attention_bias', 'false', true, "is not supported (rackemu implements only Qwen2's q/k/v biases)");
   }
+  return false;
 }
 
 /**
@@ -112,55 +170,23 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
       `must divide num_attention_heads (${heads}) for grouped-query attention`,
     );
   }
-  let headDim: number;
-  if (r.has('head_dim')) {
-    headDim = r.positiveInt('head_dim');
-  } else {
-    // transformers computes hidden_size // num_attention_heads; a remainder would silently drop dimensions.
-    if (hidden % heads !== 0) {
-      throw r.fail(
-        'head_dim',
-        `present, or hidden_size (${hidden}) divisible by num_attention_heads (${heads})`,
-        r.raw('head_dim'),
-        `is needed because hidden_size (${hidden}) is not divisible by num_attention_heads (${heads})`,
-      );
-    }
-    headDim = hidden / heads;
-  }
-  const intermediate = r.positiveInt('intermediate_size');
+  const headDim = parseHeadDim(r, family, hidden, heads);
+  const ffn = parseFfn(r, family);
   const vocab = r.positiveInt('vocab_size');
   const maxPositions = r.positiveInt('max_position_embeddings');
-
-  let experts = 1;
-  let expertsPerToken = 1;
-  if (family === 'mixtral') {
-    experts = r.positiveInt('num_local_experts');
-    expertsPerToken = r.positiveInt('num_experts_per_tok');
-    if (expertsPerToken > experts) {
-      throw r.fail('num_experts_per_tok', `at most num_local_experts (${experts})`, expertsPerToken);
-    }
-  }
 
   const ropeTheta = r.positiveNumber('rope_theta', defaults.ropeTheta);
   const rmsNormEps = r.positiveNumber('rms_norm_eps', defaults.rmsNormEps);
   const tieEmbeddings = r.boolean('tie_word_embeddings', false);
-  let slidingWindow: number | null = null;
-  if (family !== 'llama') {
-    // Present-and-null means full attention; absent means the class default (4096 for Mistral).
-    if (r.raw('sliding_window') === null) slidingWindow = null;
-    else if (r.has('sliding_window')) slidingWindow = r.positiveInt('sliding_window');
-    else slidingWindow = defaults.slidingWindow;
-  }
+  const slidingWindow = parseSlidingWindow(r, family);
 
   // Features that would change the numbers without changing shapes: refuse instead of emulating the wrong model.
-  if (r.has('rope_scaling')) {
-    throw r.fail('rope_scaling', 'null', r.raw('rope_scaling'), 'is not supported (rackemu implements plain RoPE)');
-  }
+  const ropeScaling = parseRopeScaling(r);
   const act = r.has('hidden_act') ? r.raw('hidden_act') : 'silu';
   if (act !== 'silu') throw r.fail('hidden_act', '"silu"', act, 'must be "silu" (rackemu implements SwiGLU)');
-  for (const key of ['attention_bias', 'mlp_bias']) {
-    if (r.boolean(key, false))
-      throw r.fail(key, 'false', true, 'is not supported (rackemu models have no bias tensors)');
+  const attentionBias = parseAttentionBias(r, family);
+  if (r.boolean('mlp_bias', false)) {
+    throw r.fail('mlp_bias', 'false', true, 'is not supported (rackemu models have no MLP bias tensors)');
   }
 
   return {
@@ -171,14 +197,18 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
     heads,
     kvHeads,
     headDim,
-    intermediate,
-    experts,
-    expertsPerToken,
+    intermediate: ffn.intermediate,
+    experts: ffn.experts,
+    expertsPerToken: ffn.expertsPerToken,
     vocab,
     ropeTheta,
     rmsNormEps,
     maxPositions,
     tieEmbeddings,
     slidingWindow,
+    ropeScaling,
+    attentionBias,
+    qkNorm: family === 'qwen3' || family === 'qwen3_moe',
+    normTopK: ffn.normTopK,
   };
 }

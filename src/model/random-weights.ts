@@ -15,7 +15,10 @@
  *   - lm_head: 2/sqrt(hidden), so logits of a unit-RMS final state have std ~2: well spread, a clear
  *     argmax, yet not one-hot after softmax;
  *   - embeddings: 1 (the residual stream starts at unit scale);
- *   - RMSNorm weights: 1 + U(-0.1, 0.1), near identity but not exactly 1.
+ *   - RMSNorm weights (including Qwen3's per-head q_norm/k_norm): 1 + U(-0.1, 0.1), near identity
+ *     but not exactly 1;
+ *   - biases (Qwen2's q/k/v_proj.bias): U(-0.5, 0.5), visible next to the O(1) projections without
+ *     dominating them.
  * Values are float32 draws, then rounded through storeAs for the chosen storage dtype (StoredWeights).
  */
 
@@ -69,6 +72,7 @@ interface Init {
 const amplitudeFor = (std: number): number => std * Math.sqrt(3);
 
 function initFor(name: string, shape: readonly number[], config: ModelConfig): Init {
+  if (name.endsWith('.bias')) return { offset: 0, amplitude: 0.5 };
   if (shape.length === 1) return { offset: 1, amplitude: 0.1 };
   if (name === EMBED_TOKENS) return { offset: 0, amplitude: amplitudeFor(1) };
   if (name === LM_HEAD) return { offset: 0, amplitude: amplitudeFor(2 / Math.sqrt(config.hidden)) };

@@ -5,7 +5,6 @@ import type { ChipInit } from './chip-types.js';
 import type { TensorValue } from './chip-sender.js';
 import {
   addInPlace,
-  applyRope,
   argmaxRows,
   attend,
   combineArgmax,
@@ -13,6 +12,7 @@ import {
   KvCache,
   lmHeadSlice,
   matmulXWt,
+  projectQkv,
   rmsNorm,
   routeTopK,
   swigluSlice,
@@ -106,8 +106,9 @@ export class ChipKernels {
   }
 
   /**
-   * RMSNorm, q/k/v projections of the chip's heads, RoPE, then per batch slot: its valid rows' k and v
-   * into the slot's KV cache and attention of its rows over it. Rows of idle slots stay zero.
+   * RMSNorm, q/k/v of the chip's heads (projection, bias, q/k norm, RoPE: kernels/qkv.ts), then per
+   * batch slot: its valid rows' k and v into the slot's KV cache and attention of its rows over it.
+   * Rows of idle slots stay zero.
    */
   private attention(k: AttentionKernel, x: Float32Array, step: StepInstance, firstSlot: number): Float32Array {
     const m = this.init.model;
@@ -117,12 +118,19 @@ export class ChipKernels {
     const rows = step.positions.length;
     const heads = k.headEnd - k.headStart;
     const kvHeads = k.kvHeadEnd - k.kvHeadStart;
-    const xn = rmsNorm(x, rows, H, w[weightKey.ln1(k.layer)], m.rmsNormEps);
-    const q = matmulXWt(xn, rows, H, w[weightKey.q(k.layer)], heads * hd);
-    const keys = matmulXWt(xn, rows, H, w[weightKey.k(k.layer)], kvHeads * hd);
-    const vals = matmulXWt(xn, rows, H, w[weightKey.v(k.layer)], kvHeads * hd);
-    applyRope(q, rows, heads, hd, step.positions, m.ropeTheta);
-    applyRope(keys, rows, kvHeads, hd, step.positions, m.ropeTheta);
+    const l = k.layer;
+    const xn = rmsNorm(x, rows, H, w[weightKey.ln1(l)], m.rmsNormEps);
+    const qkvWeights = {
+      q: w[weightKey.q(l)],
+      k: w[weightKey.k(l)],
+      v: w[weightKey.v(l)],
+      qBias: w[weightKey.qBias(l)],
+      kBias: w[weightKey.kBias(l)],
+      vBias: w[weightKey.vBias(l)],
+      qNorm: w[weightKey.qNorm(l)],
+      kNorm: w[weightKey.kNorm(l)],
+    };
+    const { q, k: keys, v: vals } = projectQkv(m, xn, rows, heads, kvHeads, qkvWeights, step.positions);
     const slots = step.slotRows.length;
     const caches = this.caches.get(k.layer)!.slice(firstSlot, firstSlot + slots);
     const T = rows / slots;
@@ -187,7 +195,7 @@ export class ChipKernels {
     // The router is replicated on every chip and computed over the full hidden dimension, so every
     // chip of the group makes the same (bit-identical) routing decision as the reference.
     const logits = matmulXWt(xn, rows, H, w[weightKey.router(k.layer)], m.experts);
-    const route = routeTopK(logits, rows, m.experts, m.expertsPerToken);
+    const route = routeTopK(logits, rows, m.experts, m.expertsPerToken, m.normTopK);
     for (const u of k.units) {
       const picked: number[] = [];
       const gate: number[] = [];

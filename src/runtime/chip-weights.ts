@@ -1,7 +1,7 @@
 import { usesMoe, type ModelConfig } from '../model/config.js';
 import type { WeightStore } from '../model/weights.js';
 import type { Kernel } from '../compiler/plan.js';
-import { lmHeadName } from '../model/tensors.js';
+import { attentionTensorName, expertTensorNames, lmHeadName, routerTensorName } from '../model/tensors.js';
 
 /**
  * The weight slices one chip holds in its SRAM, derived from the kernels of its Program. Keys are
@@ -20,6 +20,11 @@ export const weightKey = {
   k: (l: number) => `L${l}.k`,
   v: (l: number) => `L${l}.v`,
   o: (l: number) => `L${l}.o`,
+  qBias: (l: number) => `L${l}.q_bias`,
+  kBias: (l: number) => `L${l}.k_bias`,
+  vBias: (l: number) => `L${l}.v_bias`,
+  qNorm: (l: number) => `L${l}.q_norm`,
+  kNorm: (l: number) => `L${l}.k_norm`,
   router: (l: number) => `L${l}.router`,
   w1: (l: number, e: number) => `L${l}.e${e}.w1`,
   w2: (l: number, e: number) => `L${l}.e${e}.w2`,
@@ -41,29 +46,36 @@ export function chipWeights(model: ModelConfig, kernels: Iterable<Kernel>, store
         w[weightKey.finalNorm()] ??= store.full('model.norm.weight');
         break;
       case 'attention': {
-        const p = `model.layers.${k.layer}.`;
-        w[weightKey.ln1(k.layer)] ??= store.full(`${p}input_layernorm.weight`);
-        w[weightKey.q(k.layer)] ??= store.rows(`${p}self_attn.q_proj.weight`, k.headStart * hd, k.headEnd * hd);
-        w[weightKey.k(k.layer)] ??= store.rows(`${p}self_attn.k_proj.weight`, k.kvHeadStart * hd, k.kvHeadEnd * hd);
-        w[weightKey.v(k.layer)] ??= store.rows(`${p}self_attn.v_proj.weight`, k.kvHeadStart * hd, k.kvHeadEnd * hd);
-        w[weightKey.o(k.layer)] ??= store.cols(`${p}self_attn.o_proj.weight`, k.headStart * hd, k.headEnd * hd);
+        const l = k.layer;
+        const a = attentionTensorName;
+        const [q0, q1, kv0, kv1] = [k.headStart * hd, k.headEnd * hd, k.kvHeadStart * hd, k.kvHeadEnd * hd];
+        w[weightKey.ln1(l)] ??= store.full(`model.layers.${l}.input_layernorm.weight`);
+        w[weightKey.q(l)] ??= store.rows(a.q(l), q0, q1);
+        w[weightKey.k(l)] ??= store.rows(a.k(l), kv0, kv1);
+        w[weightKey.v(l)] ??= store.rows(a.v(l), kv0, kv1);
+        w[weightKey.o(l)] ??= store.cols(a.o(l), q0, q1);
+        if (model.attentionBias) {
+          // a bias is one value per output row: the same head range as the projection's rows
+          w[weightKey.qBias(l)] ??= store.rows(a.qBias(l), q0, q1);
+          w[weightKey.kBias(l)] ??= store.rows(a.kBias(l), kv0, kv1);
+          w[weightKey.vBias(l)] ??= store.rows(a.vBias(l), kv0, kv1);
+        }
+        if (model.qkNorm) {
+          // shared by every head: each chip holds the whole [headDim] vector
+          w[weightKey.qNorm(l)] ??= store.full(a.qNorm(l));
+          w[weightKey.kNorm(l)] ??= store.full(a.kNorm(l));
+        }
         break;
       }
       case 'ffn': {
-        const p = `model.layers.${k.layer}.`;
-        w[weightKey.ln2(k.layer)] ??= store.full(`${p}post_attention_layernorm.weight`);
-        if (moe) w[weightKey.router(k.layer)] ??= store.full(`${p}block_sparse_moe.gate.weight`);
+        const l = k.layer;
+        w[weightKey.ln2(l)] ??= store.full(`model.layers.${l}.post_attention_layernorm.weight`);
+        if (moe) w[weightKey.router(l)] ??= store.full(routerTensorName(model, l));
         for (const u of k.units) {
-          const names = moe
-            ? [
-                `${p}block_sparse_moe.experts.${u.expert}.w1.weight`,
-                `${p}block_sparse_moe.experts.${u.expert}.w3.weight`,
-                `${p}block_sparse_moe.experts.${u.expert}.w2.weight`,
-              ]
-            : [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`, `${p}mlp.down_proj.weight`];
-          w[weightKey.w1(k.layer, u.expert)] ??= store.rows(names[0], u.start, u.end);
-          w[weightKey.w3(k.layer, u.expert)] ??= store.rows(names[1], u.start, u.end);
-          w[weightKey.w2(k.layer, u.expert)] ??= store.cols(names[2], u.start, u.end);
+          const x = expertTensorNames(model, l, u.expert);
+          w[weightKey.w1(l, u.expert)] ??= store.rows(x.gate, u.start, u.end);
+          w[weightKey.w3(l, u.expert)] ??= store.rows(x.up, u.start, u.end);
+          w[weightKey.w2(l, u.expert)] ??= store.cols(x.down, u.start, u.end);
         }
         break;
       }

@@ -2,26 +2,30 @@
  * Single-process reference model: the numbers the distributed run is checked against.
  * Same kernels as the chips (./kernels.ts), whole tensors, one KV cache per layer, greedy decoding.
  *
- * Per layer (HF Mixtral/Llama/Mistral):
- *   h  = x + o_proj(attend(rope(q_proj(n)), rope(k_proj(n)), v_proj(n)))   with n = rmsnorm(x)
+ * Per layer (HF Mixtral/Llama/Mistral/Qwen2/Qwen3/Qwen3-MoE):
+ *   h  = x + o_proj(attend(rope(qn(q_proj(n) + bq)), rope(kn(k_proj(n) + bk)), v_proj(n) + bv))
+ *        with n = rmsnorm(x), biases only with attentionBias (Qwen2), per-head norms qn/kn only
+ *        with qkNorm (Qwen3) (see kernels/qkv.ts)
  *   x' = h + ffn(rmsnorm(h))
- * ffn is Mixtral's routed experts (sum over the top-k of weight_e * expert_e, accumulated in
- * increasing expert index like HF's index_add loop) or the dense SwiGLU MLP (gate/up/down_proj).
+ * ffn is routed experts (Mixtral, Qwen3-MoE: sum over the top-k of weight_e * expert_e, accumulated
+ * in increasing expert index like HF's index_add loop) or the dense SwiGLU MLP (gate/up/down_proj).
  * Then the final norm, lm_head (embed_tokens when tie_word_embeddings) and argmax (ties -> lowest id).
  */
 import { usesMoe, type ModelConfig } from '../model/config.js';
 import type { WeightStore } from '../model/weights.js';
+import { attentionTensorName, expertTensorNames, routerTensorName } from '../model/tensors.js';
 import { RunError } from '../util/errors.js';
 import {
   KvCache,
-  applyRope,
   argmaxRows,
   attend,
   embedLookup,
   matmulXWt,
+  projectQkv,
   rmsNorm,
   routeTopK,
   swigluSlice,
+  type QkvWeights,
 } from './kernels.js';
 
 interface DenseFfn {
@@ -39,9 +43,7 @@ interface MoeFfn {
 }
 interface LayerWeights {
   ln1: Float32Array;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
+  qkv: QkvWeights;
   o: Float32Array;
   ln2: Float32Array;
   ffn: DenseFfn | MoeFfn;
@@ -83,31 +85,32 @@ export class ReferenceModel {
     if (cached) return cached;
     const w = this.weights;
     const p = `model.layers.${i}.`;
+    const c = this.config;
     let ffn: DenseFfn | MoeFfn;
-    if (usesMoe(this.config)) {
-      const m = `${p}block_sparse_moe.`;
-      const ex = Array.from({ length: this.config.experts }, (_, e) => e);
+    if (usesMoe(c)) {
+      const ex = Array.from({ length: c.experts }, (_, e) => expertTensorNames(c, i, e));
       ffn = {
         kind: 'moe',
-        router: w.full(`${m}gate.weight`),
-        w1: ex.map((e) => w.full(`${m}experts.${e}.w1.weight`)),
-        w3: ex.map((e) => w.full(`${m}experts.${e}.w3.weight`)),
-        w2: ex.map((e) => w.full(`${m}experts.${e}.w2.weight`)),
+        router: w.full(routerTensorName(c, i)),
+        w1: ex.map((x) => w.full(x.gate)),
+        w3: ex.map((x) => w.full(x.up)),
+        w2: ex.map((x) => w.full(x.down)),
       };
     } else {
-      ffn = {
-        kind: 'dense',
-        gate: w.full(`${p}mlp.gate_proj.weight`),
-        up: w.full(`${p}mlp.up_proj.weight`),
-        down: w.full(`${p}mlp.down_proj.weight`),
-      };
+      const x = expertTensorNames(c, i, 0);
+      ffn = { kind: 'dense', gate: w.full(x.gate), up: w.full(x.up), down: w.full(x.down) };
     }
+    const a = attentionTensorName;
     const lw: LayerWeights = {
       ln1: w.full(`${p}input_layernorm.weight`),
-      q: w.full(`${p}self_attn.q_proj.weight`),
-      k: w.full(`${p}self_attn.k_proj.weight`),
-      v: w.full(`${p}self_attn.v_proj.weight`),
-      o: w.full(`${p}self_attn.o_proj.weight`),
+      qkv: {
+        q: w.full(a.q(i)),
+        k: w.full(a.k(i)),
+        v: w.full(a.v(i)),
+        ...(c.attentionBias ? { qBias: w.full(a.qBias(i)), kBias: w.full(a.kBias(i)), vBias: w.full(a.vBias(i)) } : {}),
+        ...(c.qkNorm ? { qNorm: w.full(a.qNorm(i)), kNorm: w.full(a.kNorm(i)) } : {}),
+      },
+      o: w.full(a.o(i)),
       ln2: w.full(`${p}post_attention_layernorm.weight`),
       ffn,
     };
@@ -134,11 +137,7 @@ export class ReferenceModel {
     const hd = c.headDim;
     const lw = this.layer(i);
     const n = rmsNorm(x, rows, H, lw.ln1, c.rmsNormEps);
-    const q = matmulXWt(n, rows, H, lw.q, c.heads * hd);
-    const k = matmulXWt(n, rows, H, lw.k, c.kvHeads * hd);
-    const v = matmulXWt(n, rows, H, lw.v, c.kvHeads * hd);
-    applyRope(q, rows, c.heads, hd, positions, c.ropeTheta);
-    applyRope(k, rows, c.kvHeads, hd, positions, c.ropeTheta);
+    const { q, k, v } = projectQkv(c, n, rows, c.heads, c.kvHeads, lw.qkv, positions);
     this.caches[i].append(k, v, positions);
     const a = attend(q, this.caches[i], positions, c.heads / c.kvHeads, c.slidingWindow);
     const o = matmulXWt(a, rows, c.heads * hd, lw.o, H);
@@ -156,7 +155,7 @@ export class ReferenceModel {
     const E = c.experts;
     const K = c.expertsPerToken;
     const logits = matmulXWt(x, rows, H, ffn.router, E);
-    const route = routeTopK(logits, rows, E, K);
+    const route = routeTopK(logits, rows, E, K, c.normTopK);
     const out = new Float32Array(rows * H);
     for (let e = 0; e < E; e++) {
       const sel: number[] = [];

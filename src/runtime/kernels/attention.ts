@@ -3,13 +3,34 @@
  * causal attention over it. Heads are independent, so a chip may hold any subset of q heads and the
  * kv heads they read; numerics follow linalg.ts (doubles inside, float32 rounding on store).
  */
+import type { RopeScaling } from '../../model/config.js';
 
-/** inv_freq[i] = 1 / theta^(2i/headDim), i < headDim/2, in double. */
-export function ropeInvFreq(headDim: number, theta: number): Float64Array {
+/**
+ * inv_freq[i] = 1 / theta^(2i/headDim), i < headDim/2, in double; with Llama 3 scaling, transformers'
+ * _compute_llama3_parameters on top: with wavelen = 2*pi/inv_freq and L = originalMaxPositions,
+ *   wavelen > L/lowFreqFactor   -> inv_freq / factor                      (low frequencies)
+ *   wavelen < L/highFreqFactor  -> inv_freq                               (high frequencies)
+ *   otherwise, smooth = (L/wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor),
+ *                       (1 - smooth) * inv_freq / factor + smooth * inv_freq.
+ * The one place inverse frequencies are computed: chips and the reference share it.
+ */
+export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling | null): Float64Array {
   if (headDim % 2 !== 0) throw new RangeError(`rope: headDim ${headDim} is odd`);
   const half = headDim / 2;
   const f = new Float64Array(half);
   for (let i = 0; i < half; i++) f[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  if (scaling === null) return f;
+  const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: L } = scaling;
+  const lowFreqWavelen = L / low;
+  const highFreqWavelen = L / high;
+  for (let i = 0; i < half; i++) {
+    const wavelen = (2 * Math.PI) / f[i];
+    if (wavelen > lowFreqWavelen) f[i] = f[i] / factor;
+    else if (wavelen >= highFreqWavelen) {
+      const smooth = (L / wavelen - low) / (high - low);
+      f[i] = ((1 - smooth) * f[i]) / factor + smooth * f[i];
+    }
+  }
   return f;
 }
 
@@ -20,6 +41,7 @@ export function ropeInvFreq(headDim: number, theta: number): Float64Array {
  *   x'[i]      = x[i] * c - x[i+half] * s
  *   x'[i+half] = x[i+half] * c + x[i] * s
  * i.e. x*cos + rotate_half(x)*sin with cos/sin duplicated over both halves. Position 0 is the identity.
+ * inv_freq is ropeInvFreq(headDim, theta, scaling).
  */
 export function applyRope(
   x: Float32Array,
@@ -28,10 +50,11 @@ export function applyRope(
   headDim: number,
   positions: ArrayLike<number>,
   theta: number,
+  scaling: RopeScaling | null,
 ): Float32Array {
   if (positions.length < rows) throw new RangeError(`applyRope: ${positions.length} positions for ${rows} rows`);
   if (x.length < rows * nHeads * headDim) throw new RangeError('applyRope: x is too short');
-  const inv = ropeInvFreq(headDim, theta);
+  const inv = ropeInvFreq(headDim, theta, scaling);
   const half = headDim / 2;
   const cos = new Float64Array(half);
   const sin = new Float64Array(half);

@@ -1,5 +1,5 @@
 /**
- * Feed-forward kernels: the Mixtral router and the SwiGLU expert (or dense MLP) on a slice of its
+ * Feed-forward kernels: the MoE router (Mixtral, Qwen3-MoE) and the SwiGLU expert (or dense MLP) on a slice of its
  * intermediate dimension. Numerics follow linalg.ts.
  */
 import { matmulXWt, siluScalar } from './linalg.js';
@@ -7,18 +7,25 @@ import { matmulXWt, siluScalar } from './linalg.js';
 export interface Routing {
   /** [rows, k] selected expert ids, in selection order (highest weight first). */
   experts: Int32Array;
-  /** [rows, k] renormalised weights (sum to 1 per row up to float32 rounding). */
+  /** [rows, k] weights: renormalised (sum to 1 per row up to float32 rounding), or the probabilities as they are. */
   weights: Float32Array;
 }
 
 /**
  * HF Mixtral routing on router logits [rows, nExperts]: probabilities = softmax over all experts
  * (double, max-subtracted, rounded to float32 like HF's float32 softmax); the k largest
- * probabilities are selected, ties broken by the lower expert index; the k weights are divided by
- * their sum (double) and rounded to float32.
+ * probabilities are selected, ties broken by the lower expert index; with `normalize` (Mixtral, and
+ * Qwen3-MoE's norm_topk_prob) the k weights are divided by their sum (double) and rounded to
+ * float32, else they are the float32 probabilities themselves (Qwen3-MoE without norm_topk_prob).
  * Routing must be computed from bit-identical logits everywhere it is needed: a near-tie can flip.
  */
-export function routeTopK(logits: Float32Array, rows: number, nExperts: number, k: number): Routing {
+export function routeTopK(
+  logits: Float32Array,
+  rows: number,
+  nExperts: number,
+  k: number,
+  normalize: boolean,
+): Routing {
   if (k < 1 || k > nExperts) throw new RangeError(`routeTopK: k=${k} not in [1, ${nExperts}]`);
   if (logits.length < rows * nExperts) throw new RangeError('routeTopK: logits too short');
   const experts = new Int32Array(rows * k);
@@ -49,7 +56,8 @@ export function routeTopK(logits: Float32Array, rows: number, nExperts: number, 
       experts[r * k + t] = best;
       tot += prob[best];
     }
-    for (let t = 0; t < k; t++) weights[r * k + t] = prob[experts[r * k + t]] / tot;
+    const div = normalize ? tot : 1;
+    for (let t = 0; t < k; t++) weights[r * k + t] = prob[experts[r * k + t]] / div;
   }
   return { experts, weights };
 }

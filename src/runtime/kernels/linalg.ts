@@ -149,6 +149,34 @@ export function rmsNorm(
 }
 
 /** SiLU (swish) of one value, in double: v / (1 + exp(-v)). */
+/**
+ * x [rows, n] += bias [n] in place, one float32 rounding per element (a projection's bias, added
+ * after the rounded matmul on chips and in the reference alike).
+ */
+export function addBiasRows(x: Float32Array, rows: number, bias: Float32Array): Float32Array {
+  const n = bias.length;
+  checkLen('addBiasRows x', x, rows * n);
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    for (let k = 0; k < n; k++) x[o + k] += bias[k];
+  }
+  return x;
+}
+
+/**
+ * Per-head RMSNorm in place (Qwen3's q_norm / k_norm): x is [rows, nHeads, headDim], every head
+ * vector is normalised over its headDim elements and scaled by weight [headDim].
+ */
+export function headRmsNorm(
+  x: Float32Array,
+  rows: number,
+  nHeads: number,
+  weight: Float32Array,
+  eps: number,
+): Float32Array {
+  return rmsNorm(x, rows * nHeads, weight.length, weight, eps, x);
+}
+
 export function siluScalar(v: number): number {
   return v / (1 + Math.exp(-v));
 }
