@@ -119,3 +119,53 @@ describe('random-weights - names and distribution', () => {
     }
   });
 });
+
+describe('random-weights - model families', () => {
+  const layer0 = (name: string) =>
+    requiredTensors(BUILTIN_MODELS[name])
+      .filter((t) => t.name.startsWith('model.layers.0.'))
+      .map((t) => `${t.name.slice('model.layers.0.'.length)} ${t.shape.join('x')}`);
+
+  it('tensors - each family names its layer tensors as transformers saves them', () => {
+    expect(layer0('qwen2-tiny')).toEqual(
+      expect.arrayContaining([
+        'self_attn.q_proj.bias 64',
+        'self_attn.k_proj.bias 32',
+        'self_attn.v_proj.bias 32',
+        'mlp.gate_proj.weight 128x64',
+      ]),
+    );
+    expect(layer0('qwen2-tiny').some((n) => n.startsWith('self_attn.o_proj.bias'))).toBe(false);
+    // qwen3: q is heads x head_dim = 128 wide while hidden is 64
+    expect(layer0('qwen3-tiny')).toEqual(
+      expect.arrayContaining([
+        'self_attn.q_proj.weight 128x64',
+        'self_attn.o_proj.weight 64x128',
+        'self_attn.q_norm.weight 32',
+        'self_attn.k_norm.weight 32',
+      ]),
+    );
+    const moe = layer0('qwen3-moe-tiny');
+    expect(moe).toEqual(
+      expect.arrayContaining([
+        'mlp.gate.weight 8x64',
+        'mlp.experts.7.gate_proj.weight 32x64',
+        'mlp.experts.7.up_proj.weight 32x64',
+        'mlp.experts.7.down_proj.weight 64x32',
+      ]),
+    );
+    expect(moe.some((n) => n.startsWith('block_sparse_moe') || n.startsWith('mlp.gate_proj'))).toBe(false);
+    expect(layer0('llama3-tiny').some((n) => n.includes('bias') || n.includes('_norm'))).toBe(false);
+  });
+
+  it('random-weights - biases are small and centred, q/k norms near 1', () => {
+    const w = createRandomWeights(BUILTIN_MODELS['qwen2-tiny'], TINY_WEIGHT_SEED, 'bf16');
+    const b = w.full('model.layers.1.self_attn.q_proj.bias');
+    expect(Math.max(...b.map(Math.abs))).toBeLessThanOrEqual(0.5);
+    expect(std(b)).toBeGreaterThan(0.2);
+    const n = createRandomWeights(BUILTIN_MODELS['qwen3-tiny'], TINY_WEIGHT_SEED, 'bf16').full(
+      'model.layers.0.self_attn.k_norm.weight',
+    );
+    for (const v of n) expect(Math.abs(v - 1)).toBeLessThanOrEqual(0.1);
+  });
+});

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { WEIGHT_DTYPES, type WeightDtype } from '../model/config.js';
+import { BUILTIN_MODELS } from '../model/builtin.js';
 import { loadModel } from '../model/load.js';
 import { Fabric } from '../topology/fabric.js';
 import { loadTopology, parseSetArg } from '../topology/load.js';
@@ -38,7 +39,7 @@ export function addPlanFlags(cmd: Command): Command {
     .requiredOption('--topology <file>', 'topology YAML file (see topologies/)')
     .requiredOption(
       '--model <name|folder>',
-      'built-in model (mixtral-8x7b, mixtral-tiny, llama-2-70b, mistral-7b) or a Hugging Face folder',
+      `built-in model (${Object.keys(BUILTIN_MODELS).join(', ')}) or a Hugging Face folder`,
     )
     .addOption(new Option('--dtype <dtype>', 'weight storage dtype').choices(WEIGHT_DTYPES as string[]).default('bf16'))
     .option('--batch <n>', 'sequences decoded together', integerFlag('--batch'))

@@ -37,7 +37,7 @@ export const ERRORS = {
   RACKEMU_ERR_MODEL_CONFIG_KEY: { exitCode: 65, summary: 'config.json lacks a key or has a bad value' },
   RACKEMU_ERR_MODEL_TYPE_UNSUPPORTED: {
     exitCode: 65,
-    summary: 'config.json model_type is not mixtral, llama or mistral',
+    summary: 'config.json model_type is not mixtral, llama, mistral, qwen2, qwen3 or qwen3_moe',
   },
   RACKEMU_ERR_MODEL_DTYPE: { exitCode: 64, summary: 'unsupported weight dtype' },
   RACKEMU_ERR_SAFETENSORS_HEADER: { exitCode: 65, summary: 'safetensors file header is malformed' },
