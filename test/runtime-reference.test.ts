@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../src/model/config.js';
+import { requiredTensors } from '../src/model/tensors.js';
 import type { WeightStore } from '../src/model/weights.js';
 import { ReferenceModel, referenceGenerate } from '../src/runtime/reference.js';
 import { RackemuError } from '../src/util/errors.js';
@@ -73,6 +74,15 @@ function randomStore(c: ModelConfig, seed: number): MapStore {
   }
   norm('model.norm.weight', c.hidden);
   if (!c.tieEmbeddings) lin('lm_head.weight', c.vocab, c.hidden);
+  // what the other families add (biases, q/k norms, Qwen3-MoE's expert names), drawn after the rest
+  for (const spec of requiredTensors(c)) {
+    if (t.has(spec.name)) continue;
+    if (spec.name.endsWith('.bias')) {
+      const n = spec.shape[0];
+      t.set(spec.name, { shape: [n], data: Float32Array.from({ length: n }, () => rng() - 0.5) });
+    } else if (spec.shape.length === 1) norm(spec.name, spec.shape[0]);
+    else lin(spec.name, spec.shape[0], spec.shape[1]);
+  }
   return new MapStore(t);
 }
 
@@ -117,6 +127,28 @@ const MISTRAL: ModelConfig = {
   tieEmbeddings: false,
   slidingWindow: 3,
 };
+// head_dim 8 at theta 5e5 with original context 512: frequency 0 is high, 1 smooth, 2 and 3 low
+const LLAMA3: ModelConfig = {
+  ...LLAMA,
+  name: 'llama3-test',
+  tieEmbeddings: false,
+  ropeTheta: 500000,
+  ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 512 },
+};
+const QWEN2: ModelConfig = { ...LLAMA, name: 'qwen2-test', family: 'qwen2', kvHeads: 2, attentionBias: true };
+// heads x head_dim = 64 != hidden 32
+const QWEN3: ModelConfig = { ...LLAMA, name: 'qwen3-test', family: 'qwen3', headDim: 16, qkNorm: true };
+const QWEN3_MOE: ModelConfig = {
+  ...QWEN3,
+  name: 'qwen3-moe-test',
+  family: 'qwen3_moe',
+  kvHeads: 2,
+  intermediate: 24,
+  experts: 4,
+  expertsPerToken: 2,
+  normTopK: false,
+  tieEmbeddings: false,
+};
 
 // ---- an independent, deliberately naive model: no cache, everything recomputed in doubles -------
 function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Array {
@@ -135,13 +167,40 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
       return row.map((v, k) => v * r * g[k]);
     });
   };
+  // Llama 3 scaling written out per band, as in transformers' _compute_llama3_parameters
+  const invFreq = (i: number) => {
+    const inv = 1 / c.ropeTheta ** ((2 * i) / hd);
+    const sc = c.ropeScaling;
+    if (sc === null) return inv;
+    const wavelen = (2 * Math.PI) / inv;
+    if (wavelen < sc.originalMaxPositions / sc.highFreqFactor) return inv;
+    if (wavelen > sc.originalMaxPositions / sc.lowFreqFactor) return inv / sc.factor;
+    const smooth = (sc.originalMaxPositions / wavelen - sc.lowFreqFactor) / (sc.highFreqFactor - sc.lowFreqFactor);
+    return ((1 - smooth) * inv) / sc.factor + smooth * inv;
+  };
+  const bias = (x: number[][], name: string) => {
+    if (!c.attentionBias) return x;
+    const b = w.full(name);
+    return x.map((row) => row.map((v, j) => v + b[j]));
+  };
+  const headNorm = (x: number[][], nh: number, name: string) => {
+    if (!c.qkNorm) return x;
+    const g = w.full(name);
+    return x.map((row) =>
+      row.map((v, j) => {
+        const h = Math.floor(j / hd);
+        const head = row.slice(h * hd, (h + 1) * hd);
+        return (v / Math.sqrt(head.reduce((s, e) => s + e * e, 0) / hd + c.rmsNormEps)) * g[j % hd];
+      }),
+    );
+  };
   const rope = (x: number[][], nh: number) =>
     x.map((row, p) => {
       const o = row.slice();
       for (let h = 0; h < nh; h++)
         for (let d = 0; d < hd; d++) {
           const i = d % (hd / 2);
-          const ang = p / c.ropeTheta ** ((2 * i) / hd);
+          const ang = p * invFreq(i);
           const rot = d < hd / 2 ? -row[h * hd + d + hd / 2] : row[h * hd + d - hd / 2];
           o[h * hd + d] = row[h * hd + d] * Math.cos(ang) + rot * Math.sin(ang);
         }
@@ -161,9 +220,16 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
   for (let l = 0; l < c.layers; l++) {
     const p = `model.layers.${l}.`;
     const n = norm(x, `${p}input_layernorm.weight`);
-    const q = rope(lin(n, `${p}self_attn.q_proj.weight`), c.heads);
-    const k = rope(lin(n, `${p}self_attn.k_proj.weight`), c.kvHeads);
-    const v = lin(n, `${p}self_attn.v_proj.weight`);
+    const a = `${p}self_attn.`;
+    const q = rope(
+      headNorm(bias(lin(n, `${a}q_proj.weight`), `${a}q_proj.bias`), c.heads, `${a}q_norm.weight`),
+      c.heads,
+    );
+    const k = rope(
+      headNorm(bias(lin(n, `${a}k_proj.weight`), `${a}k_proj.bias`), c.kvHeads, `${a}k_norm.weight`),
+      c.kvHeads,
+    );
+    const v = bias(lin(n, `${a}v_proj.weight`), `${a}v_proj.bias`);
     const attn = x.map(() => new Array(c.heads * hd).fill(0));
     for (let t = 0; t < T; t++)
       for (let h = 0; h < c.heads; h++) {
@@ -183,8 +249,9 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
     const h1 = x.map((row, t) => row.map((vv, d) => vv + o[t][d]));
     const n2 = norm(h1, `${p}post_attention_layernorm.weight`);
     let f: number[][];
-    if (c.family === 'mixtral') {
-      const logits = lin(n2, `${p}block_sparse_moe.gate.weight`);
+    if (c.family === 'mixtral' || c.family === 'qwen3_moe') {
+      const qwen = c.family === 'qwen3_moe';
+      const logits = lin(n2, qwen ? `${p}mlp.gate.weight` : `${p}block_sparse_moe.gate.weight`);
       f = n2.map(() => new Array(H).fill(0));
       n2.forEach((row, t) => {
         const m = Math.max(...logits[t]);
@@ -194,10 +261,12 @@ function naiveLogits(c: ModelConfig, w: WeightStore, ids: number[]): Float64Arra
           .map((v, i) => [v / z, i])
           .sort((a, b) => b[0] - a[0] || a[1] - b[1])
           .slice(0, c.expertsPerToken);
-        const tot = top.reduce((a, b) => a + b[0], 0);
+        const tot = c.normTopK ? top.reduce((a, b) => a + b[0], 0) : 1;
         for (const [pw, e] of top) {
-          const pe = `${p}block_sparse_moe.experts.${e}.`;
-          const y = mlp([row], `${pe}w1.weight`, `${pe}w3.weight`, `${pe}w2.weight`)[0];
+          const pe = qwen ? `${p}mlp.experts.${e}.` : `${p}block_sparse_moe.experts.${e}.`;
+          const y = qwen
+            ? mlp([row], `${pe}gate_proj.weight`, `${pe}up_proj.weight`, `${pe}down_proj.weight`)[0]
+            : mlp([row], `${pe}w1.weight`, `${pe}w3.weight`, `${pe}w2.weight`)[0];
           for (let d = 0; d < H; d++) f[t][d] += (pw / tot) * y[d];
         }
       });
@@ -227,6 +296,10 @@ describe.each([
   ['mixtral', MIXTRAL, 101],
   ['llama', LLAMA, 202],
   ['mistral (sliding window 3)', MISTRAL, 303],
+  ['llama 3 (llama3 rope scaling)', LLAMA3, 404],
+  ['qwen2 (q/k/v biases)', QWEN2, 505],
+  ['qwen3 (q/k norm, head_dim 16)', QWEN3, 606],
+  ['qwen3-moe (norm_topk_prob false)', QWEN3_MOE, 707],
 ] as const)('runtime reference on a tiny %s', (_name, cfg, seed) => {
   const store = randomStore(cfg, seed);
 
