@@ -91,7 +91,18 @@ function topK(r: Reader, expertsKey: string, experts: number): { expertsPerToken
 
 function parseHeadDim(r: Reader, family: ModelFamily, hidden: number, heads: number): number {
   // Qwen3's head_dim is independent of hidden/heads (Qwen3-32B: 64 x 128 = 8192 != 5120): never derive it.
-  if (family === 'qwen3' || family === 'qwen3_moe' || r.has('head_dim')) return r.positiveInt('head_dim');
+  if (family === 'qwen3' || family === 'qwen3_moe') {
+    if (!r.has('head_dim')) {
+      throw r.fail(
+        'head_dim',
+        'a positive integer',
+        r.raw('head_dim'),
+        `is required for ${family} (it is not hidden_size / num_attention_heads)`,
+      );
+    }
+    return r.positiveInt('head_dim');
+  }
+  if (r.has('head_dim')) return r.positiveInt('head_dim');
   // transformers computes hidden_size // num_attention_heads; a remainder would silently drop dimensions.
   if (hidden % heads !== 0) {
     throw r.fail(
