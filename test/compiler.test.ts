@@ -200,6 +200,35 @@ describe('compiler', () => {
     expect(maxMemoryOverTicks(tiny, tiny.steps.decode).bytes).toBeLessThanOrEqual(tiny.capacityBytes);
   });
 
+  it('compiler - the full layout search finds a faster mixtral-8x7b split on groq-576: query-head groups on chips of their own', () => {
+    const t = loadTopology(topo('groq-576'));
+    const f = new Fabric(t);
+    const full = compile(t, mixtral, { layoutSearch: 'full' }, f);
+    const l = full.layout;
+    // the attention parts have chips of their own, the FFN slices the rest of the group
+    expect(l.attentionChips + l.ffnSlices).toBe(l.chipsPerGroup);
+    expect(l.attentionChips % mixtral.kvHeads).toBe(0);
+    expect(predict(full).tokens_per_s_per_user).toBeGreaterThan(predict(plan).tokens_per_s_per_user);
+    checkStepInvariants(full, f, full.steps.decode);
+    expect(maxMemoryOverTicks(full, full.steps.decode).bytes).toBeLessThanOrEqual(full.capacityBytes);
+    // a KV head read by several attention chips is on each of them: every chip holds the KV heads its query heads read
+    const group = l.groups[0];
+    const attention = full.steps.decode.ops.filter(
+      (o) => o.kernel.kind === 'attention' && group.chips.includes(o.chip),
+    );
+    const kvCopies = new Map<number, number>();
+    for (const op of attention) {
+      if (op.kernel.kind !== 'attention' || op.kernel.layer !== group.layers[0]) continue;
+      const k = op.kernel;
+      const groupSize = mixtral.heads / mixtral.kvHeads;
+      expect(k.kvHeadStart).toBe(Math.floor(k.headStart / groupSize));
+      expect(k.kvHeadEnd).toBe(Math.ceil(k.headEnd / groupSize));
+      for (let h = k.kvHeadStart; h < k.kvHeadEnd; h++) kvCopies.set(h, (kvCopies.get(h) ?? 0) + 1);
+    }
+    expect([...kvCopies.values()]).toEqual(Array(mixtral.kvHeads).fill(l.attentionChips / mixtral.kvHeads));
+    expect(() => compile(t, mixtral, { layoutSearch: 'widest' as 'full' })).toThrow(/--layout-search/);
+  });
+
   it('compiler - GPU topologies place weights in HBM and compile', () => {
     for (const name of ['h100-8x', 'a100-8x']) {
       const p = compile(loadTopology(topo(name)), mixtral, {});

@@ -5,7 +5,7 @@ import { loadModel } from '../model/load.js';
 import { Fabric } from '../topology/fabric.js';
 import { loadTopology, parseSetArg } from '../topology/load.js';
 import { compile } from '../compiler/compile.js';
-import type { Plan } from '../compiler/plan.js';
+import { LAYOUT_SEARCHES, type LayoutSearch, type Plan } from '../compiler/plan.js';
 import { UsageError } from '../util/errors.js';
 
 /** Flags shared by every command that compiles a Plan (compile, generate, and later serve). */
@@ -17,6 +17,7 @@ export interface PlanFlags {
   context?: number;
   promptTokens?: number;
   microBatches?: number;
+  layoutSearch: LayoutSearch;
   set: string[];
 }
 
@@ -54,6 +55,14 @@ export function addPlanFlags(cmd: Command): Command {
       'micro-batches of --batch sequences pipelined through the layer groups (default 1)',
       integerFlag('--micro-batches'),
     )
+    .addOption(
+      new Option(
+        '--layout-search <search>',
+        'group shapes searched: classic (attention by KV heads, on FFN chips) or full (also query-head groups and attention chips of their own, timed exactly)',
+      )
+        .choices(LAYOUT_SEARCHES as string[])
+        .default('classic'),
+    )
     .option(
       '--set <key.path=value>',
       'override a topology key (repeatable), e.g. --set chip.sram_mib=0.05',
@@ -84,6 +93,7 @@ export function planFromFlags(
       context: f.context,
       promptTokens: extra.promptTokens ?? f.promptTokens,
       microBatches: f.microBatches,
+      layoutSearch: f.layoutSearch,
     },
     fabric,
   );

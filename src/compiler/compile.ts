@@ -1,16 +1,17 @@
-import { bytesPerParam, paramCounts, kvBytesPerToken, type ModelConfig, type WeightDtype } from '../model/config.js';
+import type { ModelConfig } from '../model/config.js';
 import { Fabric } from '../topology/fabric.js';
 import type { Topology } from '../topology/types.js';
-import { CompileError } from '../util/errors.js';
-import { ACT_BYTES, HardwareModel, KV_BYTES } from './cost.js';
+import { ACT_BYTES, HardwareModel } from './cost.js';
+import { activationReserve, doesNotFit } from './does-not-fit.js';
 import { resolveOptions, type CompileOptions } from './options.js';
-import { candidates, largestDivisorAtMost, layerBytesOnChip, type Candidate } from './partition.js';
+import { attentionPart, candidates, layerBytesOnChip, type Candidate, type GroupShape } from './partition.js';
 import {
   planSlots,
   type ChipPlacement,
   type Layout,
   type LayerGroup,
   type Plan,
+  type LayoutSearch,
   type ResolvedCompileOptions,
   type Step,
   type VocabSlice,
@@ -27,6 +28,8 @@ import { peakActivationBytes, StepBuilder } from './schedule.js';
  */
 /** Prefill rows per sequence that the per-chip activation headroom is first sized for. */
 const PREFILL_RESERVE_ROWS = 64;
+/** Splits, best by the estimate, whose decode step is always scheduled exactly to pick the fastest. */
+const SHORTLIST = 8;
 
 export function compile(
   topology: Topology,
@@ -41,14 +44,33 @@ export function compile(
 
   // Per-chip headroom for activations: first try room for a useful prefill chunk, then the bare decode minimum.
   const reserveRows = [...new Set([opts.batch * Math.min(opts.prefillChunk, PREFILL_RESERVE_ROWS), opts.batch])];
-  for (const rows of reserveRows) {
-    const reserve = (S: number) => (2 * S + 8) * rows * model.hidden * ACT_BYTES;
-    const ranked = candidates(hw, fabric, active.length, opts.batch, opts.context, reserve(1), opts.microBatches);
-    for (const cand of ranked.slice(0, 64)) {
-      const layout = layOut(hw, fabric, cand, active, reserve(cand.chipsPerGroup), opts);
-      if (!layout) continue;
-      const plan = scheduleFitting(hw, fabric, layout, opts);
-      if (plan) return plan;
+  // the classic search falls back to the full one: a model never fails to fit for want of a finer split
+  const searches: LayoutSearch[] = opts.layoutSearch === 'classic' ? ['classic', 'full'] : ['full'];
+  for (const search of searches) {
+    for (const rows of reserveRows) {
+      // the full search sizes the headroom by the lead's fan-in under the two-level reduction tree
+      const fanIn = (S: number) =>
+        search === 'classic' ? S : Math.min(S, fabric.chipsPerNode + Math.ceil(S / fabric.chipsPerNode));
+      const reserve = (S: number) => activationReserve(fanIn(S), rows, model);
+      const ranked = candidates(
+        hw,
+        fabric,
+        active.length,
+        opts.batch,
+        opts.context,
+        reserve(1),
+        opts.microBatches,
+        search,
+      );
+      const layOutRanked = () => layOutAll(hw, fabric, ranked.slice(0, 64), active, reserve, opts, search);
+      for (const list of search === 'classic'
+        ? [layOutRanked()]
+        : [timedShortlist(hw, fabric, ranked, active, reserve, opts), layOutRanked()]) {
+        for (const layout of list) {
+          const plan = scheduleFitting(hw, fabric, layout, opts);
+          if (plan) return plan;
+        }
+      }
     }
   }
   throw doesNotFit(topology, model, opts, hw, active.length, fabric.chipCount);
@@ -59,6 +81,63 @@ export function defaultActive(fabric: Fabric): number[] {
   const active: number[] = [];
   for (let c = 0; c < fabric.chipCount; c++) if (!fabric.isSpare(c) && !fabric.failedChips.has(c)) active.push(c);
   return active;
+}
+
+/** The candidates that lay out onto the chips, in rank order (lazily: most are never needed). */
+function* layOutAll(
+  hw: HardwareModel,
+  fabric: Fabric,
+  ranked: readonly Candidate[],
+  active: readonly number[],
+  reserve: (chipsPerGroup: number) => number,
+  opts: ResolvedCompileOptions,
+  search: LayoutSearch,
+): Generator<LaidOut> {
+  for (const cand of ranked) {
+    const layout = layOut(hw, fabric, cand, active, reserve(cand.shape.chips), opts, search);
+    if (layout) yield layout;
+  }
+}
+
+/** The estimate only ranks: a shortlist of the full search's splits is timed by its exact decode schedule. */
+function timedShortlist(
+  hw: HardwareModel,
+  fabric: Fabric,
+  ranked: readonly Candidate[],
+  active: readonly number[],
+  reserve: (chipsPerGroup: number) => number,
+  opts: ResolvedCompileOptions,
+): LaidOut[] {
+  return [...layOutAll(hw, fabric, shortlistOf(ranked, fabric), active, reserve, opts, 'full')]
+    .map((layout) => ({ layout, ticks: decodeStep(hw, fabric, layout, opts).lengthTicks }))
+    .sort((a, b) => a.ticks - b.ticks)
+    .map((t) => t.layout);
+}
+
+/**
+ * The best candidates by the estimate, and the best one for each number of groups and of racks a
+ * group spans: the estimate knows least about how traffic spreads over nodes and racks.
+ */
+function shortlistOf(ranked: readonly Candidate[], fabric: Fabric): Candidate[] {
+  const out = ranked.slice(0, SHORTLIST);
+  const rackChips = (fabric.nodesPerRack - fabric.topology.spare_nodes_per_rack) * fabric.chipsPerNode;
+  const key = (c: Candidate) => `${c.groups}:${Math.ceil(c.shape.chips / rackChips)}`;
+  const seen = new Set(out.map(key));
+  for (const c of ranked) {
+    if (out.length >= 3 * SHORTLIST) break;
+    if (seen.has(key(c))) continue;
+    seen.add(key(c));
+    out.push(c);
+  }
+  return out;
+}
+
+function decodeStep(hw: HardwareModel, fabric: Fabric, layout: LaidOut, opts: ResolvedCompileOptions): Step {
+  const start = hw.topology.sync.step_overhead_ticks;
+  return new StepBuilder(hw, fabric, 'decode', opts.batch, 1, opts.context, opts.microBatches).build(
+    layout.layout,
+    start,
+  );
 }
 
 /** Schedules both steps, halving the prefill chunk until every chip's peak fits; null if decode itself cannot fit. */
@@ -73,7 +152,7 @@ function scheduleFitting(
   for (;;) {
     const start = topology.sync.step_overhead_ticks;
     const M = opts.microBatches;
-    const decode = new StepBuilder(hw, fabric, 'decode', opts.batch, 1, opts.context, M).build(layout.layout, start);
+    const decode = decodeStep(hw, fabric, layout, opts);
     const prefill = new StepBuilder(hw, fabric, 'prefill', opts.batch, opts.prefillChunk, opts.context, M).build(
       layout.layout,
       start,
@@ -124,6 +203,7 @@ function layOut(
   active: readonly number[],
   reserve: number,
   opts: ResolvedCompileOptions,
+  search: LayoutSearch,
 ): LaidOut | null {
   const m = hw.model;
   const n = fabric.chipCount;
@@ -131,8 +211,8 @@ function layOut(
   const kvBytes = new Float64Array(n);
   const holds: string[][] = Array.from({ length: n }, () => []);
   const layersOf: number[][] = Array.from({ length: n }, () => []);
-  const S = cand.chipsPerGroup;
-  const A = cand.attentionChips;
+  const shape = cand.shape;
+  const S = shape.chips;
   const groups: LayerGroup[] = [];
   for (let g = 0; g < cand.groups; g++) {
     const chips = active.slice(g * S, (g + 1) * S);
@@ -140,16 +220,12 @@ function layOut(
     for (let l = g * cand.layersPerGroup; l < Math.min(m.layers, (g + 1) * cand.layersPerGroup); l++) layers.push(l);
     chips.forEach((chip, i) => {
       // every micro-batch keeps its own KV cache
-      const b = layerBytesOnChip(hw, S, A, i, planSlots(opts), opts.context);
+      const b = layerBytesOnChip(hw, shape, i, planSlots(opts), opts.context);
       weightBytes[chip] += b.weights * layers.length;
       kvBytes[chip] += b.kv * layers.length;
       layersOf[chip].push(...layers);
       const span = layers.length === 1 ? `L${layers[0]}` : `L${layers[0]}-${layers[layers.length - 1]}`;
-      holds[chip].push(
-        i < A
-          ? `${span} attention kv-heads ${(i * m.kvHeads) / A}-${((i + 1) * m.kvHeads) / A - 1} + FFN slice ${i}/${S}`
-          : `${span} FFN slice ${i}/${S}`,
-      );
+      holds[chip].push(`${span} ${sharesOf(m, shape, i).join(' + ')}`);
     });
     groups.push({ layers, chips, lead: chips[0] });
   }
@@ -177,15 +253,19 @@ function layOut(
   const staticBytes = new Float64Array(n);
   for (let c = 0; c < n; c++) staticBytes[c] = weightBytes[c] + kvBytes[c];
   const why =
-    `${cand.groups} group(s) of ${S} chip(s), ${cand.layersPerGroup} layer(s) each: attention split by KV heads over ${A} chip(s), ` +
-    `every ${m.experts > 1 ? 'expert' : 'FFN'} cut into ${S} slice(s); chosen as the fastest of the splits that fit (estimated decode step)`;
+    `${cand.groups} group(s) of ${S} chip(s), ${cand.layersPerGroup} layer(s) each: ${attentionSplitText(m, shape)}, ` +
+    `every ${m.experts > 1 ? 'expert' : 'FFN'} cut into ${shape.ffn} slice(s)` +
+    `${shape.ffn < S ? ` on the other ${shape.ffn} chip(s)` : ''}; ` +
+    (search === 'classic'
+      ? 'chosen as the fastest of the classic splits that fit (estimated decode step)'
+      : `chosen as the fastest decode step of the splits that fit (a shortlist by estimate, timed exactly)${opts.layoutSearch === 'classic' ? ', since no classic split fits' : ''}`);
   return {
     layout: {
       chipsPerGroup: S,
       layersPerGroup: cand.layersPerGroup,
       groups,
-      attentionChips: A,
-      ffnSlices: S,
+      attentionChips: shape.attention,
+      ffnSlices: shape.ffn,
       embed,
       lmHead,
       sampler: lmHead[0].chip,
@@ -197,6 +277,30 @@ function layOut(
     holds,
     layersOf,
   };
+}
+
+/** What chip i of a group holds of each of its layers, for the placement's `holds`. */
+function sharesOf(m: ModelConfig, shape: GroupShape, i: number): string[] {
+  const out: string[] = [];
+  if (i < shape.attention) {
+    const p = attentionPart(m, shape.attention, i);
+    const kv =
+      p.kvHeadEnd - p.kvHeadStart === 1 ? `kv-head ${p.kvHeadStart}` : `kv-heads ${p.kvHeadStart}-${p.kvHeadEnd - 1}`;
+    const q = p.headEnd - p.headStart === 1 ? `q-head ${p.headStart}` : `q-heads ${p.headStart}-${p.headEnd - 1}`;
+    out.push(`attention ${q}, ${kv}`);
+  }
+  const j = i - (shape.chips - shape.ffn);
+  if (j >= 0) out.push(`FFN slice ${j}/${shape.ffn}`);
+  return out;
+}
+
+function attentionSplitText(m: ModelConfig, shape: GroupShape): string {
+  const A = shape.attention;
+  const how =
+    m.kvHeads % A === 0
+      ? `split by KV heads over ${A} chip(s)`
+      : `split by query-head groups over ${A} chip(s) (each KV head copied to ${A / m.kvHeads} of them)`;
+  return `attention ${how}${shape.ffn < shape.chips ? ' of its own' : ''}`;
 }
 
 /** Cuts `rows` rows into slices over the chips in order, each as large as the chip's free room allows. */
@@ -260,98 +364,6 @@ function placementOf(
     });
   }
   return out;
-}
-
-function gb(bytes: number): string {
-  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`;
-  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
-  return `${(bytes / 1e3).toFixed(1)} kB`;
-}
-
-function mib(bytes: number): string {
-  return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
-}
-
-/** The shortfall, and what would fit: more chips of this kind, or a smaller dtype. */
-function doesNotFit(
-  t: Topology,
-  m: ModelConfig,
-  o: ResolvedCompileOptions,
-  hw: HardwareModel,
-  activeChips: number,
-  totalChips: number,
-): CompileError {
-  const sequences = planSlots(o);
-  const need = (dtype: WeightDtype) =>
-    paramCounts(m).total * bytesPerParam(dtype) + kvBytesPerToken(m, KV_BYTES) * o.context * sequences;
-  const needed = need(o.dtype);
-  const available = hw.capacityBytes * activeChips;
-  const withSpares = hw.capacityBytes * totalChips;
-  const chipsNeeded = Math.ceil(needed / (hw.capacityBytes * 0.9));
-  const smaller = (['int8', 'fp8'] as WeightDtype[]).filter(
-    (d) => bytesPerParam(d) < bytesPerParam(o.dtype) && need(d) <= available * 0.95,
-  );
-  // the total fits but no split does: a chip's indivisible share binds, and more chips would not help
-  const share = needed <= available ? bindingShare(hw, o, activeChips, sequences) : null;
-  const binding = share !== null && share.bytes > hw.capacityBytes ? share : null;
-  const hints =
-    needed > available
-      ? [`about ${chipsNeeded} active chips of ${mib(hw.capacityBytes)} (this topology has ${activeChips})`]
-      : [binding ? `chips of at least ${mib(binding.bytes)}` : `chips with more than ${mib(hw.capacityBytes)}`];
-  if (smaller.length) hints.push(`--dtype ${smaller.join(' or ')} (needs ${gb(need(smaller[0]))})`);
-  const kv = kvBytesPerToken(m, KV_BYTES) * o.context * sequences;
-  if (needed - kv < available * 0.95 && kv > available * 0.05)
-    hints.push(`a shorter --context (the KV cache takes ${gb(kv)})`);
-  if (o.microBatches > 1)
-    hints.push(`fewer --micro-batches (each keeps its own KV cache; a split needs a group per micro-batch)`);
-  const below = `the total (${gb(needed)}) is below the ${gb(available)} of the ${activeChips} active chips, but`;
-  const why =
-    binding !== null
-      ? `${below} ${binding.what} needs ${mib(binding.bytes)} on one chip, and a chip holds ${mib(hw.capacityBytes)}`
-      : needed <= available
-        ? `${below} no split of its layers packs every chip's share (layers, embedding, lm_head and activation headroom) within ${mib(hw.capacityBytes)}`
-        : `needs ${gb(needed)} (weights ${o.dtype} + KV cache for ${o.microBatches > 1 ? `${o.microBatches} micro-batches x ` : ''}${o.batch} x ${o.context} tokens) but the ${activeChips} active chips hold ${gb(available)} (${gb(withSpares)} counting spares)`;
-  return new CompileError(
-    'RACKEMU_ERR_DOES_NOT_FIT',
-    `${m.name} does not fit on ${t.name}: ${why}. Would fit with: ${hints.join('; ')}.`,
-    {
-      details: {
-        needed_bytes: needed,
-        available_bytes: available,
-        available_with_spares_bytes: withSpares,
-        chips_needed: needed > available ? chipsNeeded : null,
-        chip_bytes_needed: binding?.bytes ?? null,
-        smaller_dtypes: smaller,
-      },
-    },
-  );
-}
-
-/**
- * The smallest share of one layer a chip can hold in the finest split the topology allows (one layer
- * per group, as many chips per group as the groups leave room for): the attention of one KV-head group
- * with its KV cache, its FFN slice and the activation headroom the compiler keeps. When even that
- * exceeds a chip, no number of chips of this size fits the model.
- */
-function bindingShare(
-  hw: HardwareModel,
-  o: ResolvedCompileOptions,
-  activeChips: number,
-  sequences: number,
-): { bytes: number; what: string } {
-  const m = hw.model;
-  const S = Math.max(1, Math.min(Math.floor(activeChips / m.layers), m.intermediate, 1024));
-  const A = largestDivisorAtMost(m.kvHeads, S);
-  const share = layerBytesOnChip(hw, S, A, 0, sequences, o.context);
-  const headroom = (2 * S + 8) * o.batch * m.hidden * ACT_BYTES;
-  const kvHeads = m.kvHeads / A;
-  const heads = kvHeads === 1 ? 'one KV head' : `${kvHeads} KV heads`;
-  return {
-    bytes: share.weights + share.kv + headroom,
-    what:
-      `a chip's smallest share of one layer (the attention of ${heads} with its KV cache for ${sequences} x ${o.context} tokens, ` +
-      `${mib(share.kv)}, and an FFN slice of 1/${S}, with activation headroom; ${m.layers} layers over ${activeChips} chips allow ${S} chips per layer)`,
-  };
 }
 
 /** Convenience for callers that hold the step but need the whole-run timeline: the tick each step starts at. */

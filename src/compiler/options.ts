@@ -1,6 +1,6 @@
 import { WEIGHT_DTYPES, type ModelConfig, type WeightDtype } from '../model/config.js';
 import { CompileError } from '../util/errors.js';
-import type { ResolvedCompileOptions } from './plan.js';
+import { LAYOUT_SEARCHES, type LayoutSearch, type ResolvedCompileOptions } from './plan.js';
 
 /** What a user may ask of the compiler; every field optional, defaults and validation in one place. */
 export interface CompileOptions {
@@ -18,6 +18,8 @@ export interface CompileOptions {
    * one per group at a time); default 1. Each micro-batch keeps its own KV cache.
    */
   microBatches?: number;
+  /** Group shapes to search (default classic; see LayoutSearch). */
+  layoutSearch?: LayoutSearch;
 }
 
 export const DEFAULT_PROMPT_TOKENS = 128;
@@ -78,5 +80,13 @@ export function resolveOptions(model: ModelConfig, o: CompileOptions): ResolvedC
       { details: { path: 'micro-batches', expected: `<= ${model.layers}`, got: String(microBatches) } },
     );
   }
-  return { dtype, batch, context, promptTokens, prefillChunk, microBatches };
+  const layoutSearch = o.layoutSearch ?? 'classic';
+  if (!LAYOUT_SEARCHES.includes(layoutSearch)) {
+    throw new CompileError(
+      'RACKEMU_ERR_COMPILE_OPTION',
+      `--layout-search: expected one of ${LAYOUT_SEARCHES.join(', ')}, got ${String(layoutSearch)}`,
+      { details: { path: 'layout-search', expected: LAYOUT_SEARCHES.join(' | '), got: String(layoutSearch) } },
+    );
+  }
+  return { dtype, batch, context, promptTokens, prefillChunk, microBatches, layoutSearch };
 }

@@ -182,9 +182,15 @@ export interface Layout {
   /** Consecutive layers held by each group (pipeline stage depth). */
   readonly layersPerGroup: number;
   readonly groups: readonly LayerGroup[];
-  /** Attention chips per group (split by KV heads). */
+  /**
+   * Attention parts per group, on the group's first chips: split by KV heads when it divides the KV
+   * heads, else by query-head groups (each part with its own copy of its KV head).
+   */
   readonly attentionChips: number;
-  /** Slices each expert's intermediate dimension is cut into (= chips per group). */
+  /**
+   * Slices each expert's intermediate dimension is cut into, on the group's last chips: all of them,
+   * or the chips after the attention chips when attention has chips of its own.
+   */
   readonly ffnSlices: number;
   readonly embed: readonly VocabSlice[];
   readonly lmHead: readonly VocabSlice[];
@@ -262,4 +268,15 @@ export interface ResolvedCompileOptions {
   readonly prefillChunk: number;
   /** Micro-batches a step pipelines through the layer groups (1: the whole batch goes through at once). */
   readonly microBatches: number;
+  /** Which group shapes the compiler searches (see LayoutSearch). */
+  readonly layoutSearch: LayoutSearch;
 }
+
+/**
+ * `classic`: attention split by KV heads on chips that also hold FFN slices, ranked by the estimate
+ * (the layouts the calibration was fitted on); the full search is tried only when no classic split
+ * fits. `full`: also splits by query-head groups and attention chips of their own, with a shortlist
+ * timed by its exact decode schedule (docs/compiler.md, "Partition").
+ */
+export type LayoutSearch = 'classic' | 'full';
+export const LAYOUT_SEARCHES: readonly LayoutSearch[] = ['classic', 'full'];

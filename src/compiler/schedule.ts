@@ -1,7 +1,7 @@
 import type { Fabric, Route } from '../topology/fabric.js';
 import { ACT_BYTES, type HardwareModel } from './cost.js';
 import { LinkCalendar } from './links.js';
-import { layerKernels } from './partition.js';
+import { layerKernels, type GroupShape } from './partition.js';
 import type { Kernel, Layout, Op, Step, StepKind, Tensor, Transfer } from './plan.js';
 
 /**
@@ -12,7 +12,7 @@ import type { Kernel, Layout, Op, Step, StepKind, Tensor, Transfer } from './pla
  * Dataflow of a step (rows = batch x tokens per sequence):
  *   tok@sampler -> embed slices -> sum@lead(0) = x0
  *   per layer l on group g: x_l -> attention chips -> partial o -> sum (tree) @lead = x_l + o = h_l
- *                            h_l -> every chip of the group (FFN slices) -> partial y
+ *                            h_l -> the group's FFN chips (slices) -> partial y
  *                                -> sum (tree) @lead = h_l + y = x_{l+1}
  *   x_L -> lm_head slices -> (max, index) partials -> sample@sampler = next tok
  */
@@ -182,6 +182,7 @@ export class StepBuilder {
     const M = this.microBatches;
     const act = (name: string) => ({ name, rows: R, cols: m.hidden, dtype: 'act' as const });
     const mb = (name: string, b: number) => (b === 0 ? name : `${name}.mb${b}`);
+    const shape: GroupShape = { chips: layout.chipsPerGroup, attention: layout.attentionChips, ffn: layout.ffnSlices };
     const x: number[] = [];
     for (let b = 0; b < M; b++) {
       this.microBatch = b;
@@ -204,15 +205,15 @@ export class StepBuilder {
         for (const layer of g.layers) {
           const attnParts: number[] = [];
           const ffnParts: number[] = [];
-          for (let i = 0; i < layout.attentionChips; i++) {
-            const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
+          for (let i = 0; i < shape.attention; i++) {
+            const k = layerKernels(m, layer, shape, i);
             const name = mb(`o.L${layer}.${this.fabric.chipId(g.chips[i])}`, b);
             attnParts.push(this.op(g.chips[i], k.attention!, [x[b]], act(name)));
           }
           const h = this.reduce(g.lead, x[b], attnParts, layer, 'attention', mb(`h.L${layer}`, b));
-          for (let i = 0; i < g.chips.length; i++) {
-            const k = layerKernels(m, layer, layout.chipsPerGroup, layout.attentionChips, i);
-            if (k.ffn.kind === 'ffn' && k.ffn.units.length === 0) continue;
+          for (let i = shape.chips - shape.ffn; i < g.chips.length; i++) {
+            const k = layerKernels(m, layer, shape, i);
+            if (!k.ffn) continue;
             const name = mb(`y.L${layer}.${this.fabric.chipId(g.chips[i])}`, b);
             ffnParts.push(this.op(g.chips[i], k.ffn, [h], act(name)));
           }
