@@ -50,7 +50,7 @@ describe('experiment file', () => {
     expect(each.topology).toBe(`${ROOT}topologies/groq-576.yaml`);
     expect(each.model).toBe('mixtral-tiny');
     expect(each.set).toEqual(['chip.sram_mib=0.05']);
-    expect(each.plan).toEqual({ batch: 4, context: 64 });
+    expect(each.plan).toEqual({ batch: 4, context: 64, layoutSearch: 'classic' });
     expect(each.workload).toEqual({ requests: 50, promptTokens: 6, maxNewTokens: 8, concurrency: 8, seed: 1 });
     const kinds = each.faults.map((f) => (f as FaultSpec).kind);
     expect(new Set(kinds)).toEqual(new Set(FAULT_KINDS));

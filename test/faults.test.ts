@@ -22,7 +22,13 @@ let fabric: Fabric;
 beforeAll(() => {
   const t = loadTopology(topo('groq-576'), [parseSetArg('chip.sram_mib=0.05')]);
   fabric = new Fabric(t);
-  plan = compile(t, BUILTIN_MODELS['mixtral-tiny'], { batch: 4, context: 64, promptTokens: 6 }, fabric);
+  // the classic layout spreads the toy model over racks 0-3 like the experiment files
+  plan = compile(
+    t,
+    BUILTIN_MODELS['mixtral-tiny'],
+    { batch: 4, context: 64, promptTokens: 6, layoutSearch: 'classic' },
+    fabric,
+  );
 });
 
 const codeOf = (f: () => unknown) => {

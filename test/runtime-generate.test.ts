@@ -15,6 +15,8 @@ import { DEFAULT_LOOKAHEAD_STEPS } from '../src/runtime/run-spec.js';
 import { deploy, maxRelError, setup } from './helpers/deploy.js';
 
 const PROMPT = [1, 2, 3, 4, 5];
+/** mixtral-tiny's classic layout on groq-72: attention over 2 chips, so attention partials travel (fault targets). */
+const CLASSIC_72 = { context: 48, promptTokens: PROMPT.length, layoutSearch: 'classic' } as const;
 
 /**
  * A fault target: the first decode transfer whose tensor name starts with `prefix` (tensor, sending
@@ -129,7 +131,7 @@ describe('runtime generate', () => {
 });
 
 describe('runtime lockstep', () => {
-  const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
+  const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], CLASSIC_72);
   let d: Deployment;
   beforeAll(async () => {
     d = await deploy(s, { watchdogMs: 10000 });
@@ -199,7 +201,7 @@ describe('runtime lockstep', () => {
 
 describe('runtime missing frames', () => {
   it('runtime - a dropped frame ends the run with a watchdog error naming the chips and tick, not a hang', async () => {
-    const s2 = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
+    const s2 = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], CLASSIC_72);
     const d2 = await deploy(s2, { watchdogMs: 8000 });
     try {
       const {
@@ -239,7 +241,7 @@ describe('runtime transports and isolation', () => {
   afterAll(() => nats?.stop());
 
   it('runtime - embedded vs NATS, threads vs processes: identical tokens, logits and virtual timings', async () => {
-    const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 48, promptTokens: PROMPT.length });
+    const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], CLASSIC_72);
     const results: GenerateResult[] = [];
     for (const opts of [
       { transport: 'embedded', isolation: 'thread' },
@@ -296,11 +298,7 @@ describe('runtime transports and isolation', () => {
 describe('runtime timing look-ahead', () => {
   // mixtral-tiny spread over a rack, timing fidelity: chips send a step's frames without waiting for
   // their inputs and check what they received up to `lookaheadSteps` steps later.
-  const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], {
-    context: 48,
-    promptTokens: PROMPT.length,
-    numeric: false,
-  });
+  const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { ...CLASSIC_72, numeric: false });
   let d: Deployment;
   let nats: SpawnedNatsServer;
   beforeAll(async () => {

@@ -38,8 +38,14 @@ const PROMPT = [1, 2, 3, 4, 5];
 const WATCHDOG_MS = 50;
 
 // One compile for the file: mixtral-tiny spread over 64 chips (a few ms, no weights), prefill chunks of
-// 3 rows, so that PROMPT takes two prefill steps (the second one padded).
-const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], { context: 32, promptTokens: 3, numeric: false });
+// 3 rows, so that PROMPT takes two prefill steps (the second one padded). The classic layout sends
+// attention partials from two chips, so some chip hears several peers per step.
+const s = setup('groq-72', 'mixtral-tiny', ['chip.sram_mib=0.1'], {
+  context: 32,
+  promptTokens: 3,
+  numeric: false,
+  layoutSearch: 'classic',
+});
 const chipOf = new Map([...s.plan.programs.keys()].map((c) => [s.fabric.chipId(c), c]));
 const inits = new Map<string, ChipInit>();
 /** A chip's real ChipInit (kept: nothing mutates one). */

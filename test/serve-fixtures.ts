@@ -16,6 +16,9 @@ export function tinyArgs(batch = 4): string[] {
     String(batch),
     '--set',
     'chip.sram_mib=0.5',
+    // the layout the fault-injection tests' targets are chosen for
+    '--layout-search',
+    'classic',
   ];
 }
 

@@ -58,10 +58,10 @@ export function addPlanFlags(cmd: Command): Command {
     .addOption(
       new Option(
         '--layout-search <search>',
-        'group shapes searched: classic (attention by KV heads, on FFN chips) or full (also query-head groups and attention chips of their own, timed exactly)',
+        'group shapes searched: full (attention by KV heads or query-head groups, on chips of its own or not; timed exactly) or classic (attention by KV heads on FFN chips)',
       )
         .choices(LAYOUT_SEARCHES as string[])
-        .default('classic'),
+        .default('full'),
     )
     .option(
       '--set <key.path=value>',

@@ -52,6 +52,7 @@ export function compile(
       const fanIn = (S: number) =>
         search === 'classic' ? S : Math.min(S, fabric.chipsPerNode + Math.ceil(S / fabric.chipsPerNode));
       const reserve = (S: number) => activationReserve(fanIn(S), rows, model);
+      const at: Placing = { hw, fabric, active, opts, reserve, search };
       const ranked = candidates(
         hw,
         fabric,
@@ -62,10 +63,8 @@ export function compile(
         opts.microBatches,
         search,
       );
-      const layOutRanked = () => layOutAll(hw, fabric, ranked.slice(0, 64), active, reserve, opts, search);
-      for (const list of search === 'classic'
-        ? [layOutRanked()]
-        : [timedShortlist(hw, fabric, ranked, active, reserve, opts), layOutRanked()]) {
+      const layOutRanked = () => layOutAll(at, ranked.slice(0, 64));
+      for (const list of search === 'classic' ? [layOutRanked()] : [timedShortlist(at, ranked), layOutRanked()]) {
         for (const layout of list) {
           const plan = scheduleFitting(hw, fabric, layout, opts);
           if (plan) return plan;
@@ -83,33 +82,29 @@ export function defaultActive(fabric: Fabric): number[] {
   return active;
 }
 
+/** What laying candidates out onto chips needs: the machine, the chips in order, the options, the search. */
+interface Placing {
+  readonly hw: HardwareModel;
+  readonly fabric: Fabric;
+  readonly active: readonly number[];
+  readonly opts: ResolvedCompileOptions;
+  /** Per-chip activation headroom for a group of that many chips. */
+  readonly reserve: (chipsPerGroup: number) => number;
+  readonly search: LayoutSearch;
+}
+
 /** The candidates that lay out onto the chips, in rank order (lazily: most are never needed). */
-function* layOutAll(
-  hw: HardwareModel,
-  fabric: Fabric,
-  ranked: readonly Candidate[],
-  active: readonly number[],
-  reserve: (chipsPerGroup: number) => number,
-  opts: ResolvedCompileOptions,
-  search: LayoutSearch,
-): Generator<LaidOut> {
+function* layOutAll(at: Placing, ranked: readonly Candidate[]): Generator<LaidOut> {
   for (const cand of ranked) {
-    const layout = layOut(hw, fabric, cand, active, reserve(cand.shape.chips), opts, search);
+    const layout = layOut(at.hw, at.fabric, cand, at.active, at.reserve(cand.shape.chips), at.opts, at.search);
     if (layout) yield layout;
   }
 }
 
 /** The estimate only ranks: a shortlist of the full search's splits is timed by its exact decode schedule. */
-function timedShortlist(
-  hw: HardwareModel,
-  fabric: Fabric,
-  ranked: readonly Candidate[],
-  active: readonly number[],
-  reserve: (chipsPerGroup: number) => number,
-  opts: ResolvedCompileOptions,
-): LaidOut[] {
-  return [...layOutAll(hw, fabric, shortlistOf(ranked, fabric), active, reserve, opts, 'full')]
-    .map((layout) => ({ layout, ticks: decodeStep(hw, fabric, layout, opts).lengthTicks }))
+function timedShortlist(at: Placing, ranked: readonly Candidate[]): LaidOut[] {
+  return [...layOutAll(at, shortlistOf(ranked, at.fabric))]
+    .map((layout) => ({ layout, ticks: decodeStep(at.hw, at.fabric, layout, at.opts).lengthTicks }))
     .sort((a, b) => a.ticks - b.ticks)
     .map((t) => t.layout);
 }

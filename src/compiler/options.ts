@@ -18,7 +18,7 @@ export interface CompileOptions {
    * one per group at a time); default 1. Each micro-batch keeps its own KV cache.
    */
   microBatches?: number;
-  /** Group shapes to search (default classic; see LayoutSearch). */
+  /** Group shapes to search (default full; see LayoutSearch). */
   layoutSearch?: LayoutSearch;
 }
 
@@ -80,7 +80,7 @@ export function resolveOptions(model: ModelConfig, o: CompileOptions): ResolvedC
       { details: { path: 'micro-batches', expected: `<= ${model.layers}`, got: String(microBatches) } },
     );
   }
-  const layoutSearch = o.layoutSearch ?? 'classic';
+  const layoutSearch = o.layoutSearch ?? 'full';
   if (!LAYOUT_SEARCHES.includes(layoutSearch)) {
     throw new CompileError(
       'RACKEMU_ERR_COMPILE_OPTION',

@@ -273,10 +273,11 @@ export interface ResolvedCompileOptions {
 }
 
 /**
- * `classic`: attention split by KV heads on chips that also hold FFN slices, ranked by the estimate
- * (the layouts the calibration was fitted on); the full search is tried only when no classic split
- * fits. `full`: also splits by query-head groups and attention chips of their own, with a shortlist
- * timed by its exact decode schedule (docs/compiler.md, "Partition").
+ * `full` (default): attention split by KV heads or by query-head groups, on chips of its own or on
+ * FFN chips, with a shortlist timed by its exact decode schedule (docs/compiler.md, "Partition").
+ * `classic`: only attention split by KV heads on chips that also hold FFN slices, ranked by the
+ * estimate (the layouts of earlier versions, which spread toy models widely); falls back to `full`
+ * when no classic split fits.
  */
 export type LayoutSearch = 'classic' | 'full';
 export const LAYOUT_SEARCHES: readonly LayoutSearch[] = ['classic', 'full'];

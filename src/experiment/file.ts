@@ -6,6 +6,7 @@
  * at once. Paths are resolved against the experiment file's folder; nothing else is read here (the topology
  * loader reads the topology, and checks `set` values and fault targets against it later).
  */
+import type { LayoutSearch } from '../compiler/plan.js';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -38,7 +39,13 @@ interface RawExperiment {
   model: string;
   fidelity?: 'numeric' | 'timing';
   set?: Record<string, unknown>;
-  plan?: { dtype?: ExperimentSpec['plan']['dtype']; batch?: number; context?: number; prefill_chunk?: number };
+  plan?: {
+    dtype?: ExperimentSpec['plan']['dtype'];
+    batch?: number;
+    context?: number;
+    prefill_chunk?: number;
+    layout_search?: LayoutSearch;
+  };
   workload: { requests: number; prompt_tokens: number; max_new_tokens: number; concurrency?: number; seed?: number };
   faults?: Record<string, unknown>[];
   expect?: {
@@ -415,7 +422,13 @@ function build(raw: RawExperiment, file: string, model: string, set: string[]): 
     model,
     fidelity: raw.fidelity ?? 'numeric',
     set,
-    plan: defined({ dtype: p.dtype, batch: p.batch, context: p.context, prefillChunk: p.prefill_chunk }),
+    plan: defined({
+      dtype: p.dtype,
+      batch: p.batch,
+      context: p.context,
+      prefillChunk: p.prefill_chunk,
+      layoutSearch: p.layout_search,
+    }),
     workload: {
       requests: w.requests,
       promptTokens: w.prompt_tokens,

@@ -43,6 +43,7 @@ export function prepareExperiment(spec: ExperimentSpec, natsServers: number): Pr
       batch: spec.plan.batch,
       context: spec.plan.context,
       prefillChunk: spec.plan.prefillChunk,
+      layoutSearch: spec.plan.layoutSearch,
       promptTokens: spec.workload.promptTokens,
     },
     fabric,

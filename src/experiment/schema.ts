@@ -4,6 +4,7 @@
  * Every object is closed (additionalProperties: false) so a misspelt key is an error, not a silent default.
  */
 import { WEIGHT_DTYPES } from '../model/config.js';
+import { LAYOUT_SEARCHES } from '../compiler/plan.js';
 import { FAULT_KINDS, type FaultKind, type FaultParams } from './types.js';
 
 export { FAULT_DEFAULTS } from '../faults/types.js';
@@ -34,6 +35,7 @@ export const EXPERIMENT_SCHEMA: JsonSchema = closed(
       batch: int('rows per decode step'),
       context: int('context length the Plan serves'),
       prefill_chunk: int('prompt positions per prefill step'),
+      layout_search: { enum: [...LAYOUT_SEARCHES], description: 'group shapes the compiler searches (default full)' },
     }),
     workload: closed(
       {

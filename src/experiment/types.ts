@@ -3,6 +3,7 @@
  * through it, the faults to inject and what must hold afterwards. Read from YAML by ./file.ts.
  */
 
+import type { LayoutSearch } from '../compiler/plan.js';
 import type { FaultSpec, RandomFaults } from '../faults/types.js';
 
 export {
@@ -49,6 +50,7 @@ export interface ExperimentSpec {
     readonly batch?: number;
     readonly context?: number;
     readonly prefillChunk?: number;
+    readonly layoutSearch?: LayoutSearch;
   };
   readonly workload: WorkloadSpec;
   readonly faults: readonly (FaultSpec | RandomFaults)[];

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { LayoutSearch } from '../../src/compiler/plan.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { main } from '../../src/cli/main.js';
@@ -108,6 +109,7 @@ export function plannedHosts(serveArgs: readonly string[], topologyFile: string)
     numeric: false,
     batch: num('--batch'),
     context: num('--context'),
+    layoutSearch: flagValue(serveArgs, '--layout-search') as LayoutSearch | undefined,
   });
   return [...new Set(deployedChips(s.plan, s.fabric).map((c) => s.fabric.hostId(c)))];
 }
