@@ -3,6 +3,7 @@
  * nats-server,) Deployment.start, one generate, stop. Prints one JSON line.
  * Usage: node dist/bench/deploy-once.js '<DeployCase as JSON>'
  */
+import type { LayoutSearch } from '../src/compiler/plan.js';
 import { compile } from '../src/compiler/compile.js';
 import { Deployment } from '../src/control/deployment.js';
 import { loadModel } from '../src/model/load.js';
@@ -37,6 +38,8 @@ export interface DeployCase {
   fidelity: Fidelity;
   transport: 'embedded' | 'nats';
   context?: number;
+  /** Compiler layout search (default: the compiler's). */
+  layoutSearch?: LayoutSearch;
   promptIds: number[];
   newTokens: number;
   watchdogMs?: number;
@@ -78,7 +81,12 @@ const t0 = performance.now();
 const topology = loadTopology(c.topology, c.sets.map(parseSetArg));
 const { config, weights } = loadModel(c.model, { dtype: 'bf16', withWeights: c.fidelity === 'numeric' });
 const fabric = new Fabric(topology);
-const plan = compile(topology, config, { context: c.context, promptTokens: c.promptIds.length }, fabric);
+const plan = compile(
+  topology,
+  config,
+  { context: c.context, promptTokens: c.promptIds.length, layoutSearch: c.layoutSearch },
+  fabric,
+);
 const compileSeconds = (performance.now() - t0) / 1000;
 const rssCompiledMb = process.memoryUsage().rss / 2 ** 20;
 
