@@ -22,10 +22,12 @@ import { peakActivationBytes, StepBuilder } from './schedule.js';
 /**
  * The compiler: topology + model -> Plan. Pure: reads nothing, writes nothing.
  *   1. rank splits of the model over chips by an analytic estimate (partition.ts);
- *   2. lay the best split onto active chips, spread embedding and lm_head into the room left;
+ *   2. lay splits onto active chips, spread embedding and lm_head into the room left; the full search
+ *      schedules a shortlist's decode steps exactly and takes them fastest first;
  *   3. schedule a prefill step and a decode step tick by tick (schedule.ts);
  *   4. check every chip's memory at its peak; shrink the prefill chunk or move on to the next split if not.
  */
+
 /** Prefill rows per sequence that the per-chip activation headroom is first sized for. */
 const PREFILL_RESERVE_ROWS = 64;
 /** Splits, best by the estimate, whose decode step is always scheduled exactly to pick the fastest. */
