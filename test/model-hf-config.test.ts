@@ -90,6 +90,16 @@ const MISTRAL_7B = {
   vocab_size: 32000,
 };
 
+/** The dimension keys of a small config.json, every optional key absent. */
+const SMALL_DIMS = {
+  hidden_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 128,
+  vocab_size: 100,
+  max_position_embeddings: 256,
+};
+
 describe('hf-config - published configs', () => {
   it('maps the published Mixtral, Llama-2 and Mistral configs to the built-ins', () => {
     expect(parseHfConfig(MIXTRAL_8X7B, FILE, 'mixtral-8x7b')).toEqual(BUILTIN_MODELS['mixtral-8x7b']);
@@ -99,15 +109,7 @@ describe('hf-config - published configs', () => {
   });
 
   it('applies transformers defaults for absent optional keys', () => {
-    const base = {
-      model_type: 'llama',
-      hidden_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      intermediate_size: 128,
-      vocab_size: 100,
-      max_position_embeddings: 256,
-    };
+    const base = { model_type: 'llama', ...SMALL_DIMS };
     const llama = parseHfConfig(base, FILE, 'l');
     expect(llama).toMatchObject({
       kvHeads: 4,
@@ -271,14 +273,7 @@ describe('hf-config - model families', () => {
   });
 
   it('hf-config - qwen families take the transformers defaults for absent keys', () => {
-    const base = {
-      hidden_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      intermediate_size: 128,
-      vocab_size: 100,
-      max_position_embeddings: 256,
-    };
+    const base = SMALL_DIMS;
     const defaults = { ropeTheta: 10000, rmsNormEps: 1e-6, tieEmbeddings: false, slidingWindow: null };
     expect(parseHfConfig({ ...base, model_type: 'qwen2' }, FILE, 'q')).toMatchObject({ ...defaults, headDim: 16 });
     expect(parseHfConfig({ ...base, model_type: 'qwen3', head_dim: 32 }, FILE, 'q')).toMatchObject({

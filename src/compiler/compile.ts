@@ -2,9 +2,17 @@ import type { ModelConfig } from '../model/config.js';
 import { Fabric } from '../topology/fabric.js';
 import type { Topology } from '../topology/types.js';
 import { ACT_BYTES, HardwareModel } from './cost.js';
-import { activationReserve, doesNotFit } from './does-not-fit.js';
+import { doesNotFit } from './does-not-fit.js';
 import { resolveOptions, type CompileOptions } from './options.js';
-import { attentionPart, candidates, layerBytesOnChip, type Candidate, type GroupShape } from './partition.js';
+import {
+  activationReserve,
+  attentionPart,
+  candidates,
+  ffnSliceOf,
+  layerBytesOnChip,
+  type Candidate,
+  type GroupShape,
+} from './partition.js';
 import {
   planSlots,
   type ChipPlacement,
@@ -65,12 +73,16 @@ export function compile(
         opts.microBatches,
         search,
       );
-      const layOutRanked = () => layOutAll(at, ranked.slice(0, 64));
-      for (const list of search === 'classic' ? [layOutRanked()] : [timedShortlist(at, ranked), layOutRanked()]) {
-        for (const layout of list) {
-          const plan = scheduleFitting(hw, fabric, layout, opts);
-          if (plan) return plan;
-        }
+      const shortlist = search === 'full' ? shortlistOf(ranked, fabric) : [];
+      for (const { layout, decode } of timed(at, shortlist)) {
+        const plan = scheduleFitting(hw, fabric, layout, opts, decode);
+        if (plan) return plan;
+      }
+      // the shortlisted ones did not fit: the rest of the best by the estimate
+      const rest = ranked.slice(0, 64).filter((c) => !shortlist.includes(c));
+      for (const layout of layOutAll(at, rest)) {
+        const plan = scheduleFitting(hw, fabric, layout, opts);
+        if (plan) return plan;
       }
     }
   }
@@ -103,12 +115,11 @@ function* layOutAll(at: Placing, ranked: readonly Candidate[]): Generator<LaidOu
   }
 }
 
-/** The estimate only ranks: a shortlist of the full search's splits is timed by its exact decode schedule. */
-function timedShortlist(at: Placing, ranked: readonly Candidate[]): LaidOut[] {
-  return [...layOutAll(at, shortlistOf(ranked, at.fabric))]
-    .map((layout) => ({ layout, ticks: decodeStep(at.hw, at.fabric, layout, at.opts).lengthTicks }))
-    .sort((a, b) => a.ticks - b.ticks)
-    .map((t) => t.layout);
+/** The estimate only ranks: the shortlisted splits laid out, with their exact decode steps, fastest first. */
+function timed(at: Placing, shortlist: readonly Candidate[]): { layout: LaidOut; decode: Step }[] {
+  return [...layOutAll(at, shortlist)]
+    .map((layout) => ({ layout, decode: decodeStep(at.hw, at.fabric, layout, at.opts) }))
+    .sort((a, b) => a.decode.lengthTicks - b.decode.lengthTicks);
 }
 
 /**
@@ -137,19 +148,22 @@ function decodeStep(hw: HardwareModel, fabric: Fabric, layout: LaidOut, opts: Re
   );
 }
 
-/** Schedules both steps, halving the prefill chunk until every chip's peak fits; null if decode itself cannot fit. */
+/**
+ * Schedules both steps, halving the prefill chunk until every chip's peak fits; null if decode itself
+ * cannot fit. The decode step does not depend on the prefill chunk: it is built once.
+ */
 function scheduleFitting(
   hw: HardwareModel,
   fabric: Fabric,
   layout: LaidOut,
   initial: ResolvedCompileOptions,
+  decode = decodeStep(hw, fabric, layout, initial),
 ): Plan | null {
   const topology = hw.topology;
   let opts = initial;
   for (;;) {
     const start = topology.sync.step_overhead_ticks;
     const M = opts.microBatches;
-    const decode = decodeStep(hw, fabric, layout, opts);
     const prefill = new StepBuilder(hw, fabric, 'prefill', opts.batch, opts.prefillChunk, opts.context, M).build(
       layout.layout,
       start,
@@ -286,7 +300,7 @@ function sharesOf(m: ModelConfig, shape: GroupShape, i: number): string[] {
     const q = p.headEnd - p.headStart === 1 ? `q-head ${p.headStart}` : `q-heads ${p.headStart}-${p.headEnd - 1}`;
     out.push(`attention ${q}, ${kv}`);
   }
-  const j = i - (shape.chips - shape.ffn);
+  const j = ffnSliceOf(shape, i);
   if (j >= 0) out.push(`FFN slice ${j}/${shape.ffn}`);
   return out;
 }

@@ -1,16 +1,11 @@
 import { bytesPerParam, kvBytesPerToken, paramCounts, type ModelConfig, type WeightDtype } from '../model/config.js';
 import type { Topology } from '../topology/types.js';
 import { CompileError } from '../util/errors.js';
-import { ACT_BYTES, KV_BYTES, type HardwareModel } from './cost.js';
-import { attentionPart, finestShare, layerBytesOnChip } from './partition.js';
+import { KV_BYTES, type HardwareModel } from './cost.js';
+import { activationReserve, attentionBytes, attentionPart, ffnBytes, finestShare } from './partition.js';
 import { planSlots, type ResolvedCompileOptions } from './plan.js';
 
 /** Why a model does not fit a topology, and what would: the RACKEMU_ERR_DOES_NOT_FIT the compiler raises. */
-
-/** Per-chip headroom for activations with S partials to sum: partials in and out, the residual, slack. */
-export function activationReserve(S: number, rows: number, m: ModelConfig): number {
-  return (2 * S + 8) * rows * m.hidden * ACT_BYTES;
-}
 
 function gb(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`;
@@ -92,18 +87,12 @@ function bindingShare(
   const m = hw.model;
   // the bare decode headroom: the least the compiler ever keeps
   const headroom = activationReserve(1, o.batch, m);
-  const finest = finestShare(hw, activeChips, sequences, o.context, () => headroom);
+  const finest = finestShare(hw, activeChips, sequences, o.context);
   const shape = finest.shape;
   const p = attentionPart(m, shape.attention, 0);
   const heads = p.headEnd - p.headStart;
-  const attention = layerBytesOnChip(
-    hw,
-    { chips: shape.attention, attention: shape.attention, ffn: 0 },
-    0,
-    sequences,
-    o.context,
-  );
-  const ffn = finest.bytes - headroom - (shape.ffn < shape.chips ? 0 : attention.weights + attention.kv);
+  const attention = attentionBytes(hw, shape.attention, 0, sequences, o.context);
+  const ffn = ffnBytes(hw, shape.ffn, 0);
   const attentionText = `the attention of ${heads === 1 ? 'one query head' : `${heads} query heads`} with its KV cache for ${sequences} x ${o.context} tokens (${mib(attention.kv)})`;
   const ffnText = `an FFN slice of 1/${shape.ffn}`;
   // with attention on chips of its own, the larger of the two shares binds
@@ -114,7 +103,7 @@ function bindingShare(
         ? attentionText
         : `${ffnText} (attention on chips of its own)`;
   return {
-    bytes: finest.bytes,
+    bytes: finest.bytes + headroom,
     what: `a chip's smallest share of one layer (${parts}, with activation headroom; ${m.layers} layers over ${activeChips} chips allow ${Math.floor(activeChips / m.layers)} chips per layer)`,
   };
 }

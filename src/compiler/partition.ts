@@ -27,14 +27,22 @@ export interface GroupShape {
   readonly ffn: number;
 }
 
+/** The FFN slice chip i of a group holds, or a negative number if it holds none. */
+export function ffnSliceOf(shape: GroupShape, i: number): number {
+  return i - (shape.chips - shape.ffn);
+}
+
+/** Per-chip headroom for activations with S partials to sum: partials in and out, the residual, slack. */
+export function activationReserve(S: number, rows: number, m: ModelConfig): number {
+  return (2 * S + 8) * rows * m.hidden * ACT_BYTES;
+}
+
 export interface Candidate {
   readonly shape: GroupShape;
   readonly layersPerGroup: number;
   readonly groups: number;
   /** Static bytes (weights + KV) on the heaviest chip of a group. */
   readonly maxChipBytes: number;
-  /** Static bytes of all layer groups. */
-  readonly layerBytes: number;
   readonly estimateTicks: number;
 }
 
@@ -85,7 +93,7 @@ export function layerKernels(
 ): { attention?: Kernel; ffn?: Kernel } {
   const out: { attention?: Kernel; ffn?: Kernel } = {};
   if (i < shape.attention) out.attention = { kind: 'attention', layer, ...attentionPart(m, shape.attention, i) };
-  const j = i - (shape.chips - shape.ffn);
+  const j = ffnSliceOf(shape, i);
   if (j >= 0) {
     const units: FfnUnit[] = [];
     const s = sliceOf(m.intermediate, shape.ffn, j);
@@ -96,7 +104,7 @@ export function layerKernels(
 }
 
 /** Static bytes of attention part i of A for one layer: weights, input norm and KV cache. */
-function attentionBytes(hw: HardwareModel, A: number, i: number, batch: number, context: number) {
+export function attentionBytes(hw: HardwareModel, A: number, i: number, batch: number, context: number) {
   const m = hw.model;
   const p = attentionPart(m, A, i);
   const heads = p.headEnd - p.headStart;
@@ -111,7 +119,7 @@ function attentionBytes(hw: HardwareModel, A: number, i: number, batch: number, 
 }
 
 /** Static bytes of FFN slice j of F for one layer: expert slices, post-attention norm and router copy. */
-function ffnBytes(hw: HardwareModel, F: number, j: number): number {
+export function ffnBytes(hw: HardwareModel, F: number, j: number): number {
   const m = hw.model;
   const wb = hw.weightBytesPerParam;
   const s = sliceOf(m.intermediate, F, j);
@@ -138,23 +146,17 @@ export function layerBytesOnChip(
     weights += a.weights;
     kv += a.kv;
   }
-  const j = i - (shape.chips - shape.ffn);
+  const j = ffnSliceOf(shape, i);
   if (j >= 0) weights += ffnBytes(hw, shape.ffn, j);
   return { weights, kv };
 }
 
-/** The heaviest chip's and the whole group's static bytes for one layer. */
-function groupLayerBytes(hw: HardwareModel, shape: GroupShape, batch: number, context: number) {
+/** Static bytes one layer puts on the heaviest chip of a group. */
+function heaviestChipBytes(hw: HardwareModel, shape: GroupShape, batch: number, context: number): number {
   const a = attentionBytes(hw, shape.attention, 0, batch, context);
   const attention = a.weights + a.kv; // every part of an aligned split is the same size
   const ffn0 = ffnBytes(hw, shape.ffn, 0); // slice 0 is the largest
-  const dedicated = shape.ffn < shape.chips;
-  let ffnTotal = 0;
-  for (let j = 0; j < shape.ffn; j++) ffnTotal += ffnBytes(hw, shape.ffn, j);
-  return {
-    heaviest: dedicated ? Math.max(attention, ffn0) : attention + ffn0,
-    total: shape.attention * attention + ffnTotal,
-  };
+  return shape.ffn < shape.chips ? Math.max(attention, ffn0) : attention + ffn0;
 }
 
 /** Analytic decode-step estimate used only to rank candidates; the chosen one is scheduled exactly. */
@@ -231,15 +233,15 @@ export function candidates(
   const m = hw.model;
   const out: Candidate[] = [];
   for (const shape of shapes(m, activeChips, search)) {
-    const bytes = groupLayerBytes(hw, shape, batch * microBatches, context);
-    if (bytes.heaviest + reserve > hw.capacityBytes) continue;
+    const heaviest = heaviestChipBytes(hw, shape, batch * microBatches, context);
+    if (heaviest + reserve > hw.capacityBytes) continue;
     let est: ReturnType<typeof estimate> | null = null;
     for (let Lg = 1; Lg <= m.layers; Lg++) {
       const groups = Math.ceil(m.layers / Lg);
       if (groups * shape.chips > activeChips || groups < microBatches) continue;
       // consecutive Lg values with the same group count only add load per chip
       if (Lg > 1 && Math.ceil(m.layers / (Lg - 1)) === groups) continue;
-      const maxChipBytes = Lg * bytes.heaviest;
+      const maxChipBytes = Lg * heaviest;
       if (maxChipBytes + reserve > hw.capacityBytes) break; // larger Lg only adds bytes per chip
       est ??= estimate(hw, fabric, shape, batch, context);
       const latency = est.perLayer + groups * est.perGroup;
@@ -248,7 +250,6 @@ export function candidates(
         layersPerGroup: Lg,
         groups,
         maxChipBytes,
-        layerBytes: m.layers * bytes.total,
         // a pipelined step: the first micro-batch's latency, then one group's share per further micro-batch
         estimateTicks: latency + ((microBatches - 1) * latency) / groups,
       });
@@ -265,23 +266,21 @@ export function candidates(
 }
 
 /**
- * The smallest share of one layer any chip must hold, with the headroom `reserve(chips)` a group of
- * that many chips keeps, when every layer gets its own group of floor(activeChips / layers) chips
- * (the finest split the topology allows), over every group shape: when even that does not fit a
- * chip, no number of chips of this size fits the model.
+ * The smallest static share of one layer any chip must hold when every layer gets its own group of
+ * floor(activeChips / layers) chips (the finest split the topology allows), over every group shape:
+ * when even that (with headroom) does not fit a chip, no number of chips of this size fits the model.
  */
 export function finestShare(
   hw: HardwareModel,
   activeChips: number,
   batch: number,
   context: number,
-  reserve: (chips: number) => number,
 ): { shape: GroupShape; bytes: number } {
   const m = hw.model;
   const maxChips = Math.max(1, Math.floor(activeChips / m.layers));
   let best: { shape: GroupShape; bytes: number } | null = null;
   for (const shape of shapes(m, maxChips, 'full')) {
-    const bytes = groupLayerBytes(hw, shape, batch, context).heaviest + reserve(shape.chips);
+    const bytes = heaviestChipBytes(hw, shape, batch, context);
     if (best === null || bytes < best.bytes) best = { shape, bytes };
   }
   return best!;

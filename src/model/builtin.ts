@@ -59,7 +59,7 @@ function qwen3(
   };
 }
 
-/** The common toy shape of the *-tiny built-ins (mixtral-tiny's): hidden 64, 4 heads, 2 kv heads, vocab 256. */
+/** The common toy shape of the *-tiny built-ins: hidden 64, 4 heads, 2 kv heads, vocab 256. */
 const TINY = {
   hidden: 64,
   layers: 4,
@@ -113,25 +113,13 @@ export const BUILTIN_MODELS: Readonly<Record<string, ModelConfig>> = {
   },
   // Same architecture, toy dimensions: 8 layers so that a shrunk-SRAM topology spreads it over hundreds of chips.
   'mixtral-tiny': {
+    ...TINY,
     name: 'mixtral-tiny',
     family: 'mixtral',
-    hidden: 64,
     layers: 8,
-    heads: 4,
-    kvHeads: 2,
-    headDim: 16,
-    intermediate: 128,
     experts: 8,
     expertsPerToken: 2,
-    vocab: 256,
-    ropeTheta: 1e6,
     rmsNormEps: 1e-5,
-    maxPositions: 512,
-    tieEmbeddings: false,
-    slidingWindow: null,
-    ropeScaling: null,
-    attentionBias: false,
-    qkNorm: false,
     normTopK: true,
   },
   // meta-llama/Llama-2-70b-hf config.json
