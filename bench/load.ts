@@ -18,6 +18,8 @@ export interface LoadSpec {
   readonly promptTokens: { readonly min: number; readonly max: number };
   readonly outputTokens: { readonly min: number; readonly max: number };
   readonly vocab: number;
+  /** Closed loop: clients start no request after this many ms (the rest of `requests` is not sent). */
+  readonly deadlineMs?: number;
 }
 
 export interface Percentiles {
@@ -159,8 +161,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadReport> {
   const t0 = performance.now();
   if (spec.mode.kind === 'closed') {
     let next = 0;
+    const end = t0 + (spec.deadlineMs ?? Infinity);
     const client = async () => {
-      while (next < work.length) await one(work[next++]);
+      while (next < work.length && performance.now() < end) await one(work[next++]);
     };
     await Promise.all(Array.from({ length: spec.mode.concurrency }, client));
   } else {
@@ -182,7 +185,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadReport> {
         Math.min(...withArrival.map((x) => x.arrival_ms!))
       : NaN;
   return {
-    requests: spec.requests,
+    requests: outcomes.length,
     completed: ok.length,
     failed: outcomes.length - ok.length,
     errors: [...new Set(outcomes.filter((o) => !o.ok).map((o) => o.error ?? '?'))].slice(0, 5),

@@ -13,6 +13,7 @@
  *   scaling        deploy-once.js      mixtral-tiny numeric on 1, 2, 4, 8 racks of groq-576.yaml
  *   memory         (from the above)    peak RSS of the 576-chip run vs the bare spawn
  *   serving        serve-once.js       rackemu serve under the load generator (serving.ts, load.ts)
+ *   view           view-once.js        the rack view of a 576-chip serve in chromium: update cost, frame rate (view.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { DEFAULT_LOOKAHEAD_STEPS } from '../src/runtime/run-spec.js';
 import type { DeployCase, WarmRun } from './deploy-once.js';
 import { rawFrameBytesFor, type FrameSizes } from './frames.js';
 import { runServing, servingSection } from './serving.js';
+import { runView, viewSection } from './view.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const root = ((): string => {
@@ -349,6 +351,7 @@ const scalingRuns = scalingSpecs.map((s) => {
   return { ...s, sets, d, f: failed(d) ? null : floors('embedded', d) };
 });
 const servingRuns = runServing(child, topo);
+const viewRun = runView(child, topo, `${root}docs/img`);
 const benchSeconds = (performance.now() - benchStart) / 1000;
 
 // ---------------------------------------------------------------------------------------------------
@@ -566,6 +569,7 @@ for (const d of [...decodeRuns, ...numericRuns, ...scalingRuns].map((r) => r.d))
   });
 }
 lines.push(...servingSection(servingRuns));
+lines.push(...viewSection(viewRun));
 for (const [label, error] of Object.entries(retried))
   lines.push('', `Note: ${label} failed on its first attempt (${error.replace(/\|/g, '/')}) and was run again.`);
 
@@ -591,6 +595,7 @@ writeFileSync(
       numeric: numericRuns,
       scaling: scalingRuns,
       serving: servingRuns,
+      view: viewRun,
       memory,
       retried,
     },

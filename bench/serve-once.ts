@@ -5,10 +5,8 @@
  *
  * Usage: node serve-once.js '<ServeCase JSON>'
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { CHIP_V8_FLAGS } from '../src/control/v8-flags.js';
 import { runLoad, type LoadReport, type LoadSpec } from './load.js';
+import { startServe } from './serve-process.js';
 
 export interface ServeCase {
   readonly topology: string;
@@ -34,41 +32,14 @@ export interface ServeResult {
 }
 
 const c = JSON.parse(process.argv[2]) as ServeCase;
-const bin = fileURLToPath(new URL('../../bin/rackemu.js', import.meta.url));
-const args = ['serve', '--topology', c.topology, '--model', c.model, '--fidelity', c.fidelity];
+const args = ['--topology', c.topology, '--model', c.model, '--fidelity', c.fidelity];
 args.push('--batch', String(c.batch), '--port', '0', '--pace', c.pace, '--max-waiting', '1000');
 for (const s of c.sets) args.push('--set', s);
 if (c.context !== undefined) args.push('--context', String(c.context));
 if (c.promptTokens !== undefined) args.push('--prompt-tokens', String(c.promptTokens));
 if (c.windowSteps !== undefined) args.push('--window-steps', String(c.windowSteps));
 if (c.lookahead !== undefined) args.push('--lookahead', String(c.lookahead));
-const t0 = performance.now();
-const child = spawn(process.execPath, [...CHIP_V8_FLAGS, bin, ...args], {
-  stdio: ['ignore', 'pipe', 'pipe'],
-  env: { ...process.env, RACKEMU_LOG_LEVEL: 'warn' },
-});
-let stderr = '';
-child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-const url = await new Promise<string>((resolve, reject) => {
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    const m = /https?:\/\/[\d.:]+/.exec(out);
-    if (m) resolve(m[0]);
-  });
-  void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stderr}`)));
-});
-for (;;) {
-  const ready = await fetch(`${url}/ready`).then(
-    (r) => r.status === 200,
-    () => false,
-  );
-  if (ready) break;
-  if (child.exitCode !== null) throw new Error(`serve exited before ready: ${stderr}`);
-  await new Promise((r) => setTimeout(r, 200));
-}
-const startup = (performance.now() - t0) / 1000;
+const { url, child, exited, startupS: startup } = await startServe(args);
 const loads: LoadReport[] = [];
 try {
   for (const l of c.loads) loads.push(await runLoad({ ...l, url, model: c.model, vocab: c.vocab }));

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install the system programs rackemu's tests, benchmarks and `--nats spawn` need: nats-server and
-# prometheus (Debian packages). Idempotent: does nothing when both are present. Never starts services.
-# Debian installs both to /usr/sbin or /usr/bin; nats-server is looked up on PATH (or $RACKEMU_NATS_SERVER).
+# Install the system programs rackemu's tests, benchmarks and `--nats spawn` need: nats-server,
+# prometheus and chromium (Debian packages; chromium drives the rack view's browser test through
+# playwright-core, which downloads no browser). Idempotent: does nothing when all are present. Never
+# starts services. Debian installs them to /usr/sbin or /usr/bin; nats-server is looked up on PATH (or
+# $RACKEMU_NATS_SERVER).
 set -euo pipefail
 
 have() {
@@ -9,7 +11,7 @@ have() {
 }
 
 missing=()
-for bin in nats-server prometheus; do
+for bin in nats-server prometheus chromium; do
   if have "$bin"; then
     echo "ensure-deps: $bin present"
   else
@@ -41,10 +43,10 @@ if ! "${SUDO[@]}" apt-get update; then
   echo "ensure-deps: apt-get update failed" >&2
   exit 1
 fi
-# Install both names: the list is small and apt skips what is already there.
-echo "ensure-deps: running apt-get install -y nats-server prometheus"
-if ! "${SUDO[@]}" apt-get install -y --no-install-recommends nats-server prometheus; then
-  echo "ensure-deps: apt-get install nats-server prometheus failed" >&2
+# The binaries are named as their Debian packages.
+echo "ensure-deps: running apt-get install -y ${missing[*]}"
+if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
+  echo "ensure-deps: apt-get install ${missing[*]} failed" >&2
   exit 1
 fi
 

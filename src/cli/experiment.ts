@@ -5,6 +5,7 @@ import { runExperimentWithRecords } from '../experiment/runner.js';
 import { faultTrace } from '../experiment/trace.js';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
+import { RackView, startViewServer, type ViewServer } from '../view/index.js';
 import { integerFlag } from './plan-flags.js';
 
 interface ExperimentFlags {
@@ -15,6 +16,23 @@ interface ExperimentFlags {
   transport: 'embedded' | 'nats';
   natsUrl?: string;
   watchdogMs: number;
+  watch?: number;
+}
+
+async function watchServer(view: RackView, port: number): Promise<ViewServer> {
+  if (port > 65535) {
+    throw new UsageError('RACKEMU_ERR_USAGE', `--watch: expected a port 0..65535, got ${port}`, {
+      details: { path: '--watch', expected: '0..65535', got: String(port) },
+    });
+  }
+  try {
+    return await startViewServer(view, '127.0.0.1', port);
+  } catch (e) {
+    throw new UsageError('RACKEMU_ERR_USAGE', `--watch: cannot listen on 127.0.0.1:${port}: ${(e as Error).message}`, {
+      details: { path: '--watch', got: String(port) },
+      cause: e,
+    });
+  }
 }
 
 /**
@@ -42,6 +60,11 @@ export function experimentCommand(program: Command, out: (s: string) => void): v
     )
     .option('--nats-url <urls>', 'an existing NATS server or cluster (nats-server-kill needs the spawned cluster)')
     .option(
+      '--watch <port>',
+      'serve the rack view of the run at http://127.0.0.1:<port>/ (0: any free port) while it runs',
+      integerFlag('--watch', 0),
+    )
+    .option(
       '--watchdog-ms <ms>',
       'wall-clock limit on a chip waiting for one frame (how soon a lost frame is missing)',
       integerFlag('--watchdog-ms', 1),
@@ -54,13 +77,22 @@ export function experimentCommand(program: Command, out: (s: string) => void): v
         });
       }
       const spec = loadExperiment(file);
-      const run = await runExperimentWithRecords(spec, {
-        isolation: flags.isolation,
-        transport: flags.transport,
-        natsUrl: flags.natsUrl,
-        watchdogMs: flags.watchdogMs,
-        progress: flags.json ? undefined : (m) => out(`${m}\n`),
-      });
+      const view = flags.watch === undefined ? null : new RackView(spec.fidelity);
+      const server = view === null ? null : await watchServer(view, flags.watch!);
+      if (server !== null) process.stderr.write(`rackemu experiment: rack view on ${server.url}/\n`);
+      let run: Awaited<ReturnType<typeof runExperimentWithRecords>>;
+      try {
+        run = await runExperimentWithRecords(spec, {
+          isolation: flags.isolation,
+          transport: flags.transport,
+          natsUrl: flags.natsUrl,
+          watchdogMs: flags.watchdogMs,
+          progress: flags.json ? undefined : (m) => out(`${m}\n`),
+          watcher: view ?? undefined,
+        });
+      } finally {
+        await server?.close();
+      }
       const report = run.report;
       if (flags.report) writeFileAtomic(flags.report, reportMarkdown(report));
       if (flags.trace) writeFileAtomic(flags.trace, JSON.stringify(faultTrace(run.records, run.plan)));

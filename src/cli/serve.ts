@@ -1,10 +1,12 @@
 import { Option, type Command } from 'commander';
 import type { Plan } from '../compiler/plan.js';
+import type { Fabric } from '../topology/fabric.js';
 import { Deployment } from '../control/deployment.js';
-import type { CompletionEngine, Pace } from '../control/engine-types.js';
+import type { CompletionEngine, EngineObserver, Pace } from '../control/engine-types.js';
 import { Engine } from '../control/engine.js';
 import { FaultCampaign } from '../control/fault-campaign.js';
 import { ServingMetrics } from '../control/metrics.js';
+import { fanOut } from '../control/observers.js';
 import type { FaultControl } from '../serve/admin.js';
 import { faultControl } from './serve-faults.js';
 import { createServer, type RackemuServer } from '../serve/app.js';
@@ -13,6 +15,7 @@ import { LateEngine } from '../serve/late-engine.js';
 import { loadTextCodec } from '../serve/text.js';
 import type { SpawnedNatsServer } from '../transport/index.js';
 import { UsageError } from '../util/errors.js';
+import { RackView } from '../view/index.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { natsAuthFromFlags } from './nats-flags.js';
 import {
@@ -46,14 +49,15 @@ export interface EngineSetup {
   readonly lookaheadSteps: number;
   /** Steps per window sent to the chips (EngineOptions.windowSteps; default by fidelity). */
   readonly windowSteps?: number;
-  readonly metrics: ServingMetrics;
+  /** Sees what the engine does: the metrics and the rack view (fanOut). */
+  readonly observer: EngineObserver;
   /** Fault injection and recovery (POST /admin/faults); without it a failed window fails its requests. */
   readonly faults?: FaultCampaign;
 }
 
 export function createEngine(setup: EngineSetup): CompletionEngine {
-  const { deployment, plan, pace, maxWaiting, lookaheadSteps, windowSteps, metrics, faults } = setup;
-  return new Engine(deployment, plan, { pace, maxWaiting, lookaheadSteps, windowSteps, observer: metrics, faults });
+  const { deployment, plan, pace, maxWaiting, lookaheadSteps, windowSteps, observer, faults } = setup;
+  return new Engine(deployment, plan, { pace, maxWaiting, lookaheadSteps, windowSteps, observer, faults });
 }
 
 function checkFlags(flags: ServeFlags): void {
@@ -105,13 +109,8 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
   checkNumericMemory(plan, flags.fidelity, 'RACKEMU_ERR_SERVE_OPTION');
   const codec = loadTextCodec(flags.model);
   if (codec.source) log.info({ tokenizer: codec.source, chat: codec.chat !== null }, 'tokenizer loaded');
-  const metrics = new ServingMetrics({
-    modelName: plan.model.name,
-    topology: plan.topology.name,
-    fidelity: flags.fidelity,
-    context: plan.options.context,
-    processMetrics: true,
-  });
+  const metrics = servingMetrics(plan, flags.fidelity);
+  const view = rackView(plan, fabric, flags.fidelity);
   const engine = new LateEngine(plan.model.name, flags.fidelity, plan.model.vocab, plan.options.context);
   let faults: FaultControl | null = null;
   let campaign: FaultCampaign | null = null;
@@ -123,6 +122,7 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     adminToken: process.env.RACKEMU_ADMIN_TOKEN || undefined,
     log,
     rejected: (reason) => metrics.requestRejected(reason),
+    view,
   });
   const signals = onSignals(server, log);
   const fileSd = flags.metricsFileSd ? new FileSdFile(flags.metricsFileSd) : null;
@@ -146,23 +146,24 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     } else {
       const wallT0 = performance.now();
       // faults come from POST /admin/faults; recovery re-plans onto spares and starts the new Plan the same way
-      campaign = new FaultCampaign(deployment, plan, {
-        faults: [],
-        start: async (p, f) => {
-          const next = await Deployment.start(p, f, options);
-          metrics.setPlan(p, f);
-          await writeTargets(fileSd, coordinator, next.hostMetrics, log);
-          return next;
-        },
-        observer: metrics.faults,
-        wallT0,
-        requestId: String,
-        tokensOf: () => 0,
-      });
+      const start = async (p: Plan, f: Fabric) => {
+        view.setPlan(p, f); // the spare's chips show as recovering while they load
+        const next = await Deployment.start(p, f, options);
+        metrics.setPlan(p, f);
+        await writeTargets(fileSd, coordinator, next.hostMetrics, log);
+        return next;
+      };
+      const observer = fanOut(metrics.faults, view);
+      campaign = new FaultCampaign(deployment, plan, { faults: [], start, observer, wallT0, ...LIVE_REQUESTS });
       faults = faultControl(campaign, wallT0);
-      const setup = { deployment, plan, pace: flags.pace, maxWaiting: flags.maxWaiting, metrics, faults: campaign };
+      const setup = { deployment, plan, pace: flags.pace, maxWaiting: flags.maxWaiting, faults: campaign };
       metrics.setPlan(plan, fabric);
-      engine.attach(createEngine({ ...setup, lookaheadSteps: flags.lookahead, windowSteps: flags.windowSteps }));
+      const watch = {
+        observer: fanOut(metrics, view),
+        lookaheadSteps: flags.lookahead,
+        windowSteps: flags.windowSteps,
+      };
+      engine.attach(createEngine({ ...setup, ...watch }));
       log.info({ model: plan.model.name, topology: plan.topology.name, fidelity: flags.fidelity }, 'ready');
     }
     await server.closed;
@@ -174,6 +175,21 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
     await nats?.stop();
     log.info('stopped');
   }
+}
+
+function servingMetrics(plan: Plan, fidelity: 'numeric' | 'timing'): ServingMetrics {
+  const [modelName, topology, context] = [plan.model.name, plan.topology.name, plan.options.context];
+  return new ServingMetrics({ modelName, topology, fidelity, context, processMetrics: true });
+}
+
+/** A live server's faults name no workload request (POST /admin/faults takes ticks and wall times). */
+const LIVE_REQUESTS = { requestId: String, tokensOf: () => 0 };
+
+/** The rack view at /: the Plan's chips from the start (while they load), then what the engine and faults report. */
+function rackView(plan: Plan, fabric: Fabric, fidelity: string): RackView {
+  const view = new RackView(fidelity);
+  view.setPlan(plan, fabric);
+  return view;
 }
 
 /** Writes the --metrics-file-sd file (if asked): the coordinator's /metrics and each host agent's. */

@@ -1,4 +1,5 @@
 import { Fabric } from '../topology/fabric.js';
+import { criticalPath } from './critical-path.js';
 import { controlPlane, occupiedNodes, type ControlPlaneReport } from './control-plane.js';
 import { planSlots, type LinkUtilisation, type Plan, type Prediction, type Step } from './plan.js';
 
@@ -100,47 +101,13 @@ function ms(plan: Plan, ticks: number): number {
   return ticks / (plan.topology.chip.clock_mhz * 1e3);
 }
 
-/** Walks the decode step's critical path back from the sample op, splitting it into compute, transfer and sync. */
+/** The decode step's critical path (critical-path.ts), split into compute, transfer and sync. */
 function breakdown(plan: Plan, step: Step): Prediction['breakdown'] {
-  const producer = new Map<number, number>();
-  for (const op of step.ops) producer.set(op.output, op.id);
-  const arrival = new Map<string, number>();
-  for (const tr of step.transfers) arrival.set(`${tr.tensor}@${tr.dst}`, tr.id);
-  const prevOnChip = new Map<number, number>();
-  const lastOnChip = new Map<number, number>();
-  for (const op of step.ops) {
-    const p = lastOnChip.get(op.chip);
-    if (p !== undefined) prevOnChip.set(op.id, p);
-    lastOnChip.set(op.chip, op.id);
-  }
   let compute = 0;
   let transfer = 0;
-  let opId: number | undefined = step.ops[step.ops.length - 1].id;
-  while (opId !== undefined) {
-    const op = step.ops[opId];
-    compute += op.end - op.start;
-    let best = -1;
-    let next: number | undefined;
-    let viaTransfer = -1;
-    for (const t of op.inputs) {
-      const tr = arrival.get(`${t}@${op.chip}`);
-      const made = producer.get(t);
-      // a tensor no op produces is the step's input (token ids), ready from the step's start
-      const at = tr !== undefined ? step.transfers[tr].arrive : made !== undefined ? step.ops[made].end : 0;
-      if (at > best) {
-        best = at;
-        next = producer.get(t);
-        viaTransfer = tr ?? -1;
-      }
-    }
-    const prev = prevOnChip.get(op.id);
-    if (prev !== undefined && step.ops[prev].end > best) {
-      next = prev;
-    } else if (viaTransfer >= 0) {
-      const tr = step.transfers[viaTransfer];
-      transfer += tr.arrive - (next !== undefined ? step.ops[next].end : tr.depart);
-    }
-    opId = next;
+  for (const seg of criticalPath(step)) {
+    if (seg.kind === 'op') compute += seg.end - seg.start;
+    else transfer += seg.end - seg.start;
   }
   const sync = plan.topology.sync.step_overhead_ticks;
   return { compute_ms: ms(plan, compute), transfer_ms: ms(plan, transfer), sync_ms: ms(plan, sync) };

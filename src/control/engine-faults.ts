@@ -48,6 +48,8 @@ export interface Recovered {
 export interface FaultHooks {
   arm?(window: WindowView): ArmedFaults | null;
   needsRecovery?(result: WindowResult): boolean;
+  /** A window failed: called at once, before the windows still in flight settle and recover() is called. */
+  failed?(failure: WindowFailure): void;
   /** Throws (a coded error) when the system cannot recover: the requests in flight then fail closed. */
   recover(failure: WindowFailure, frontierTick: number): Promise<Recovered>;
   /** Requests in flight were replayed after a recovery: how many, and the tokens they already had. */

@@ -97,12 +97,17 @@ export interface EngineObserver {
   requestFinished?(result: CompletionResult): void;
   requestFailed?(): void;
   setRequests?(running: number, waiting: number): void;
-  /** A step ran: its kind, the batch slots that carried a request (of `rows` slots), its virtual length. */
+  /**
+   * A step ran: its kind, the batch slots that carried a request (of `rows` slots), its virtual length,
+   * its index and the virtual tick it started at on the serving timeline.
+   */
   stepRan?(step: {
     readonly kind: 'prefill' | 'decode';
     readonly activeRows: number;
     readonly rows: number;
     readonly virtualSeconds: number;
+    readonly step?: number;
+    readonly tick?: number;
   }): void;
   setKvCache?(tokensHeld: number, tokensReserved: number): void;
   setPacingLag?(seconds: number): void;

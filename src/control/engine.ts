@@ -244,7 +244,7 @@ export class Engine implements CompletionEngine {
         this.flights.samples(flight, result.samples);
         if (this.opts.faults?.needsRecovery?.(result)) this.failed(flight, null, result);
         else flight.state = 'ok';
-        this.stepsRan(planned);
+        this.stepsRan(planned, flight.baseTick);
       })
       .catch((e: unknown) => {
         const err = e instanceof RunError ? e : new RunError('RACKEMU_ERR_WORKER', String((e as Error)?.message ?? e));
@@ -283,6 +283,7 @@ export class Engine implements CompletionEngine {
       { code: error?.code, step: p.firstStep },
       `fault detected: ${error?.message ?? 'schedule violations'}`,
     );
+    this.opts.faults?.failed?.(this.failure);
   }
 
   /**
@@ -316,16 +317,14 @@ export class Engine implements CompletionEngine {
     this.checkIdle();
   }
 
-  private stepsRan(planned: PlannedWindow): void {
+  private stepsRan(planned: PlannedWindow, baseTick: number): void {
     const rows = planSlots(this.plan.options);
-    planned.kinds.forEach((kind, i) => {
-      const prefill = kind === KIND.prefill;
-      this.opts.observer?.stepRan?.({
-        kind: prefill ? 'prefill' : 'decode',
-        activeRows: planned.activeSlots[i],
-        rows,
-        virtualSeconds: (prefill ? this.stepTicks.prefill : this.stepTicks.decode) / this.hz,
-      });
+    let tick = baseTick;
+    planned.kinds.forEach((k, i) => {
+      const kind = k === KIND.prefill ? 'prefill' : 'decode';
+      const [ticks, step, activeRows] = [this.stepTicks[kind], planned.firstStep + i, planned.activeSlots[i]];
+      this.opts.observer?.stepRan?.({ kind, activeRows, rows, virtualSeconds: ticks / this.hz, step, tick });
+      tick += ticks;
     });
   }
 

@@ -9,7 +9,7 @@ import { RunError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import type { Deployment, WindowResult } from './deployment.js';
 import type { ArmedFaults, FaultHooks, Recovered, WindowFailure, WindowView } from './engine-faults.js';
-import type { FaultObserver } from './metrics-faults.js';
+import type { FaultDetectedAt, FaultObserver } from './metrics-faults.js';
 
 /**
  * A fault campaign on a serving engine (FaultHooks): injects each fault when its trigger comes up, one
@@ -96,6 +96,16 @@ export class FaultCampaign implements FaultHooks {
   private probation = false;
   /** The fault detected last: a repeat failure of its part (a persistent fault) updates its recovery. */
   private last: { record: FaultRecord; fault: CampaignFault } | null = null;
+  /** A failure detected (failed()) and not yet recovered from: what detected it, and its fault. */
+  private detected: {
+    failure: WindowFailure;
+    detection: Detection;
+    /** The link found down by its status register, when the failure crossed one. */
+    down: Detection['part'] | null;
+    aw: { record: FaultRecord; fault: CampaignFault; firstStep: number } | null;
+    /** A persistent fault's recovery so far: this recovery adds to it. */
+    accumulate: { wallMs: number; virtualMs: number; replanMs: number } | null;
+  } | null = null;
 
   constructor(
     private deployment: Deployment,
@@ -140,7 +150,7 @@ export class FaultCampaign implements FaultHooks {
           if (fault.spec.kind === 'link-down' || fault.spec.kind === 'link-degraded') this.standing.push({ fault });
           onStart = this.outside(fault, this.awaiting);
           logger().info({ fault: fault.spec.kind, target: fault.target.id, step }, 'fault injected');
-          this.o.observer?.faultInjected(fault.spec.kind);
+          this.o.observer?.faultInjected(fault.spec.kind, { target: fault.target.id, tick: view.starts[i] });
         }
       }
     }
@@ -200,8 +210,8 @@ export class FaultCampaign implements FaultHooks {
     if (ecc !== null) {
       aw.record.detected = { ...ecc, wallMs: this.wallNow(), attributed: this.matches(aw.fault, ecc) };
       aw.record.recovered = { action: 'corrected', wallMs: 0, virtualMs: 0, spare: null, reloadBytes: 0, replanMs: 0 };
-      this.o.observer?.faultDetected(aw.fault.spec.kind);
-      this.o.observer?.faultRecovered(aw.fault.spec.kind, 0);
+      this.o.observer?.faultDetected(aw.fault.spec.kind, detectedAt(ecc));
+      this.o.observer?.faultRecovered(aw.fault.spec.kind, 0, aw.record.recovered);
     } else if (result.ecc.some((e) => !e.ecc)) {
       aw.record.note = 'ECC off: the flipped bits went unnoticed (their effect on tokens is in the report)';
     } else {
@@ -226,7 +236,16 @@ export class FaultCampaign implements FaultHooks {
     return d.part.kind === t.kind && d.part.id === t.id;
   }
 
-  async recover(failure: WindowFailure): Promise<Recovered> {
+  /**
+   * A window failed: what detected it, and which fault it was, are known (and reported) now; the
+   * recovery waits until every window in flight has settled, which with hundreds of chips stalled
+   * behind a dead one takes a few watchdog periods.
+   */
+  failed(failure: WindowFailure): void {
+    this.detected = { failure, ...this.detect(failure) };
+  }
+
+  private detect(failure: WindowFailure): Omit<NonNullable<FaultCampaign['detected']>, 'failure'> {
     const seen =
       failure.error !== null
         ? detectError(failure.error, this.plan, this.fabric)
@@ -243,7 +262,7 @@ export class FaultCampaign implements FaultHooks {
         attributed: this.matches(aw.fault, detection),
         window: { firstStep: failure.firstStep, baseTick: failure.baseTick, steps: failure.steps },
       };
-      this.o.observer?.faultDetected(aw.fault.spec.kind);
+      this.o.observer?.faultDetected(aw.fault.spec.kind, detectedAt(detection));
       this.last = aw;
     } else if (this.last !== null && this.matches(this.last.fault, detection)) {
       // the same fault again: it is persistent, and this recovery is the rest of its recovery
@@ -252,6 +271,13 @@ export class FaultCampaign implements FaultHooks {
     } else {
       logger().warn({ part: detection.part }, `failure with no fault awaiting detection: ${detection.message}`);
     }
+    return { detection, down, aw, accumulate };
+  }
+
+  async recover(failure: WindowFailure): Promise<Recovered> {
+    const known = this.detected?.failure === failure ? this.detected : { failure, ...this.detect(failure) };
+    this.detected = null;
+    const { detection, down, aw, accumulate } = known;
     const { part, again } = down === null ? this.repeat(detection.part) : { part: down, again: true };
     // dead hardware, or a link whose status register shows it down or erring (read at the host's health poll)
     const dead =
@@ -284,7 +310,8 @@ export class FaultCampaign implements FaultHooks {
         reloadBytes,
         replanMs: replanSeconds * 1000 + (accumulate?.replanMs ?? 0),
       };
-      if (accumulate === null) this.o.observer?.faultRecovered(aw.fault.spec.kind, aw.record.recovered.wallMs / 1000);
+      const r = aw.record.recovered;
+      if (accumulate === null) this.o.observer?.faultRecovered(aw.fault.spec.kind, r.wallMs / 1000, r);
     }
     this.probation = true;
     logger().info({ action, part: detection.part, spare, virtual_ms: virtualMs }, 'recovered');
@@ -398,6 +425,10 @@ export class FaultCampaign implements FaultHooks {
       this.records[i].note ??= 'the workload ended before it was due';
     if (this.awaiting !== null) this.awaiting.record.note ??= 'no effect seen before the workload ended';
   }
+}
+
+function detectedAt(d: Detection): FaultDetectedAt {
+  return { mechanism: d.mechanism, part: d.part, tick: d.tick >= 0 ? d.tick : null };
 }
 
 function recordOf(f: CampaignFault): FaultRecord {

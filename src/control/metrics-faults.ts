@@ -2,12 +2,36 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { FAULT_KINDS, type FaultKind } from '../faults/types.js';
 import { TIME_BUCKETS } from './metrics-requests.js';
 
-/** What a fault campaign reports as it goes (FaultCampaign's observer; FaultMetrics implements it). */
+/** Where and when a fault was injected: its target's id, the virtual tick of the step that carried it. */
+export interface FaultInjectedAt {
+  readonly target: string;
+  readonly tick: number;
+}
+
+/** What detected it, and the part it named (`chip` r0.n1.c2, `host` r0.n1, `link` a-b, `nats` host:port). */
+export interface FaultDetectedAt {
+  readonly mechanism: string;
+  readonly part: { readonly kind: string; readonly id: string };
+  /** Virtual tick of the detection, or null when the detector has none. */
+  readonly tick: number | null;
+}
+
+/** How the deployment recovered: the action, the spare node that took over, the virtual pause. */
+export interface FaultRecoveredAt {
+  readonly action: string;
+  readonly spare: string | null;
+  readonly virtualMs: number;
+}
+
+/**
+ * What a fault campaign reports as it goes (FaultCampaign's observer; FaultMetrics counts by kind, the
+ * rack view also reads where each happened).
+ */
 export interface FaultObserver {
-  faultInjected(kind: FaultKind): void;
-  faultDetected(kind: FaultKind): void;
+  faultInjected(kind: FaultKind, at?: FaultInjectedAt): void;
+  faultDetected(kind: FaultKind, at?: FaultDetectedAt): void;
   /** Wall seconds from its detection to the deployment serving again. */
-  faultRecovered(kind: FaultKind, wallSeconds: number): void;
+  faultRecovered(kind: FaultKind, wallSeconds: number, at?: FaultRecoveredAt): void;
 }
 
 /**

@@ -79,8 +79,7 @@ export async function runExperimentWithRecords(
   const say = o.progress ?? (() => undefined);
   const spawnCluster = o.transport === 'nats' && o.natsUrl === undefined;
   const natsServers = spawnCluster ? (o.natsServers ?? 3) : 0;
-  const prepared = prepareExperiment(spec, natsServers);
-  const { plan, fabric, faults } = prepared;
+  const { plan, fabric, faults } = prepareExperiment(spec, natsServers);
   const numeric = spec.fidelity === 'numeric';
   const { weights } = loadModel(spec.model, {
     dtype: plan.options.dtype,
@@ -101,10 +100,16 @@ export async function runExperimentWithRecords(
       watchdogMs: o.watchdogMs,
     };
     say(`starting ${plan.topology.name}: ${plan.programs.size} chips with work`);
-    deployment = await Deployment.start(plan, fabric, opts);
+    // a watcher (the rack view) sees each Plan before its chips load, a recovery's included
+    const start = (p: Plan, f: Fabric) => {
+      o.watcher?.setPlan(p, f);
+      return Deployment.start(p, f, opts);
+    };
+    deployment = await start(plan, fabric);
     say('baseline: serving the workload without faults');
     const t0 = performance.now();
-    const engineOptions = { pace: 'max' as const, windowSteps: numeric ? WINDOW_STEPS_NUMERIC : undefined };
+    const windowSteps = numeric ? WINDOW_STEPS_NUMERIC : undefined;
+    const engineOptions = { pace: 'max' as const, windowSteps, observer: o.watcher };
     const baseline = await serveWorkload(new Engine(deployment, plan, engineOptions), spec.workload);
     const baselineSeconds = (performance.now() - t0) / 1000;
     say(`faulted run: ${faults.length} fault(s)`);
@@ -112,7 +117,8 @@ export async function runExperimentWithRecords(
     const wallT0 = performance.now();
     campaign = new FaultCampaign(deployment, plan, {
       faults,
-      start: (p, f) => Deployment.start(p, f, opts),
+      start,
+      observer: o.watcher,
       killNatsServer: async (i) => {
         if (cluster === null) return;
         logger().warn({ server: cluster.servers[i].url }, 'nats-server-kill: stopping a server of the cluster');

@@ -3,8 +3,11 @@
  * through it, the faults to inject and what must hold afterwards. Read from YAML by ./file.ts.
  */
 
-import type { LayoutSearch } from '../compiler/plan.js';
+import type { LayoutSearch, Plan } from '../compiler/plan.js';
+import type { EngineObserver } from '../control/engine-types.js';
+import type { FaultObserver } from '../control/metrics-faults.js';
 import type { FaultSpec, RandomFaults } from '../faults/types.js';
+import type { Fabric } from '../topology/fabric.js';
 
 export {
   FAULT_KINDS,
@@ -68,4 +71,11 @@ export interface ExperimentRunOptions {
   /** Wall-clock limit on a chip waiting for one frame: how soon a lost frame is declared missing. */
   readonly watchdogMs: number;
   readonly progress?: (message: string) => void;
+  /** Sees both runs as they go (the rack view of `--watch`): each Plan, the engines' and the campaign's reports. */
+  readonly watcher?: ExperimentWatcher;
+}
+
+/** What watches an experiment run: the Plans it runs (a recovery's included) and what they report. */
+export interface ExperimentWatcher extends EngineObserver, FaultObserver {
+  setPlan(plan: Plan, fabric: Fabric): void;
 }

@@ -9,6 +9,7 @@ import { registerCompletions } from './completions.js';
 import type { ServeContext } from './context.js';
 import { registerInfo, type MetricsSource } from './info.js';
 import { ID_TEXT, type TextCodec } from './text.js';
+import { registerView, type RackView } from '../view/index.js';
 
 /**
  * The HTTP server of `rackemu serve`: an OpenAI-compatible API over a CompletionEngine.
@@ -41,6 +42,8 @@ export interface ServerOptions {
   readonly rejected?: (reason: 'queue_full' | 'invalid' | 'draining') => void;
   /** Fault injection into the live deployment (admin routes); null until the chips are loaded. */
   readonly faults?: () => FaultControl | null;
+  /** The rack view served at / (src/view/); without one, / is 404. */
+  readonly view?: RackView;
 }
 
 export interface RackemuServer {
@@ -119,6 +122,7 @@ export function createServer(opts: ServerOptions): RackemuServer {
   registerCompletions(app, ctx);
   registerChat(app, ctx);
   registerInfo(app, ctx, opts.metrics);
+  if (opts.view) registerView(app, opts.view);
   if (opts.adminToken) {
     registerAdmin(app, ctx, {
       token: opts.adminToken,

@@ -2,10 +2,10 @@ import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 
 /**
- * Server-sent events as OpenAI streams them: one `data: <JSON>` event per chunk, a blank line after
- * each, and `data: [DONE]` at the end. The events go through a stream that fastify pipes to the
- * socket, so its hooks and connection handling stay in charge; a client that goes away destroys the
- * stream, and later writes are dropped.
+ * Server-sent events: as OpenAI streams them (one `data: <JSON>` event per chunk, a blank line after
+ * each, and `data: [DONE]` at the end), or named events (the rack view's `layout` and `update`). The
+ * events go through a stream that fastify pipes to the socket, so its hooks and connection handling
+ * stay in charge; a client that goes away destroys the stream, and later writes are dropped.
  */
 export class SseWriter {
   private readonly stream = new PassThrough();
@@ -32,6 +32,16 @@ export class SseWriter {
 
   data(chunk: unknown): void {
     if (!this.closed) this.stream.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  }
+
+  /** A named event (`event: <name>`) of data already serialised: one update goes to many pages. */
+  event(name: string, data: string): void {
+    if (!this.closed) this.stream.write(`event: ${name}\ndata: ${data}\n\n`);
+  }
+
+  /** Ends the stream (without OpenAI's `[DONE]`). */
+  end(): void {
+    if (!this.closed) this.stream.end();
   }
 
   done(): void {

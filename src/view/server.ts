@@ -1,0 +1,39 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ApiError, toApiError } from '../serve/api-error.js';
+import { logger } from '../util/log.js';
+import type { RackView } from './live.js';
+import { registerView } from './routes.js';
+
+/** A server of the rack view alone (`experiment run --watch`): `serve` adds the view to its API instead. */
+export interface ViewServer {
+  readonly url: string;
+  /** Sends the pages a last update and `end`, and stops listening. */
+  close(): Promise<void>;
+}
+
+export async function startViewServer(view: RackView, host: string, port: number): Promise<ViewServer> {
+  const app = Fastify({
+    loggerInstance: logger().child({ component: 'view' }, { level: 'warn' }),
+  }) as unknown as FastifyInstance;
+  registerView(app, view);
+  app.setErrorHandler((err, _req, reply) => {
+    const a = toApiError(err);
+    return reply.code(a.status).send(a.body());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const a = new ApiError(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', 'not_found');
+    return reply.code(404).send(a.body());
+  });
+  const url = await app.listen({ host, port });
+  return {
+    url,
+    close: async () => {
+      const cut = setTimeout(() => app.server.closeAllConnections(), 1000);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
+    },
+  };
+}
