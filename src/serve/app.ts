@@ -10,6 +10,7 @@ import type { ServeContext } from './context.js';
 import { registerInfo, type MetricsSource } from './info.js';
 import { ID_TEXT, type TextCodec } from './text.js';
 import { registerView, type RackView } from '../view/index.js';
+import { closeServer } from './close.js';
 
 /**
  * The HTTP server of `rackemu serve`: an OpenAI-compatible API over a CompletionEngine.
@@ -60,24 +61,6 @@ export interface RackemuServer {
   readonly closed: Promise<void>;
   /** Stops listening and closes every connection (after a grace period for responses being written). */
   close(): Promise<void>;
-}
-
-/** How long close() lets connections finish what they are writing before it cuts them. */
-export const CLOSE_GRACE_MS = 1000;
-
-/**
- * fastify's close() stops listening and closes idle keep-alive connections, but waits for any other:
- * a client that opened a connection and sent nothing (HTTP clients pre-connect) would hold the close
- * for node's headersTimeout (60 s). Once the engine has drained, nothing is left to wait for but
- * responses being flushed: after a grace period every connection is closed.
- */
-async function closeServer(app: FastifyInstance): Promise<void> {
-  const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
-  try {
-    await app.close();
-  } finally {
-    clearTimeout(cut);
-  }
 }
 
 export function createServer(opts: ServerOptions): RackemuServer {

@@ -56,7 +56,8 @@ export class RackView implements EngineObserver, FaultObserver {
   private recovering = new Set<number>();
   /** Between a fault's detection and its recovery. */
   private inRecovery = false;
-  private now: { plan: Plan; fabric: Fabric } | null = null;
+  /** The Plan the deployment runs, and its fabric. */
+  private deployed: { plan: Plan; fabric: Fabric } | null = null;
 
   constructor(
     private readonly fidelity: string,
@@ -69,7 +70,7 @@ export class RackView implements EngineObserver, FaultObserver {
   /** The Plan the deployment runs (at start-up, and as a recovery starts the re-planned one). */
   setPlan(plan: Plan, fabric: Fabric): void {
     const before = this.layoutNow;
-    this.now = { plan, fabric };
+    this.deployed = { plan, fabric };
     this.layoutNow = viewLayout(plan, fabric, this.fidelity, ++this.planId);
     if (before !== null && this.inRecovery) {
       // the chips that now hold work they did not hold before: a spare node standing in for a retired one
@@ -87,7 +88,7 @@ export class RackView implements EngineObserver, FaultObserver {
 
   /** The Plan the deployment runs, and its fabric. */
   get current(): { readonly plan: Plan; readonly fabric: Fabric } | null {
-    return this.now;
+    return this.deployed;
   }
 
   stepRan(s: StepRan): void {
@@ -124,8 +125,8 @@ export class RackView implements EngineObserver, FaultObserver {
   faultDetected(kind: FaultKind, at?: FaultDetectedAt): void {
     this.faultCounts.detected++;
     this.inRecovery = true;
-    if (at !== undefined && this.now !== null) {
-      const f = this.now.fabric;
+    if (at !== undefined && this.deployed !== null) {
+      const f = this.deployed.fabric;
       if (at.part.kind === 'chip') this.markDead([f.chipIndex(at.part.id)]);
       if (at.part.kind === 'host') {
         const first = f.chipIndex(`${at.part.id}.c0`);

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ApiError, toApiError } from '../serve/api-error.js';
+import { closeServer } from '../serve/close.js';
 import { logger } from '../util/log.js';
 import type { RackView } from './live.js';
 import { registerView } from './routes.js';
@@ -27,13 +28,6 @@ export async function startViewServer(view: RackView, host: string, port: number
   const url = await app.listen({ host, port });
   return {
     url,
-    close: async () => {
-      const cut = setTimeout(() => app.server.closeAllConnections(), 1000);
-      try {
-        await app.close();
-      } finally {
-        clearTimeout(cut);
-      }
-    },
+    close: () => closeServer(app),
   };
 }
