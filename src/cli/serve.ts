@@ -158,12 +158,12 @@ async function serve(flags: ServeFlags, out: (s: string) => void): Promise<void>
       faults = faultControl(campaign, wallT0);
       const setup = { deployment, plan, pace: flags.pace, maxWaiting: flags.maxWaiting, faults: campaign };
       metrics.setPlan(plan, fabric);
-      const watch = {
+      const engineOptions = {
         observer: fanOut(metrics, view),
         lookaheadSteps: flags.lookahead,
         windowSteps: flags.windowSteps,
       };
-      engine.attach(createEngine({ ...setup, ...watch }));
+      engine.attach(createEngine({ ...setup, ...engineOptions }));
       log.info({ model: plan.model.name, topology: plan.topology.name, fidelity: flags.fidelity }, 'ready');
     }
     await server.closed;

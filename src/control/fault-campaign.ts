@@ -96,16 +96,8 @@ export class FaultCampaign implements FaultHooks {
   private probation = false;
   /** The fault detected last: a repeat failure of its part (a persistent fault) updates its recovery. */
   private last: { record: FaultRecord; fault: CampaignFault } | null = null;
-  /** A failure detected (failed()) and not yet recovered from: what detected it, and its fault. */
-  private detected: {
-    failure: WindowFailure;
-    detection: Detection;
-    /** The link found down by its status register, when the failure crossed one. */
-    down: Detection['part'] | null;
-    aw: { record: FaultRecord; fault: CampaignFault; firstStep: number } | null;
-    /** A persistent fault's recovery so far: this recovery adds to it. */
-    accumulate: { wallMs: number; virtualMs: number; replanMs: number } | null;
-  } | null = null;
+  /** A failure detected (failed()) and not yet recovered from. */
+  private detected: Detected | null = null;
 
   constructor(
     private deployment: Deployment,
@@ -242,10 +234,10 @@ export class FaultCampaign implements FaultHooks {
    * behind a dead one takes a few watchdog periods.
    */
   failed(failure: WindowFailure): void {
-    this.detected = { failure, ...this.detect(failure) };
+    this.detected = this.detect(failure);
   }
 
-  private detect(failure: WindowFailure): Omit<NonNullable<FaultCampaign['detected']>, 'failure'> {
+  private detect(failure: WindowFailure): Detected {
     const seen =
       failure.error !== null
         ? detectError(failure.error, this.plan, this.fabric)
@@ -271,11 +263,11 @@ export class FaultCampaign implements FaultHooks {
     } else {
       logger().warn({ part: detection.part }, `failure with no fault awaiting detection: ${detection.message}`);
     }
-    return { detection, down, aw, accumulate };
+    return { failure, detection, down, aw, accumulate };
   }
 
   async recover(failure: WindowFailure): Promise<Recovered> {
-    const known = this.detected?.failure === failure ? this.detected : { failure, ...this.detect(failure) };
+    const known = this.detected?.failure === failure ? this.detected : this.detect(failure);
     this.detected = null;
     const { detection, down, aw, accumulate } = known;
     const { part, again } = down === null ? this.repeat(detection.part) : { part: down, again: true };
@@ -425,6 +417,18 @@ export class FaultCampaign implements FaultHooks {
       this.records[i].note ??= 'the workload ended before it was due';
     if (this.awaiting !== null) this.awaiting.record.note ??= 'no effect seen before the workload ended';
   }
+}
+
+/** A window's failure: what detected it, and the fault it was. */
+interface Detected {
+  readonly failure: WindowFailure;
+  readonly detection: Detection;
+  /** The link found down by its status register, when the failure crossed one. */
+  readonly down: Detection['part'] | null;
+  /** The fault it was (null: none awaited detection). */
+  readonly aw: { record: FaultRecord; fault: CampaignFault; firstStep: number } | null;
+  /** A persistent fault's recovery so far: this recovery adds to it. */
+  readonly accumulate: { wallMs: number; virtualMs: number; replanMs: number } | null;
 }
 
 function detectedAt(d: Detection): FaultDetectedAt {

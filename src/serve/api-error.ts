@@ -35,6 +35,11 @@ export class ApiError extends Error {
   }
 }
 
+/** A 404 for a path no route serves. */
+export function notFound(method: string, url: string): ApiError {
+  return new ApiError(404, `Invalid URL (${method} ${url})`, 'invalid_request_error', 'not_found');
+}
+
 /** A 400 for a request field: `param` names it as the request spells it (`prompt[3]`, `messages[0].role`). */
 export function badRequest(message: string, param: string | null, code = 'invalid_value'): ApiError {
   return new ApiError(400, message, 'invalid_request_error', code, param);

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { CompletionEngine } from '../control/engine-types.js';
 import { logger } from '../util/log.js';
 import { registerAdmin, type FaultControl } from './admin.js';
-import { ApiError, fromValidation, toApiError } from './api-error.js';
+import { ApiError, fromValidation, notFound, toApiError } from './api-error.js';
 import { registerChat } from './chat.js';
 import { registerCompletions } from './completions.js';
 import type { ServeContext } from './context.js';
@@ -144,8 +144,5 @@ function installErrorHandlers(app: FastifyInstance, log: Logger, rejected: Serve
     }
     return reply.code(a.status).headers(a.headers).send(a.body());
   });
-  app.setNotFoundHandler((req, reply) => {
-    const a = new ApiError(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', 'not_found');
-    return reply.code(404).send(a.body());
-  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(notFound(req.method, req.url).body()));
 }

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { ApiError, toApiError } from '../serve/api-error.js';
+import { notFound, toApiError } from '../serve/api-error.js';
 import { closeServer } from '../serve/close.js';
 import { logger } from '../util/log.js';
 import type { RackView } from './live.js';
@@ -21,10 +21,7 @@ export async function startViewServer(view: RackView, host: string, port: number
     const a = toApiError(err);
     return reply.code(a.status).send(a.body());
   });
-  app.setNotFoundHandler((req, reply) => {
-    const a = new ApiError(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', 'not_found');
-    return reply.code(404).send(a.body());
-  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(notFound(req.method, req.url).body()));
   const url = await app.listen({ host, port });
   return {
     url,

@@ -14,10 +14,6 @@ interface ViewStats {
   cells: number;
   layouts: number;
   updates: number;
-  /** Main-thread ms applying updates: the last, the largest, and the sum. */
-  lastApplyMs: number;
-  maxApplyMs: number;
-  totalApplyMs: number;
   /** Main-thread ms of each of the last APPLY_SAMPLES updates (parse and apply). */
   applyMs: number[];
   /** Bytes of the last update's JSON, and ms spent building the grid for the last layout. */
@@ -40,9 +36,6 @@ const stats: ViewStats = {
   cells: 0,
   layouts: 0,
   updates: 0,
-  lastApplyMs: 0,
-  maxApplyMs: 0,
-  totalApplyMs: 0,
   applyMs: [],
   lastUpdateBytes: 0,
   layoutMs: 0,
@@ -101,9 +94,6 @@ function onUpdate(text: string): void {
   racks.dispatchEvent(new Event('rackview:update'));
   const ms = performance.now() - t0;
   stats.updates++;
-  stats.lastApplyMs = ms;
-  stats.maxApplyMs = Math.max(stats.maxApplyMs, ms);
-  stats.totalApplyMs += ms;
   stats.lastUpdateBytes = text.length;
   stats.applyMs.push(ms);
   if (stats.applyMs.length > APPLY_SAMPLES) stats.applyMs.shift();
